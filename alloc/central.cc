@@ -1,0 +1,192 @@
+// Central free lists (central.h).
+#include "alloc/central.h"
+
+#include "alloc/lock.h"
+#include "alloc/page_heap.h"
+
+namespace assay::internal::central {
+namespace {
+
+inline constexpr size_t kTransferSlots = 16;
+
+struct Batch {
+  void* head;
+  uint32_t count;
+};
+
+struct alignas(64) ClassList {
+  Mutex mu;
+  uint32_t nbatches = 0;
+  Batch batches[kTransferSlots] = {};  // whole batches, ready to hand out
+  Span* nonempty = nullptr;            // spans with free or uncarved blocks
+  Span* empty_kept = nullptr;          // one wholly free span kept to avoid churn
+  uint64_t touches = 0;                // Take/Give calls, for idle detection
+  uint64_t touches_at_drain = 0;
+  ClassStats stats{};
+};
+constinit ClassList g_lists[kNumClasses];
+
+void ListPush(ClassList& l, Span* s) {
+  s->prev = nullptr;
+  s->next = l.nonempty;
+  if (l.nonempty != nullptr) l.nonempty->prev = s;
+  l.nonempty = s;
+  s->in_list = 1;
+}
+
+void ListRemove(ClassList& l, Span* s) {
+  if (s->prev != nullptr) s->prev->next = s->next; else l.nonempty = s->next;
+  if (s->next != nullptr) s->next->prev = s->prev;
+  s->next = s->prev = nullptr;
+  s->in_list = 0;
+}
+
+// Returns one block to its span; frees the span when it empties.
+// Returns bytes handed to the page heap.
+size_t ReturnToSpan(ClassList& l, size_t cls, void* block) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(block);
+  Segment* seg = SegmentOf(a);
+  Span* span = &seg->spans[seg->slice_map[SliceOf(a)].first];
+  *static_cast<void**>(block) = span->free_list;
+  span->free_list = block;
+  l.stats.blocks_out--;
+  if (--span->used != 0) {
+    if (!span->in_list) ListPush(l, span);
+    return 0;
+  }
+  if (span->in_list) ListRemove(l, span);
+  if (l.empty_kept == nullptr) {
+    l.empty_kept = span;
+    return 0;
+  }
+  l.stats.spans--;
+  const size_t bytes = span->slices * kSliceSize;
+  (void)cls;
+  page_heap::FreeSpan(span);
+  return bytes;
+}
+
+// Pops one block from a span with room; the span leaves the list when full.
+ASSAY_INLINE void* CarveFrom(ClassList& l, Span* span, const SizeClassInfo& c) {
+  void* b = span->free_list;
+  if (b != nullptr) {
+    span->free_list = *static_cast<void**>(b);
+  } else {
+    b = SpanStart(span) + span->bump;
+    span->bump += c.size;
+  }
+  span->used++;
+  if (span->free_list == nullptr && span->bump + c.size > span->slices * kSliceSize) {
+    ListRemove(l, span);
+  }
+  return b;
+}
+
+Span* NewSpan(ClassList& l, size_t cls) {
+  Span* span = l.empty_kept;
+  if (span != nullptr) {
+    l.empty_kept = nullptr;
+  } else {
+    bool zeroed;
+    span = page_heap::AllocSpan(kClasses[cls].span_slices, SpanKind::kSmall,
+                                static_cast<uint8_t>(cls), &zeroed);
+    if (span == nullptr) return nullptr;
+    l.stats.spans++;
+  }
+  ListPush(l, span);
+  return span;
+}
+
+}  // namespace
+
+size_t Take(size_t cls, size_t want, void** head) {
+  ClassList& l = g_lists[cls];
+  const SizeClassInfo& c = kClasses[cls];
+  LockGuard lock(l.mu);
+  l.touches++;
+  if (l.nbatches > 0) {
+    const Batch b = l.batches[--l.nbatches];
+    l.stats.transfer_blocks -= b.count;
+    *head = b.head;
+    return b.count;
+  }
+  void* first = nullptr;
+  void** link = &first;
+  size_t n = 0;
+  while (n < want) {
+    Span* span = l.nonempty;
+    if (span == nullptr && (span = NewSpan(l, cls)) == nullptr) break;
+    void* b = CarveFrom(l, span, c);
+    *link = b;
+    link = static_cast<void**>(b);
+    ++n;
+  }
+  *link = nullptr;
+  l.stats.blocks_out += n;
+  *head = first;
+  return n;
+}
+
+void Give(size_t cls, void* head, size_t n) {
+  ClassList& l = g_lists[cls];
+  LockGuard lock(l.mu);
+  l.touches++;
+  if (n == kClasses[cls].batch && l.nbatches < kTransferSlots) {
+    l.batches[l.nbatches++] = Batch{head, static_cast<uint32_t>(n)};
+    l.stats.transfer_blocks += n;
+    return;
+  }
+  while (head != nullptr) {
+    void* next = *static_cast<void**>(head);
+    ReturnToSpan(l, cls, head);
+    head = next;
+  }
+}
+
+size_t Drain(bool idle_only) {
+  size_t released = 0;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    ClassList& l = g_lists[cls];
+    LockGuard lock(l.mu);
+    if (idle_only && l.touches != l.touches_at_drain) {
+      l.touches_at_drain = l.touches;
+      continue;
+    }
+    l.touches_at_drain = l.touches;
+    while (l.nbatches > 0) {
+      const Batch b = l.batches[--l.nbatches];
+      l.stats.transfer_blocks -= b.count;
+      for (void* p = b.head; p != nullptr;) {
+        void* next = *static_cast<void**>(p);
+        released += ReturnToSpan(l, cls, p);
+        p = next;
+      }
+    }
+    if (l.empty_kept != nullptr) {
+      Span* span = l.empty_kept;
+      l.empty_kept = nullptr;
+      l.stats.spans--;
+      released += span->slices * kSliceSize;
+      page_heap::FreeSpan(span);
+    }
+  }
+  return released;
+}
+
+ClassStats GetClassStats(size_t cls) {
+  ClassList& l = g_lists[cls];
+  LockGuard lock(l.mu);
+  return l.stats;
+}
+
+void LockForFork() {
+  for (size_t cls = 1; cls < kNumClasses; ++cls) g_lists[cls].mu.Lock();
+}
+
+void UnlockAfterFork(bool child) {
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    if (child) g_lists[cls].mu.ResetAfterFork(); else g_lists[cls].mu.Unlock();
+  }
+}
+
+}  // namespace assay::internal::central

@@ -1,0 +1,31 @@
+// The allocator's operations above the fast paths: initialisation, the slow
+// paths, calloc, realloc, aligned allocation, combined allocation, trim,
+// statistics and fork. alloc/malloc_api.cc and alloc/new_delete.cc are thin
+// shims over these and over the fast paths in thread_cache.h.
+#pragma once
+
+#include "alloc/base.h"
+#include "assay/assay.h"
+
+namespace assay::internal::heap {
+
+// Reads ASSAY_OPTIONS and registers the thread-exit key and fork handlers,
+// once. Safe to call from any thread, and re-entrantly from allocations that
+// initialisation itself causes.
+void EnsureInit();
+
+void* Calloc(size_t count, size_t size);
+void* Realloc(void* p, size_t n);
+// align must be a power of two; nullptr with errno ENOMEM on failure.
+void* AlignedAlloc(size_t align, size_t n);
+// Usable size of a live block; reports and aborts on a pointer assay never returned.
+size_t UsableSize(const void* p);
+int Comalloc(size_t n, const size_t* sizes, void** out);
+void BulkFree(void** ptrs, size_t n);
+size_t Trim();
+void GetStats(assay_stats* out);
+
+// "assay: invalid <what> of 0x...", then abort.
+[[noreturn]] void ReportInvalid(const char* what, const void* p);
+
+}  // namespace assay::internal::heap

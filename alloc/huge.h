@@ -1,0 +1,44 @@
+// Huge blocks (above kMaxLargeSize): each is its own mapping, recorded in a
+// hash table keyed by address under one lock. free() reaches here only for
+// pointers outside every segment, so the table also decides "invalid free".
+#pragma once
+
+#include "alloc/base.h"
+
+namespace assay::internal::huge {
+
+// A fresh zeroed block of at least n bytes aligned to `align` (a power of
+// two); nullptr when the OS has no memory.
+void* Alloc(size_t n, size_t align);
+
+// Unmaps p if it is a huge block's start; false if it is not.
+bool Free(void* p);
+
+// Usable bytes of huge block p, or 0 if p is not a huge block's start.
+size_t UsableSize(const void* p);
+
+// Resizes huge block p to hold n (> kMaxLargeSize) bytes, keeping its
+// contents; mremap moves it without copying. Returns the new address, or
+// nullptr when the OS has no memory (p is then untouched).
+//
+// Concurrency: p's entry is removed from the table before mremap releases
+// p's old address range, and the new range is entered after, so another
+// thread that maps the old range meanwhile can register it without clashing
+// (the race of the 2011 jemalloc huge-realloc report).
+void* Resize(void* p, size_t n);
+
+struct Stats {
+  size_t blocks;
+  size_t mapped;          // bytes mapped for huge blocks
+  size_t unmapped_total;  // cumulative
+  size_t table_bytes;     // the table's own memory
+};
+Stats GetStats();
+
+// Calls fn(address, usable_bytes, arg) for every huge block, under the lock.
+void ForEach(void (*fn)(void* p, size_t usable, void* arg), void* arg);
+
+void LockForFork();
+void UnlockAfterFork(bool child);
+
+}  // namespace assay::internal::huge

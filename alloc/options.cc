@@ -1,0 +1,106 @@
+// The ASSAY_OPTIONS table and its parser (see options.h).
+#include "alloc/options.h"
+
+#include <string.h>
+
+#include "alloc/os.h"
+
+namespace assay::internal {
+namespace {
+
+constinit Options g_options;
+
+struct OptionSpec {
+  const char* name;
+  int64_t Options::*field;
+  int64_t min;
+  int64_t max;
+  const char* form;  // the accepted form, for the error line
+};
+
+constexpr OptionSpec kSpecs[] = {
+    {"decay_ms", &Options::decay_ms, -1, int64_t{1} << 40, "milliseconds, -1 (never) or more"},
+    {"background_thread", &Options::background_thread, 0, 1, "0 or 1"},
+    {"thread_cache_bytes", &Options::thread_cache_bytes, 0, int64_t{1} << 40,
+     "bytes with optional k/m/g suffix"},
+};
+
+void Complain(const char* what, const char* key, size_t key_len, const char* form) {
+  os::WriteStderr("assay: ASSAY_OPTIONS: ");
+  os::WriteStderr(what);
+  os::WriteStderr(" '");
+  os::WriteStderr(key, key_len);
+  os::WriteStderr("'");
+  if (form != nullptr) {
+    os::WriteStderr(" (expected ");
+    os::WriteStderr(form);
+    os::WriteStderr(")");
+  }
+  os::WriteStderr("; keeping the default\n");
+}
+
+}  // namespace
+
+const Options& GetOptions() { return g_options; }
+
+bool ParseSize(const char* s, size_t len, int64_t* out) {
+  if (len == 0) return false;
+  bool negative = false;
+  size_t i = 0;
+  if (s[0] == '-') {
+    negative = true;
+    i = 1;
+  }
+  if (i == len) return false;
+  const size_t digits_start = i;
+  int64_t v = 0;
+  for (; i < len && s[i] >= '0' && s[i] <= '9'; ++i) {
+    if (v > (int64_t{1} << 50)) return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (i == digits_start) return false;  // no digits (a bare suffix or sign)
+  int shift = 0;
+  if (i < len) {
+    switch (s[i]) {
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
+      default: return false;
+    }
+    if (++i != len) return false;
+  }
+  if (shift != 0 && v > (int64_t{1} << (62 - shift))) return false;
+  v <<= shift;
+  *out = negative ? -v : v;
+  return true;
+}
+
+void InitOptions(const char* text) {
+  if (text == nullptr) return;
+  const char* p = text;
+  while (*p != '\0') {
+    const char* end = strchr(p, ',');
+    if (end == nullptr) end = p + strlen(p);
+    const char* eq = static_cast<const char*>(memchr(p, '=', static_cast<size_t>(end - p)));
+    const size_t key_len = static_cast<size_t>((eq != nullptr ? eq : end) - p);
+    if (key_len > 0 || eq != nullptr) {
+      const OptionSpec* spec = nullptr;
+      for (const OptionSpec& s : kSpecs) {
+        if (strlen(s.name) == key_len && strncmp(s.name, p, key_len) == 0) spec = &s;
+      }
+      int64_t v = 0;
+      if (spec == nullptr) {
+        Complain("unknown key", p, key_len, nullptr);
+      } else if (eq == nullptr ||
+                 !ParseSize(eq + 1, static_cast<size_t>(end - eq - 1), &v) || v < spec->min ||
+                 v > spec->max) {
+        Complain("bad value for", p, key_len, spec->form);
+      } else {
+        g_options.*(spec->field) = v;
+      }
+    }
+    p = *end == ',' ? end + 1 : end;
+  }
+}
+
+}  // namespace assay::internal

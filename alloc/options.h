@@ -1,0 +1,28 @@
+// ASSAY_OPTIONS: the allocator's tuning knobs, in one table. Read once at
+// initialisation without allocating: comma-separated key=value, sizes with
+// k/m/g suffixes. An unknown key or a bad value prints one line on stderr
+// naming it and the accepted form; the default is kept.
+#pragma once
+
+#include "alloc/base.h"
+
+namespace assay::internal {
+
+struct Options {
+  int64_t decay_ms = 1000;               // free pages stay resident this long; 0 at once, -1 never
+  int64_t background_thread = 1;         // purge from a background thread (else on slow paths)
+  int64_t thread_cache_bytes = 4 << 20;  // bound on the free bytes one thread cache holds
+};
+
+// The options in force. Valid after InitOptions(); defaults before.
+const Options& GetOptions();
+
+// Parses `text` (the value of ASSAY_OPTIONS; may be null) into the options in
+// force. Called once from the allocator's initialisation.
+void InitOptions(const char* text);
+
+// Parses an integer with an optional one-letter k/m/g (or K/M/G) suffix,
+// multiplying by 2^10, 2^20 or 2^30. Returns false on anything else.
+bool ParseSize(const char* s, size_t len, int64_t* out);
+
+}  // namespace assay::internal

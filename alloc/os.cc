@@ -1,0 +1,131 @@
+// Linux implementation of the OS seam (alloc/os.h).
+#include "alloc/os.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace assay::internal::os {
+namespace {
+
+// Restores errno when it goes out of scope.
+class ErrnoKeeper {
+ public:
+  ErrnoKeeper() : saved_(errno) {}
+  ~ErrnoKeeper() { errno = saved_; }
+
+ private:
+  int saved_;
+};
+
+}  // namespace
+
+void* MapAligned(size_t size, size_t align) {
+  ErrnoKeeper keep;
+  if (align <= kPageSize) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  const size_t over = size + align;
+  if (over < size) return nullptr;
+  void* p = mmap(nullptr, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = AlignUp(base, align);
+  if (aligned > base) munmap(p, aligned - base);
+  const uintptr_t end = base + over;
+  if (end > aligned + size) munmap(reinterpret_cast<void*>(aligned + size), end - aligned - size);
+  return reinterpret_cast<void*>(aligned);
+}
+
+void Unmap(void* p, size_t size) {
+  ErrnoKeeper keep;
+  munmap(p, size);
+}
+
+void* Remap(void* p, size_t old_size, size_t new_size) {
+  ErrnoKeeper keep;
+  void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  return q == MAP_FAILED ? nullptr : q;
+}
+
+void Purge(void* p, size_t size) {
+  ErrnoKeeper keep;
+  // MADV_DONTNEED, not MADV_FREE: the pages leave RSS now, so resident
+  // memory visibly follows the live heap.
+  madvise(p, size, MADV_DONTNEED);
+}
+
+void FutexWait(const uint32_t* word, uint32_t expected, int64_t timeout_ms) {
+  ErrnoKeeper keep;
+  struct timespec ts;
+  struct timespec* tsp = nullptr;
+  if (timeout_ms >= 0) {
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = (timeout_ms % 1000) * 1000000;
+    tsp = &ts;
+  }
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, tsp, nullptr, 0);
+}
+
+void FutexWake(const uint32_t* word, int count) {
+  ErrnoKeeper keep;
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+}
+
+uint64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+uint64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t ThreadId() {
+  ErrnoKeeper keep;
+  return static_cast<uint64_t>(syscall(SYS_gettid));
+}
+
+void Yield() { sched_yield(); }
+
+const char* GetEnv(const char* name) {
+  // Walk environ directly: getenv() does not allocate in glibc either, but
+  // this keeps the contract in our hands and works before libc is set up
+  // (environ is then null and nothing is found).
+  char** env = environ;
+  if (env == nullptr) return nullptr;
+  const size_t len = strlen(name);
+  for (; *env != nullptr; ++env) {
+    if (strncmp(*env, name, len) == 0 && (*env)[len] == '=') return *env + len + 1;
+  }
+  return nullptr;
+}
+
+void WriteStderr(const char* s, size_t n) {
+  ErrnoKeeper keep;
+  while (n > 0) {
+    const ssize_t w = write(2, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void WriteStderr(const char* s) { WriteStderr(s, strlen(s)); }
+
+void Abort() { abort(); }
+
+}  // namespace assay::internal::os

@@ -1,0 +1,288 @@
+// The page heap (page_heap.h): first fit over segments in address order of
+// creation, with runs found by bit tricks on each segment's 64-bit free mask.
+#include "alloc/page_heap.h"
+
+#include <bit>
+
+#include "alloc/lock.h"
+#include "alloc/options.h"
+#include "alloc/os.h"
+
+namespace assay::internal {
+
+namespace segment_map {
+uint64_t g_bits[kWords];
+
+void Set(uintptr_t segment_base, bool present) {
+  const uintptr_t idx = segment_base >> kSegmentShift;
+  const uint64_t bit = uint64_t{1} << (idx % 64);
+  if (present) {
+    __atomic_fetch_or(&g_bits[idx / 64], bit, __ATOMIC_RELEASE);
+  } else {
+    __atomic_fetch_and(&g_bits[idx / 64], ~bit, __ATOMIC_RELEASE);
+  }
+}
+}  // namespace segment_map
+
+void Segment::Validate() const {
+  auto fail = [](const char* what) {
+    os::WriteStderr("assay: segment invariant broken: ");
+    os::WriteStderr(what);
+    os::WriteStderr("\n");
+    os::Abort();
+  };
+  if (magic != kSegmentMagic) fail("magic");
+  if (spans[0].kind != SpanKind::kHeader) fail("slice 0 is not the header");
+  if ((dirty_mask & ~free_mask) != 0) fail("dirty slice not free");
+  if ((free_mask & 1) != 0) fail("header slice marked free");
+  size_t i = 1;
+  while (i < kSlicesPerSegment) {
+    if ((free_mask >> i) & 1) {
+      if (slice_map[i].cls != 0) fail("free slice has a class");
+      ++i;
+      continue;
+    }
+    const Span& s = spans[i];
+    if (s.first != i || s.slices == 0 || i + s.slices > kSlicesPerSegment) fail("span bounds");
+    if (s.kind != SpanKind::kSmall && s.kind != SpanKind::kLarge) fail("span kind");
+    for (size_t j = i; j < i + s.slices; ++j) {
+      if ((free_mask >> j) & 1) fail("span slice marked free");
+      if (slice_map[j].first != i) fail("slice map first");
+      if (slice_map[j].cls != (s.kind == SpanKind::kSmall ? s.cls : 0)) fail("slice map class");
+    }
+    i += s.slices;
+  }
+}
+
+namespace page_heap {
+namespace {
+
+struct State {
+  Mutex mu;
+  Segment* head = nullptr;  // oldest first
+  Segment* tail = nullptr;
+  Stats stats{};
+};
+constinit State g;
+
+ASSAY_INLINE uint64_t RunBits(size_t first, size_t n) {
+  return (n >= 64 ? ~uint64_t{0} : ((uint64_t{1} << n) - 1)) << first;
+}
+
+// Index of the lowest run of n set bits in mask, or -1.
+int FindRun(uint64_t mask, size_t n) {
+  uint64_t m = mask;
+  size_t have = 1;
+  while (have < n && m != 0) {
+    const size_t step = have < n - have ? have : n - have;
+    m &= m >> step;
+    have += step;
+  }
+  return m == 0 ? -1 : std::countr_zero(m);
+}
+
+Segment* NewSegment() {
+  void* mem = os::MapAligned(kSegmentSize, kSegmentSize);
+  if (mem == nullptr) return nullptr;
+  Segment* seg = static_cast<Segment*>(mem);  // zero-filled by the OS
+  seg->magic = kSegmentMagic;
+  seg->layout_version = kSegmentLayoutVersion;
+  seg->spans[0].kind = SpanKind::kHeader;
+  seg->spans[0].slices = 1;
+  seg->free_mask = kAllSpanSlices;
+  seg->empty_since_ms = os::NowMs();
+  seg->prev = g.tail;
+  if (g.tail != nullptr) g.tail->next = seg; else g.head = seg;
+  g.tail = seg;
+  g.stats.segments++;
+  g.stats.mapped += kSegmentSize;
+  g.stats.free_clean += kSegmentSize - kSliceSize;
+  segment_map::Set(seg->Base(), true);
+  return seg;
+}
+
+void UnmapSegment(Segment* seg) {
+  segment_map::Set(seg->Base(), false);
+  if (seg->prev != nullptr) seg->prev->next = seg->next; else g.head = seg->next;
+  if (seg->next != nullptr) seg->next->prev = seg->prev; else g.tail = seg->prev;
+  g.stats.segments--;
+  g.stats.mapped -= kSegmentSize;
+  g.stats.free_clean -= kSegmentSize - kSliceSize;
+  g.stats.unmapped_total += kSegmentSize;
+  os::Unmap(seg, kSegmentSize);
+}
+
+void MarkSpan(Segment* seg, size_t first, size_t n, SpanKind kind, uint8_t cls) {
+  Span& s = seg->spans[first];
+  s = Span{};
+  s.kind = kind;
+  s.cls = cls;
+  s.first = static_cast<uint8_t>(first);
+  s.slices = static_cast<uint8_t>(n);
+  for (size_t i = first; i < first + n; ++i) {
+    seg->slice_map[i].first = static_cast<uint8_t>(first);
+    __atomic_store_n(&seg->slice_map[i].cls, kind == SpanKind::kSmall ? cls : 0,
+                     __ATOMIC_RELAXED);
+  }
+}
+
+// Purges the dirty slices of seg selected by `bits`, in runs.
+size_t PurgeBits(Segment* seg, uint64_t bits) {
+  size_t released = 0;
+  while (bits != 0) {
+    const size_t start = static_cast<size_t>(std::countr_zero(bits));
+    const size_t len = static_cast<size_t>(std::countr_one(bits >> start));
+    os::Purge(seg->SliceAddress(start), len * kSliceSize);
+    released += len * kSliceSize;
+    bits &= ~RunBits(start, len);
+  }
+  return released;
+}
+
+size_t PurgeLocked(uint64_t now_ms, uint64_t age_ms) {
+  size_t released = 0;
+  for (Segment* seg = g.head; seg != nullptr;) {
+    Segment* next = seg->next;
+    uint64_t old = 0;
+    for (uint64_t d = seg->dirty_mask; d != 0; d &= d - 1) {
+      const size_t i = static_cast<size_t>(std::countr_zero(d));
+      if (now_ms - seg->freed_at_ms[i] >= age_ms) old |= uint64_t{1} << i;
+    }
+    if (old != 0) {
+      const size_t n = PurgeBits(seg, old);
+      seg->dirty_mask &= ~old;
+      g.stats.dirty -= n;
+      g.stats.free_clean += n;
+      g.stats.purged_total += n;
+      released += n;
+    }
+    if (seg->free_mask == kAllSpanSlices && seg->dirty_mask == 0 &&
+        now_ms - seg->empty_since_ms >= age_ms) {
+      UnmapSegment(seg);
+      released += kSliceSize;  // the header page(s) go too
+    }
+    seg = next;
+  }
+  return released;
+}
+
+}  // namespace
+
+Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
+  LockGuard lock(g.mu);
+  Segment* found = nullptr;
+  int first = -1;
+  // Prefer dirty slices (resident already: no page faults, less RSS), then
+  // any free ones; oldest segment first so young segments can drain.
+  for (Segment* seg = g.head; seg != nullptr && found == nullptr; seg = seg->next) {
+    first = FindRun(seg->dirty_mask, slices);
+    if (first >= 0) found = seg;
+  }
+  for (Segment* seg = g.head; seg != nullptr && found == nullptr; seg = seg->next) {
+    first = FindRun(seg->free_mask, slices);
+    if (first >= 0) found = seg;
+  }
+  if (found == nullptr) {
+    found = NewSegment();
+    if (found == nullptr) return nullptr;
+    first = 1;
+  }
+  const uint64_t bits = RunBits(static_cast<size_t>(first), slices);
+  const uint64_t dirty = found->dirty_mask & bits;
+  *zeroed = dirty == 0;
+  found->free_mask &= ~bits;
+  found->dirty_mask &= ~bits;
+  const size_t dirty_bytes = static_cast<size_t>(std::popcount(dirty)) * kSliceSize;
+  g.stats.dirty -= dirty_bytes;
+  g.stats.free_clean -= slices * kSliceSize - dirty_bytes;
+  MarkSpan(found, static_cast<size_t>(first), slices, kind, cls);
+  if (kind == SpanKind::kLarge) {
+    g.stats.large_spans++;
+    g.stats.large_bytes += slices * kSliceSize;
+  }
+  return &found->spans[first];
+}
+
+void FreeSpan(Span* span) {
+  Segment* seg = SegmentOfSpan(span);
+  const uint64_t now = os::NowMs();
+  LockGuard lock(g.mu);
+  const size_t first = span->first;
+  const size_t n = span->slices;
+  if (span->kind == SpanKind::kLarge) {
+    g.stats.large_spans--;
+    g.stats.large_bytes -= n * kSliceSize;
+  }
+  for (size_t i = first; i < first + n; ++i) {
+    __atomic_store_n(&seg->slice_map[i].cls, 0, __ATOMIC_RELAXED);
+    seg->freed_at_ms[i] = now;
+  }
+  *span = Span{};
+  const uint64_t bits = RunBits(first, n);
+  seg->free_mask |= bits;
+  seg->dirty_mask |= bits;
+  g.stats.dirty += n * kSliceSize;
+  if (seg->free_mask == kAllSpanSlices) seg->empty_since_ms = now;
+}
+
+bool ResizeLargeInPlace(Span* span, size_t slices) {
+  Segment* seg = SegmentOfSpan(span);
+  LockGuard lock(g.mu);
+  const size_t first = span->first;
+  const size_t n = span->slices;
+  if (slices == n) return true;
+  if (first + slices > kSlicesPerSegment) return false;
+  if (slices > n) {
+    const uint64_t grow = RunBits(first + n, slices - n);
+    if ((seg->free_mask & grow) != grow) return false;
+    const size_t dirty_bytes =
+        static_cast<size_t>(std::popcount(seg->dirty_mask & grow)) * kSliceSize;
+    seg->free_mask &= ~grow;
+    seg->dirty_mask &= ~grow;
+    g.stats.dirty -= dirty_bytes;
+    g.stats.free_clean -= (slices - n) * kSliceSize - dirty_bytes;
+  } else {
+    const uint64_t shrink = RunBits(first + slices, n - slices);
+    const uint64_t now = os::NowMs();
+    for (size_t i = first + slices; i < first + n; ++i) seg->freed_at_ms[i] = now;
+    seg->free_mask |= shrink;
+    seg->dirty_mask |= shrink;
+    g.stats.dirty += (n - slices) * kSliceSize;
+  }
+  g.stats.large_bytes += slices * kSliceSize;
+  g.stats.large_bytes -= n * kSliceSize;
+  span->slices = static_cast<uint8_t>(slices);
+  for (size_t i = first; i < first + slices; ++i) seg->slice_map[i].first = static_cast<uint8_t>(first);
+  return true;
+}
+
+size_t Purge(uint64_t now_ms, uint64_t age_ms, bool wait) {
+  if (wait) {
+    g.mu.Lock();
+  } else if (!g.mu.TryLock()) {
+    return 0;
+  }
+  const size_t released = PurgeLocked(now_ms, age_ms);
+  g.mu.Unlock();
+  return released;
+}
+
+bool HasDirty() { return __atomic_load_n(&g.stats.dirty, __ATOMIC_RELAXED) != 0; }
+
+Stats GetStats() {
+  LockGuard lock(g.mu);
+  return g.stats;
+}
+
+void ForEachSegment(void (*fn)(const Segment*, void*), void* arg) {
+  LockGuard lock(g.mu);
+  for (Segment* seg = g.head; seg != nullptr; seg = seg->next) fn(seg, arg);
+}
+
+void LockForFork() { g.mu.Lock(); }
+void UnlockAfterFork(bool child) {
+  if (child) g.mu.ResetAfterFork(); else g.mu.Unlock();
+}
+
+}  // namespace page_heap
+}  // namespace assay::internal

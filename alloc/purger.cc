@@ -1,0 +1,117 @@
+// The purger (purger.h). The thread sleeps decay/4 between passes while any
+// free memory is dirty, and indefinitely (on a futex) once nothing is left.
+#include "alloc/purger.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "alloc/central.h"
+#include "alloc/options.h"
+#include "alloc/os.h"
+#include "alloc/page_heap.h"
+
+namespace assay::internal::purger {
+namespace {
+
+enum : uint32_t { kNotStarted = 0, kStarting, kRunning, kFailed };
+
+struct State {
+  uint32_t thread_state = kNotStarted;
+  uint32_t sleeping = 0;   // 1 while the thread waits for work indefinitely
+  uint32_t wake_word = 0;  // futex word the thread sleeps on
+  uint64_t last_inline_ms = 0;
+};
+constinit State g;
+
+uint64_t Interval(int64_t decay_ms) {
+  const int64_t quarter = decay_ms / 4;
+  return static_cast<uint64_t>(quarter < 10 ? 10 : (quarter > 1000 ? 1000 : quarter));
+}
+
+// One pass: idle central caches back to spans, old dirty slices to the OS.
+// Returns whether dirty memory remains.
+bool Pass(int64_t decay_ms) {
+  central::Drain(/*idle_only=*/true);
+  page_heap::Purge(os::NowMs(), static_cast<uint64_t>(decay_ms), /*wait=*/true);
+  return page_heap::HasDirty();
+}
+
+void* ThreadMain(void*) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  const int64_t decay = GetOptions().decay_ms;
+  int idle_passes = 0;
+  for (;;) {
+    os::FutexWait(&g.wake_word, __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE),
+                  static_cast<int64_t>(Interval(decay)));
+    if (Pass(decay)) {
+      idle_passes = 0;
+      continue;
+    }
+    // Nothing dirty: a few more passes drain idle central caches, then sleep
+    // until OnFreed wakes us.
+    if (++idle_passes < 4) continue;
+    __atomic_store_n(&g.sleeping, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
+    const uint32_t word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
+    if (!page_heap::HasDirty()) os::FutexWait(&g.wake_word, word, -1);
+    __atomic_store_n(&g.sleeping, 0, __ATOMIC_SEQ_CST);
+    idle_passes = 0;
+  }
+  return nullptr;
+}
+
+void StartThread() {
+  uint32_t expected = kNotStarted;
+  if (!__atomic_compare_exchange_n(&g.thread_state, &expected, kStarting, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_RELAXED)) {
+    return;
+  }
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t thread;
+  const bool ok = pthread_create(&thread, &attr, ThreadMain, nullptr) == 0;
+  pthread_attr_destroy(&attr);
+  if (ok) pthread_setname_np(thread, "assay-purge");
+  __atomic_store_n(&g.thread_state, ok ? kRunning : kFailed, __ATOMIC_RELEASE);
+}
+
+}  // namespace
+
+void OnFreed() {
+  const Options& o = GetOptions();
+  if (o.decay_ms < 0) return;
+  if (o.decay_ms == 0) {
+    central::Drain(/*idle_only=*/false);
+    page_heap::Purge(os::NowMs(), 0, /*wait=*/false);
+    return;
+  }
+  const uint32_t state = __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE);
+  if (o.background_thread != 0 && state != kFailed) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the dirty bytes are visible before we look
+    if (state == kNotStarted) {
+      StartThread();
+    } else if (state == kRunning && __atomic_load_n(&g.sleeping, __ATOMIC_SEQ_CST) != 0) {
+      __atomic_fetch_add(&g.wake_word, 1, __ATOMIC_RELEASE);
+      os::FutexWake(&g.wake_word, 1);
+    }
+    return;
+  }
+  const uint64_t now = os::NowMs();
+  if (now - __atomic_load_n(&g.last_inline_ms, __ATOMIC_RELAXED) < Interval(o.decay_ms)) return;
+  __atomic_store_n(&g.last_inline_ms, now, __ATOMIC_RELAXED);
+  central::Drain(/*idle_only=*/true);
+  page_heap::Purge(now, static_cast<uint64_t>(o.decay_ms), /*wait=*/false);
+}
+
+bool ThreadRunning() { return __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE) == kRunning; }
+
+void AfterForkChild() {
+  g.thread_state = kNotStarted;
+  g.sleeping = 0;
+}
+
+}  // namespace assay::internal::purger

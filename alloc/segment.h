@@ -1,0 +1,101 @@
+// Segments and spans: the metadata every block is found through.
+//
+// A segment is a kSegmentSize-aligned mapping; its header (slice 0) holds a
+// two-byte entry per slice for the free fast path and a Span per slice for
+// everything else. A pointer's segment is `p & ~(kSegmentSize-1)`, its slice
+// `(p >> kSliceShift) % kSlicesPerSegment`: no lock, no search. The segment
+// map (one bit per possible segment address) tells whether a pointer lies in
+// a segment at all, so a pointer assay never returned is recognised before
+// any header is read.
+#pragma once
+
+#include "alloc/base.h"
+
+namespace assay::internal {
+
+enum class SpanKind : uint8_t {
+  kFree = 0,  // slice belongs to no span (or is a non-first slice of a free run)
+  kHeader,    // slice 0: the segment header itself
+  kSmall,     // blocks of one size class, owned by that class's central list
+  kLarge,     // one block of span_slices * kSliceSize bytes
+};
+
+// A run of slices. Lives in the segment header, at the index of its first
+// slice. Small-span fields are guarded by the central list of the span's
+// class; kind/cls/slices change only under the page heap lock, while no
+// block of the span is live.
+struct Span {
+  void* free_list;   // small: freed blocks of this span, linked through their first word
+  uint32_t bump;     // small: offset of the first never-handed-out block (lazy carving)
+  uint32_t used;     // small: blocks handed out (in thread caches or the program)
+  Span* next;        // small: in the class's list of spans with free blocks
+  Span* prev;
+  SpanKind kind;
+  uint8_t cls;        // small: the size class
+  uint8_t first;      // index of the first slice of this span in its segment
+  uint8_t slices;     // length of the span in slices
+  uint8_t in_list;    // small: 1 while on the class's list of spans with free blocks
+  uint8_t pad[3];
+  uint64_t aux;       // large: bytes requested; reserved for the profiler otherwise
+};
+
+// The free fast path reads only this: two bytes per slice, one load.
+struct SliceEntry {
+  uint8_t cls;    // size class if the slice is in a small span, else 0 (take the slow path)
+  uint8_t first;  // index of the first slice of the span holding this slice
+};
+
+inline constexpr uint64_t kSegmentMagic = 0x6173736179736567ull;  // "assayseg"
+inline constexpr uint32_t kSegmentLayoutVersion = 1;
+inline constexpr uint64_t kAllSpanSlices = ~uint64_t{1};  // every slice but the header
+
+// The segment header. Invariants (checked by Segment::Validate in tests):
+//  - slice 0 is kHeader; every other slice is either free (its bit in
+//    free_mask) or inside exactly one span whose Span sits at spans[first];
+//  - dirty_mask is a subset of free_mask;
+//  - slice_map[i].cls != 0 only for slices of small spans.
+struct Segment {
+  uint64_t magic;
+  uint32_t layout_version;
+  uint32_t pad;
+  SliceEntry slice_map[kSlicesPerSegment];
+  Span spans[kSlicesPerSegment];
+  // Guarded by the page heap lock:
+  uint64_t free_mask;   // bit i: slice i is free
+  uint64_t dirty_mask;  // bit i: free slice i may be resident (not purged since use)
+  uint64_t freed_at_ms[kSlicesPerSegment];  // when a dirty slice was freed
+  uint64_t empty_since_ms;                  // when the segment last became wholly free
+  Segment* next;                            // in the page heap's list, oldest first
+  Segment* prev;
+
+  uintptr_t Base() const { return reinterpret_cast<uintptr_t>(this); }
+  char* SliceAddress(size_t i) const { return reinterpret_cast<char*>(Base() + i * kSliceSize); }
+  // Aborts with a description if an invariant above does not hold.
+  void Validate() const;
+};
+static_assert(sizeof(Segment) <= kSliceSize, "the header must fit in slice 0");
+
+ASSAY_INLINE Segment* SegmentOf(uintptr_t a) {
+  return reinterpret_cast<Segment*>(a & ~(kSegmentSize - 1));
+}
+ASSAY_INLINE size_t SliceOf(uintptr_t a) { return (a >> kSliceShift) & (kSlicesPerSegment - 1); }
+ASSAY_INLINE Segment* SegmentOfSpan(const Span* s) {
+  return SegmentOf(reinterpret_cast<uintptr_t>(s));
+}
+ASSAY_INLINE char* SpanStart(const Span* s) { return SegmentOfSpan(s)->SliceAddress(s->first); }
+
+// One bit per kSegmentSize of the address space: set while a segment is
+// mapped there. 2^25 bits = 4 MiB of zero-filled .bss, touched sparsely.
+namespace segment_map {
+inline constexpr size_t kWords = (size_t{1} << (kAddressBits - kSegmentShift)) / 64;
+extern uint64_t g_bits[kWords];
+
+ASSAY_INLINE bool Contains(uintptr_t a) {
+  const uintptr_t idx = a >> kSegmentShift;
+  if (ASSAY_UNLIKELY(idx >= kWords * 64)) return false;
+  return (__atomic_load_n(&g_bits[idx / 64], __ATOMIC_RELAXED) >> (idx % 64)) & 1;
+}
+void Set(uintptr_t segment_base, bool present);
+}  // namespace segment_map
+
+}  // namespace assay::internal

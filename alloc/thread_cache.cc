@@ -1,0 +1,198 @@
+// Thread cache life cycle (thread_cache.h): creation on first use, bounds,
+// batch transfers to and from the central lists, and return at thread exit.
+#include "alloc/thread_cache.h"
+
+#include <pthread.h>
+
+#include "alloc/central.h"
+#include "alloc/heap.h"
+#include "alloc/lock.h"
+#include "alloc/meta.h"
+#include "alloc/options.h"
+#include "alloc/os.h"
+
+namespace assay::internal {
+
+constinit ThreadCache g_empty_cache = {};
+ASSAY_TLS ThreadCache* tls_cache = &g_empty_cache;
+
+namespace thread_cache {
+namespace {
+
+// 1 once this thread's cache has been given back at exit: later allocations
+// of the thread (from other destructors) bypass the cache.
+ASSAY_TLS uint8_t tls_exited = 0;
+
+struct Registry {
+  Mutex mu;
+  ThreadCache* live = nullptr;  // linked by next/prev
+  ThreadCache* spare = nullptr; // caches of exited threads, linked by next
+  size_t threads = 0;
+};
+constinit Registry g_registry;
+pthread_key_t g_key;
+
+// Removes up to k blocks from the head of list cls and gives them to the
+// central list in batch-sized chunks (so they can sit in its transfer cache).
+void Release(ThreadCache* tc, size_t cls, uint32_t k) {
+  FreeList& l = tc->lists[cls];
+  const uint32_t batch = kClasses[cls].batch;
+  while (k > 0 && l.head != nullptr) {
+    const uint32_t take = k < batch ? k : batch;
+    void* head = l.head;
+    void* tail = head;
+    uint32_t n = 1;
+    while (n < take && *static_cast<void**>(tail) != nullptr) {
+      tail = *static_cast<void**>(tail);
+      ++n;
+    }
+    l.head = *static_cast<void**>(tail);
+    *static_cast<void**>(tail) = nullptr;
+    l.count -= n;
+    k -= n;
+    central::Give(cls, head, n);
+  }
+}
+
+size_t BytesOf(const ThreadCache* tc) {
+  size_t bytes = 0;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    bytes += size_t{__atomic_load_n(&tc->lists[cls].count, __ATOMIC_RELAXED)} * kClasses[cls].size;
+  }
+  return bytes;
+}
+
+void OnThreadExit(void* arg) {
+  ThreadCache* tc = static_cast<ThreadCache*>(arg);
+  tls_exited = 1;
+  tls_cache = &g_empty_cache;
+  FlushAll(tc);
+  LockGuard lock(g_registry.mu);
+  if (tc->prev != nullptr) tc->prev->next = tc->next; else g_registry.live = tc->next;
+  if (tc->next != nullptr) tc->next->prev = tc->prev;
+  tc->prev = nullptr;
+  tc->next = g_registry.spare;
+  g_registry.spare = tc;
+  g_registry.threads--;
+}
+
+ThreadCache* Create() {
+  heap::EnsureInit();
+  ThreadCache* tc;
+  {
+    LockGuard lock(g_registry.mu);
+    tc = g_registry.spare;
+    if (tc != nullptr) g_registry.spare = tc->next;
+  }
+  if (tc == nullptr) {
+    tc = static_cast<ThreadCache*>(meta::Alloc(sizeof(ThreadCache)));
+    if (tc == nullptr) return nullptr;
+  }
+  *tc = ThreadCache{};
+  tc->sample_left = kSampleNever;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) tc->lists[cls].max = kClasses[cls].batch;
+  tc->thread_id = os::ThreadId();
+  {
+    LockGuard lock(g_registry.mu);
+    tc->next = g_registry.live;
+    if (g_registry.live != nullptr) g_registry.live->prev = tc;
+    g_registry.live = tc;
+    g_registry.threads++;
+  }
+  tls_cache = tc;
+  // After tls_cache is set: pthread_setspecific may itself call calloc.
+  pthread_setspecific(g_key, tc);
+  return tc;
+}
+
+}  // namespace
+
+ThreadCache* Current() {
+  ThreadCache* tc = tls_cache;
+  if (ASSAY_LIKELY(tc != &g_empty_cache)) return tc;
+  if (tls_exited) return nullptr;
+  return Create();
+}
+
+void* Refill(ThreadCache* tc, size_t cls) {
+  FreeList& l = tc->lists[cls];
+  void* head;
+  const size_t n = central::Take(cls, kClasses[cls].batch, &head);
+  if (n == 0) return nullptr;
+  l.head = *static_cast<void**>(head);
+  l.count = static_cast<uint32_t>(n - 1);
+  return head;
+}
+
+void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
+  FreeList& l = tc->lists[cls];
+  const SizeClassInfo& c = kClasses[cls];
+  *static_cast<void**>(p) = l.head;
+  l.head = p;
+  l.count++;
+  if (l.max < c.max_cached) {
+    // Slow start: a list that keeps overflowing earns room, one batch at a time.
+    l.max = l.max + c.batch < c.max_cached ? l.max + c.batch : c.max_cached;
+  } else {
+    Release(tc, cls, c.batch);
+  }
+  if (BytesOf(tc) > static_cast<size_t>(GetOptions().thread_cache_bytes)) {
+    // Over the thread's budget: halve every list (and its bound).
+    for (size_t k = 1; k < kNumClasses; ++k) {
+      FreeList& other = tc->lists[k];
+      Release(tc, k, (other.count + 1) / 2);
+      const uint32_t half = other.max / 2;
+      other.max = half > kClasses[k].batch ? half : kClasses[k].batch;
+    }
+  }
+}
+
+void FlushAll(ThreadCache* tc) {
+  for (size_t cls = 1; cls < kNumClasses; ++cls) Release(tc, cls, tc->lists[cls].count);
+}
+
+size_t CachedBytes(size_t* threads) {
+  LockGuard lock(g_registry.mu);
+  size_t bytes = 0;
+  for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) bytes += BytesOf(tc);
+  if (threads != nullptr) *threads = g_registry.threads;
+  return bytes;
+}
+
+void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* arg) {
+  LockGuard lock(g_registry.mu);
+  for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) {
+    for (size_t cls = 1; cls < kNumClasses; ++cls) {
+      for (void* b = tc->lists[cls].head; b != nullptr; b = *static_cast<void**>(b)) fn(cls, b, arg);
+    }
+  }
+}
+
+void InitKey() { pthread_key_create(&g_key, OnThreadExit); }
+
+void LockForFork() { g_registry.mu.Lock(); }
+
+void UnlockAfterFork(bool child) {
+  if (!child) {
+    g_registry.mu.Unlock();
+    return;
+  }
+  g_registry.mu.ResetAfterFork();
+  // Only this thread lives on in the child: the blocks in the other threads'
+  // caches are unreachable (as with every allocator); their structs are reused.
+  ThreadCache* self = tls_cache != &g_empty_cache ? tls_cache : nullptr;
+  for (ThreadCache* tc = g_registry.live; tc != nullptr;) {
+    ThreadCache* next = tc->next;
+    if (tc != self) {
+      tc->next = g_registry.spare;
+      g_registry.spare = tc;
+    }
+    tc = next;
+  }
+  g_registry.live = self;
+  g_registry.threads = self != nullptr ? 1 : 0;
+  if (self != nullptr) self->next = self->prev = nullptr;
+}
+
+}  // namespace thread_cache
+}  // namespace assay::internal

@@ -1,0 +1,111 @@
+// Per-thread caches and the malloc/free fast paths.
+//
+// Call graph of the hot path:
+//   malloc(n) -> Malloc(n): n <= 1 KiB and the class's list non-empty and the
+//                sampling countdown stays >= 0 -> pop.   Else MallocSlow(n).
+//   free(p)   -> Free(p):   p in a segment, in a small span, at a block
+//                start, and the list below its bound -> push. Else FreeSlow(p).
+// A thread starts on g_empty_cache (all lists empty, all bounds 0), so its
+// first malloc or free takes the slow path, which creates its cache; the fast
+// paths never ask "is this initialised?" and never write to g_empty_cache.
+#pragma once
+
+#include "alloc/segment.h"
+#include "alloc/size_classes.h"
+
+namespace assay::internal {
+
+struct FreeList {
+  void* head;      // blocks linked through their first word
+  uint32_t count;  // length of the list
+  uint32_t max;    // bound on count; grows from `batch` to `max_cached`
+};
+
+struct ThreadCache {
+  // Bytes of allocation left until the next sample point. The fast path
+  // subtracts each request; a negative result takes the slow path, which
+  // hands the block to the profiler. Huge while profiling is off.
+  int64_t sample_left;
+  FreeList lists[kNumClasses];
+  // Cold: registry of live caches, guarded by the registry lock.
+  ThreadCache* next;
+  ThreadCache* prev;
+  uint64_t thread_id;
+};
+
+inline constexpr int64_t kSampleNever = int64_t{1} << 62;
+
+extern ThreadCache g_empty_cache;
+extern ASSAY_TLS ThreadCache* tls_cache;
+
+ASSAY_NOINLINE void* MallocSlow(size_t n);
+ASSAY_NOINLINE void FreeSlow(void* p);
+
+ASSAY_INLINE void* Malloc(size_t n) {
+  ThreadCache* tc = tls_cache;
+  if (ASSAY_LIKELY(n <= kMaxTableSize)) {
+    FreeList& l = tc->lists[kSmallLookup[(n + 7) >> 3]];
+    void* p = l.head;
+    const int64_t left = tc->sample_left - static_cast<int64_t>(n);
+    if (ASSAY_LIKELY((p != nullptr) & (left >= 0))) {
+      tc->sample_left = left;
+      l.head = *static_cast<void**>(p);
+      l.count--;
+      return p;
+    }
+  }
+  return MallocSlow(n);
+}
+
+ASSAY_INLINE void Free(void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (ASSAY_LIKELY(segment_map::Contains(a))) {
+    Segment* seg = SegmentOf(a);
+    SliceEntry e;
+    __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
+    const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize);
+    FreeList& l = tls_cache->lists[e.cls];
+    if (ASSAY_LIKELY((e.cls != 0) & IsBlockOffset(kClasses[e.cls], offset) &
+                     (l.count < l.max))) {
+      *static_cast<void**>(p) = l.head;
+      l.head = p;
+      l.count++;
+      return;
+    }
+  }
+  FreeSlow(p);
+}
+
+namespace thread_cache {
+
+// The calling thread's cache, created on first use; nullptr once the thread
+// has exited its cache (late destructors) or when no memory is left: callers
+// then go straight to the central lists.
+ThreadCache* Current();
+
+// Takes blocks from the central list into an empty list; returns one block
+// (nullptr when out of memory).
+void* Refill(ThreadCache* tc, size_t cls);
+
+// Pushes p onto a list that reached its bound, growing the bound or
+// returning a batch to the central list.
+void PushOverflow(ThreadCache* tc, size_t cls, void* p);
+
+// Gives every cached block of tc back to the central lists.
+void FlushAll(ThreadCache* tc);
+
+// Free bytes in all live thread caches (read without stopping threads) and
+// the number of live caches.
+size_t CachedBytes(size_t* threads);
+
+// Calls fn(cls, block, arg) for every block cached by any thread, with the
+// registry locked. Only safe while the other threads do not run the
+// allocator (fork child, core walker, stop-the-world iteration).
+void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* arg);
+
+void InitKey();
+void LockForFork();
+void UnlockAfterFork(bool child);
+
+}  // namespace thread_cache
+}  // namespace assay::internal

@@ -1,0 +1,58 @@
+/* assay: a malloc replacement with a built-in sampling heap profiler.
+ * Public C API. Every function here is exported by libassay.so and libassay.a
+ * and is safe to call from any thread. The standard malloc family (malloc,
+ * free, calloc, realloc, ...) is replaced as a whole and is not repeated here. */
+#ifndef ASSAY_ASSAY_H_
+#define ASSAY_ASSAY_H_
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library's version string, e.g. "assay 0.1.0". A program (or a test)
+ * that can resolve this symbol knows assay is the allocator in use. */
+const char* assay_version(void);
+
+/* Combined allocation: n independently freeable blocks in one call, sizes[i]
+ * bytes each (0 is allowed and yields a unique pointer). Returns 0 and fills
+ * out[0..n) on success; returns ENOMEM with nothing allocated and out
+ * untouched on failure. Cheaper than n calls to malloc: one pass over the
+ * thread cache, one refill per size class. */
+int assay_comalloc(size_t n, const size_t* sizes, void** out);
+
+/* Frees every non-null ptrs[i] (as free() would) and sets it to NULL. */
+void assay_bulk_free(void** ptrs, size_t n);
+
+/* Returns unused memory to the operating system now: the calling thread's
+ * cache, the central caches, and every free page (as malloc_trim does).
+ * Returns the number of bytes purged or unmapped. */
+size_t assay_trim(void);
+
+/* Counters of the allocator, in bytes unless named otherwise. A snapshot:
+ * fields are read without stopping other threads, so they may be a few
+ * operations apart from each other. */
+typedef struct assay_stats {
+  size_t allocated;        /* bytes in blocks handed to the program (usable sizes) */
+  size_t thread_cached;    /* free bytes held in per-thread caches */
+  size_t central_cached;   /* free bytes held in central caches and partly used spans */
+  size_t segment_mapped;   /* bytes of segments mapped from the OS */
+  size_t huge_mapped;      /* bytes of huge blocks mapped from the OS */
+  size_t free_dirty;       /* free pages in segments not yet returned to the OS */
+  size_t purged_total;     /* bytes returned with madvise since start (cumulative) */
+  size_t unmapped_total;   /* bytes unmapped since start (cumulative) */
+  size_t metadata;         /* bytes used by the allocator's own bookkeeping */
+  size_t segments;         /* segments mapped now (count) */
+  size_t huge_blocks;      /* huge blocks live now (count) */
+  size_t threads;          /* live thread caches (count) */
+} assay_stats;
+
+/* Fills *out with the current counters. */
+void assay_get_stats(assay_stats* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ASSAY_ASSAY_H_ */
