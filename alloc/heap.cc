@@ -319,29 +319,33 @@ void* Realloc(void* p, size_t n) {
 
 int Comalloc(size_t n, const size_t* sizes, void** out) {
   ThreadCache* tc = thread_cache::Current();
-  // Blocks are chained through their first word until all exist, so a
-  // failure leaves `out` untouched and needs no scratch memory.
-  void* chain = nullptr;
+  // Each block keeps the caller's old out[i] in its first word until the
+  // whole batch exists, so a failure can put `out` back as it was without
+  // scratch memory.
   size_t total = 0;
   for (size_t i = 0; i < n; ++i) {
     const size_t size = sizes[i];
-    bool zeroed;
-    void* p = size <= kMaxSmallSize ? AllocSmall(tc, ClassOfSize(size)) : AllocBig(size, 0, &zeroed);
-    if (ASSAY_UNLIKELY(p == nullptr)) {
-      while (chain != nullptr) {
-        void* next = *static_cast<void**>(chain);
-        Free(chain);
-        chain = next;
+    void* p;
+    FreeList* l;
+    if (ASSAY_LIKELY(size <= kMaxTableSize && tc != nullptr &&
+                     (p = (l = &tc->lists[kSmallLookup[(size + 7) >> 3]])->head) != nullptr)) {
+      l->head = *static_cast<void**>(p);
+      l->count--;
+    } else {
+      bool zeroed;
+      p = size <= kMaxSmallSize ? AllocSmall(tc, ClassOfSize(size)) : AllocBig(size, 0, &zeroed);
+      if (ASSAY_UNLIKELY(p == nullptr)) {
+        while (i-- > 0) {
+          void* block = out[i];
+          out[i] = *static_cast<void**>(block);
+          Free(block);
+        }
+        return ENOMEM;
       }
-      return ENOMEM;
     }
-    *static_cast<void**>(p) = chain;
-    chain = p;
+    *static_cast<void**>(p) = out[i];
+    out[i] = p;
     total += size;
-  }
-  for (size_t i = n; i-- > 0;) {
-    out[i] = chain;
-    chain = *static_cast<void**>(chain);
   }
   // One countdown step for the whole batch (the profiler walks the batch
   // from its sample points).
