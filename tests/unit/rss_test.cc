@@ -1,0 +1,187 @@
+// Resident memory follows the live heap: the scenario of the seed
+// glibc-memory-not-returned.txt (2 MiB blocks and a pool of 64 KiB blocks,
+// allocated and freed repeatedly) must end with VmRSS near the live heap,
+// at once after malloc_trim and within the decay time without any call.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "alloc/options.h"
+#include "assay/assay.h"
+
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+size_t ResidentBytes() {
+  char buf[4096];
+  const int fd = open("/proc/self/status", O_RDONLY);
+  if (fd < 0) return 0;
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* line = strstr(buf, "VmRSS:");
+  return line == nullptr ? 0 : strtoull(line + 6, nullptr, 10) * 1024;
+}
+
+void Touch(void* p, size_t n) { memset(p, 0x5a, n); }
+
+// The seed's workload: rounds of 2 MiB blocks and a pool of 64 KiB blocks,
+// all freed but `keep_small` pool blocks and one 2 MiB block. Returns the
+// peak resident size seen.
+size_t RunSeedScenario(std::vector<void*>* kept, size_t keep_small) {
+  size_t peak = 0;
+  for (int round = 0; round < 4; ++round) {
+    std::vector<void*> big;
+    std::vector<void*> pool;
+    for (int i = 0; i < 48; ++i) {
+      big.push_back(malloc(2 * kMiB));
+      Touch(big.back(), 2 * kMiB);
+      delete[] new char[2 * kMiB];  // the seed's allocate-and-free that moves glibc's threshold
+    }
+    for (int i = 0; i < 2000; ++i) {
+      pool.push_back(malloc(64 * 1024));
+      Touch(pool.back(), 64 * 1024);
+    }
+    peak = std::max(peak, ResidentBytes());
+    for (void* p : big) free(p);
+    for (size_t i = 0; i < pool.size(); ++i) {
+      if (round == 3 && i < keep_small) {
+        kept->push_back(pool[i]);
+      } else {
+        free(pool[i]);
+      }
+    }
+  }
+  kept->push_back(malloc(2 * kMiB));
+  Touch(kept->back(), 2 * kMiB);
+  return peak;
+}
+
+// Polls VmRSS until it is at most `limit` or `timeout` passes; returns the
+// last reading. Makes no allocation-library call itself.
+size_t WaitForResidentBelow(size_t limit, std::chrono::milliseconds timeout,
+                            std::chrono::milliseconds* waited) {
+  const auto start = std::chrono::steady_clock::now();
+  size_t rss = ResidentBytes();
+  while (rss > limit && std::chrono::steady_clock::now() - start < timeout) {
+    usleep(50 * 1000);
+    rss = ResidentBytes();
+  }
+  *waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
+  return rss;
+}
+
+// Slack above the live heap: thread and central caches, segment headers,
+// the test framework's own memory.
+constexpr size_t kSlack = 24 * kMiB;
+
+TEST(Resident, SeedScenarioReturnsMemoryOnTrim) {
+  malloc_trim(0);
+  const size_t before = ResidentBytes();
+  std::vector<void*> kept;
+  const size_t peak = RunSeedScenario(&kept, 100);
+  const size_t live = 100 * 64 * 1024 + 2 * kMiB;
+  EXPECT_GT(peak, before + 200 * kMiB) << "the scenario did not build a large heap";
+  malloc_trim(0);
+  const size_t after = ResidentBytes();
+  std::printf("seed scenario: before %zu MiB, peak %zu MiB, after trim %zu MiB (live %zu MiB)\n",
+              before / kMiB, peak / kMiB, after / kMiB, live / kMiB);
+  EXPECT_LE(after, before + live + kSlack);
+  for (void* p : kept) free(p);
+}
+
+TEST(Resident, SeedScenarioReturnsMemoryAfterDecayWithoutCalls) {
+  malloc_trim(0);
+  const size_t before = ResidentBytes();
+  std::vector<void*> kept;
+  const size_t peak = RunSeedScenario(&kept, 100);
+  const size_t live = 100 * 64 * 1024 + 2 * kMiB;
+  std::chrono::milliseconds waited{};
+  // Default decay is 1 s; the idle central caches drain a few passes later.
+  const size_t after =
+      WaitForResidentBelow(before + live + kSlack, std::chrono::milliseconds(6000), &waited);
+  std::printf("seed scenario: before %zu MiB, peak %zu MiB, after %lld ms idle %zu MiB\n",
+              before / kMiB, peak / kMiB, static_cast<long long>(waited.count()), after / kMiB);
+  EXPECT_LE(after, before + live + kSlack);
+  EXPECT_GE(waited.count(), 500) << "pages left before the decay time";
+  for (void* p : kept) free(p);
+}
+
+// Runs body in a forked child (fresh purger, options of its own); the child
+// exits 0 on success.
+void InChild(void (*body)()) {
+  fflush(stdout);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    body();
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "child died";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(Resident, NeverDecayKeepsPagesUntilTrim) {
+  InChild([] {
+    assay::internal::InitOptions("decay_ms=-1");
+    malloc_trim(0);
+    const size_t before = ResidentBytes();
+    std::vector<void*> kept;
+    RunSeedScenario(&kept, 0);
+    usleep(1500 * 1000);
+    const size_t idle = ResidentBytes();
+    malloc_trim(0);
+    const size_t trimmed = ResidentBytes();
+    std::printf("decay_ms=-1: before %zu MiB, after 1.5 s idle %zu MiB, after trim %zu MiB\n",
+                before / kMiB, idle / kMiB, trimmed / kMiB);
+    if (idle < before + 100 * kMiB) _exit(2);  // something purged although decay is off
+    if (trimmed > before + 2 * kMiB + kSlack) _exit(3);
+  });
+}
+
+TEST(Resident, ZeroDecayPurgesOnFree) {
+  InChild([] {
+    assay::internal::InitOptions("decay_ms=0");
+    malloc_trim(0);
+    const size_t before = ResidentBytes();
+    void* blocks[64];
+    for (void*& p : blocks) {
+      p = malloc(2 * kMiB);
+      Touch(p, 2 * kMiB);
+    }
+    const size_t full = ResidentBytes();
+    for (void* p : blocks) free(p);
+    const size_t after = ResidentBytes();  // no wait: purged inside free
+    std::printf("decay_ms=0: before %zu MiB, full %zu MiB, after free %zu MiB\n", before / kMiB,
+                full / kMiB, after / kMiB);
+    if (full < before + 100 * kMiB) _exit(2);
+    if (after > before + kSlack) _exit(3);
+  });
+}
+
+TEST(Resident, HugeBlocksGoBackAtFree) {
+  malloc_trim(0);
+  const size_t before = ResidentBytes();
+  void* p = malloc(200 * kMiB);
+  ASSERT_NE(p, nullptr);
+  Touch(p, 200 * kMiB);
+  EXPECT_GE(ResidentBytes(), before + 190 * kMiB);
+  free(p);
+  EXPECT_LE(ResidentBytes(), before + 8 * kMiB);
+}
+
+}  // namespace
