@@ -73,8 +73,7 @@ void* AllocBig(size_t n, size_t align, bool* zeroed) {
     span->aux = n;
     return SpanStart(span);
   }
-  *zeroed = true;
-  return huge::Alloc(n, align);
+  return huge::Alloc(n, align, zeroed);
 }
 
 // The profiler's entry point: the block p of n bytes holds a sample point.
@@ -184,7 +183,10 @@ void FreeSlow(void* p) {
       purger::OnFreed();
       return;
     case Home::kHuge:
-      if (huge::Free(p)) return;
+      if (huge::Free(p)) {
+        purger::OnFreed();
+        return;
+      }
       break;  // freed by another thread meanwhile: a double free
     case Home::kInvalid:
       break;
@@ -253,7 +255,8 @@ void* Calloc(size_t count, size_t size) {
 }
 
 void* AlignedAlloc(size_t align, size_t n) {
-  if (align <= kMinAlign) return Malloc(n);
+  // Every class is 16-aligned but the 8-byte one, which is 8-aligned.
+  if (align <= kMinAlign) return Malloc(n < align ? align : n);
   bool zeroed;
   return AllocAccounted(n, align, &zeroed);
 }
@@ -363,7 +366,8 @@ void BulkFree(void** ptrs, size_t n) {
 size_t Trim() {
   if (tls_cache != &g_empty_cache) thread_cache::FlushAll(tls_cache);
   central::Drain(/*idle_only=*/false);
-  return page_heap::Purge(os::NowMs(), 0, /*wait=*/true);
+  const uint64_t now = os::NowMs();
+  return page_heap::Purge(now, 0, /*wait=*/true) + huge::Release(now, 0);
 }
 
 void GetStats(assay_stats* out) {
@@ -383,6 +387,7 @@ void GetStats(assay_stats* out) {
   out->central_cached = small_spans - small_live;
   out->segment_mapped = ph.mapped;
   out->huge_mapped = hs.mapped;
+  out->huge_cached = hs.cached;
   out->free_dirty = ph.dirty;
   out->purged_total = ph.purged_total;
   out->unmapped_total = ph.unmapped_total + hs.unmapped_total;

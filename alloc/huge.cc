@@ -3,6 +3,7 @@
 #include "alloc/huge.h"
 
 #include "alloc/lock.h"
+#include "alloc/options.h"
 #include "alloc/os.h"
 
 namespace assay::internal::huge {
@@ -14,8 +15,22 @@ struct Entry {
   size_t map_size;  // bytes mapped
 };
 
+// Freed mappings kept for reuse (most recent last). A huge block that is
+// freed and allocated again — a common pattern for big buffers — then costs
+// neither mmap/munmap nor page faults.
+inline constexpr size_t kCacheSlots = 8;
+inline constexpr size_t kCacheMaxBytes = 256 << 20;
+
+struct Cached {
+  uintptr_t base;
+  size_t size;
+  uint64_t freed_at_ms;
+};
+
 struct State {
   Mutex mu;
+  Cached cache[kCacheSlots] = {};
+  size_t ncached = 0;
   Entry* table = nullptr;
   size_t capacity = 0;  // slots, a power of two
   size_t count = 0;
@@ -81,12 +96,39 @@ bool RemoveLocked(uintptr_t p, Entry* out) {
   return true;
 }
 
+// Takes a cached mapping of at least `size` bytes (and at most 1/4 more)
+// whose base satisfies align; 0 if none.
+Cached TakeCachedLocked(size_t size, size_t align) {
+  for (size_t i = g.ncached; i-- > 0;) {
+    const Cached c = g.cache[i];
+    if (c.size >= size && c.size - size <= size / 4 && (c.base & (align - 1)) == 0) {
+      g.cache[i] = g.cache[--g.ncached];
+      g.stats.cached -= c.size;
+      return c;
+    }
+  }
+  return Cached{};
+}
+
 }  // namespace
 
-void* Alloc(size_t n, size_t align) {
+void* Alloc(size_t n, size_t align, bool* zeroed) {
   if (align < kPageSize) align = kPageSize;
-  const size_t map_size = AlignUp(n, kPageSize);
+  const size_t map_size = AlignUp(n == 0 ? 1 : n, kPageSize);  // even 0 bytes get a page
   if (map_size < n) return nullptr;
+  {
+    LockGuard lock(g.mu);
+    const Cached c = TakeCachedLocked(map_size, align);
+    if (c.base != 0) {
+      if (InsertLocked(Entry{c.base, c.base, c.size})) {
+        *zeroed = false;
+        return reinterpret_cast<void*>(c.base);
+      }
+      os::Unmap(reinterpret_cast<void*>(c.base), c.size);
+      g.stats.unmapped_total += c.size;
+      return nullptr;
+    }
+  }
   void* p = os::MapAligned(map_size, align);
   if (p == nullptr) return nullptr;
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -95,19 +137,69 @@ void* Alloc(size_t n, size_t align) {
     os::Unmap(p, map_size);
     return nullptr;
   }
+  *zeroed = true;
   return p;
 }
 
 bool Free(void* p) {
   Entry e;
+  Cached evicted{};
   {
     LockGuard lock(g.mu);
     if (!RemoveLocked(reinterpret_cast<uintptr_t>(p), &e)) return false;
-    g.stats.unmapped_total += e.map_size;
+    const bool keep = GetOptions().decay_ms != 0 && e.map_size <= kCacheMaxBytes / 4;
+    if (keep) {
+      if (g.ncached == kCacheSlots) {  // evict the oldest
+        evicted = g.cache[0];
+        for (size_t i = 1; i < g.ncached; ++i) g.cache[i - 1] = g.cache[i];
+        g.ncached--;
+        g.stats.cached -= evicted.size;
+      }
+      g.cache[g.ncached++] = Cached{e.base, e.map_size, os::NowMs()};
+      g.stats.cached += e.map_size;
+      while (g.stats.cached > kCacheMaxBytes) {  // over budget: drop the oldest
+        const Cached old = g.cache[0];
+        for (size_t i = 1; i < g.ncached; ++i) g.cache[i - 1] = g.cache[i];
+        g.ncached--;
+        g.stats.cached -= old.size;
+        g.stats.unmapped_total += old.size;
+        os::Unmap(reinterpret_cast<void*>(old.base), old.size);
+      }
+    } else {
+      evicted = Cached{e.base, e.map_size, 0};
+    }
+    g.stats.unmapped_total += evicted.size;
   }
-  os::Unmap(reinterpret_cast<void*>(e.base), e.map_size);
+  if (evicted.base != 0) os::Unmap(reinterpret_cast<void*>(evicted.base), evicted.size);
   return true;
 }
+
+size_t Release(uint64_t now_ms, uint64_t age_ms) {
+  Cached doomed[kCacheSlots];
+  size_t ndoomed = 0;
+  {
+    LockGuard lock(g.mu);
+    size_t kept = 0;
+    for (size_t i = 0; i < g.ncached; ++i) {
+      if (now_ms - g.cache[i].freed_at_ms >= age_ms) {
+        doomed[ndoomed++] = g.cache[i];
+        g.stats.cached -= g.cache[i].size;
+        g.stats.unmapped_total += g.cache[i].size;
+      } else {
+        g.cache[kept++] = g.cache[i];
+      }
+    }
+    g.ncached = kept;
+  }
+  size_t released = 0;
+  for (size_t i = 0; i < ndoomed; ++i) {
+    os::Unmap(reinterpret_cast<void*>(doomed[i].base), doomed[i].size);
+    released += doomed[i].size;
+  }
+  return released;
+}
+
+size_t CachedBytes() { return __atomic_load_n(&g.stats.cached, __ATOMIC_RELAXED); }
 
 size_t UsableSize(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);

@@ -7,12 +7,21 @@
 
 namespace assay::internal::huge {
 
-// A fresh zeroed block of at least n bytes aligned to `align` (a power of
-// two); nullptr when the OS has no memory.
-void* Alloc(size_t n, size_t align);
+// A block of at least n bytes aligned to `align` (a power of two); nullptr
+// when the OS has no memory. *zeroed tells whether it reads as zero (a fresh
+// mapping) or was reused from the cache of freed mappings.
+void* Alloc(size_t n, size_t align, bool* zeroed);
 
-// Unmaps p if it is a huge block's start; false if it is not.
+// Frees p if it is a huge block's start (false if it is not). The mapping
+// is kept in a small cache for reuse and unmapped by Release once it has
+// been free for the decay time.
 bool Free(void* p);
+
+// Unmaps cached mappings freed at least age_ms ago (0: all); returns bytes.
+size_t Release(uint64_t now_ms, uint64_t age_ms);
+
+// Bytes of freed mappings waiting in the cache.
+size_t CachedBytes();
 
 // Usable bytes of huge block p, or 0 if p is not a huge block's start.
 size_t UsableSize(const void* p);
@@ -29,7 +38,8 @@ void* Resize(void* p, size_t n);
 
 struct Stats {
   size_t blocks;
-  size_t mapped;          // bytes mapped for huge blocks
+  size_t mapped;          // bytes mapped for live huge blocks
+  size_t cached;          // bytes of freed mappings kept for reuse
   size_t unmapped_total;  // cumulative
   size_t table_bytes;     // the table's own memory
 };

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include "alloc/central.h"
+#include "alloc/huge.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/page_heap.h"
@@ -23,6 +24,9 @@ struct State {
 };
 constinit State g;
 
+// Free memory still waiting to go back to the OS.
+bool HasWork() { return page_heap::HasDirty() || huge::CachedBytes() != 0; }
+
 uint64_t Interval(int64_t decay_ms) {
   const int64_t quarter = decay_ms / 4;
   return static_cast<uint64_t>(quarter < 10 ? 10 : (quarter > 1000 ? 1000 : quarter));
@@ -32,8 +36,10 @@ uint64_t Interval(int64_t decay_ms) {
 // Returns whether dirty memory remains.
 bool Pass(int64_t decay_ms) {
   central::Drain(/*idle_only=*/true);
-  page_heap::Purge(os::NowMs(), static_cast<uint64_t>(decay_ms), /*wait=*/true);
-  return page_heap::HasDirty();
+  const uint64_t now = os::NowMs();
+  page_heap::Purge(now, static_cast<uint64_t>(decay_ms), /*wait=*/true);
+  huge::Release(now, static_cast<uint64_t>(decay_ms));
+  return HasWork();
 }
 
 void* ThreadMain(void*) {
@@ -55,7 +61,7 @@ void* ThreadMain(void*) {
     __atomic_store_n(&g.sleeping, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
     const uint32_t word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
-    if (!page_heap::HasDirty()) os::FutexWait(&g.wake_word, word, -1);
+    if (!HasWork()) os::FutexWait(&g.wake_word, word, -1);
     __atomic_store_n(&g.sleeping, 0, __ATOMIC_SEQ_CST);
     idle_passes = 0;
   }
@@ -105,6 +111,7 @@ void OnFreed() {
   __atomic_store_n(&g.last_inline_ms, now, __ATOMIC_RELAXED);
   central::Drain(/*idle_only=*/true);
   page_heap::Purge(now, static_cast<uint64_t>(o.decay_ms), /*wait=*/false);
+  huge::Release(now, static_cast<uint64_t>(o.decay_ms));
 }
 
 bool ThreadRunning() { return __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE) == kRunning; }

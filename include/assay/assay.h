@@ -38,7 +38,8 @@ typedef struct assay_stats {
   size_t thread_cached;    /* free bytes held in per-thread caches */
   size_t central_cached;   /* free bytes held in central caches and partly used spans */
   size_t segment_mapped;   /* bytes of segments mapped from the OS */
-  size_t huge_mapped;      /* bytes of huge blocks mapped from the OS */
+  size_t huge_mapped;      /* bytes of live huge blocks mapped from the OS */
+  size_t huge_cached;      /* bytes of freed huge mappings kept for reuse until decay */
   size_t free_dirty;       /* free pages in segments not yet returned to the OS */
   size_t purged_total;     /* bytes returned with madvise since start (cumulative) */
   size_t unmapped_total;   /* bytes unmapped since start (cumulative) */

@@ -173,15 +173,36 @@ TEST(Resident, ZeroDecayPurgesOnFree) {
   });
 }
 
-TEST(Resident, HugeBlocksGoBackAtFree) {
+TEST(Resident, VeryLargeHugeBlocksGoBackAtFree) {
   malloc_trim(0);
   const size_t before = ResidentBytes();
-  void* p = malloc(200 * kMiB);
+  void* p = malloc(200 * kMiB);  // above the reuse cache's per-block bound
   ASSERT_NE(p, nullptr);
   Touch(p, 200 * kMiB);
   EXPECT_GE(ResidentBytes(), before + 190 * kMiB);
   free(p);
   EXPECT_LE(ResidentBytes(), before + 8 * kMiB);
+}
+
+TEST(Resident, CachedHugeBlocksAreReusedThenReleasedAfterDecay) {
+  malloc_trim(0);
+  const size_t before = ResidentBytes();
+  void* p = malloc(16 * kMiB);
+  Touch(p, 16 * kMiB);
+  free(p);
+  assay_stats s;
+  assay_get_stats(&s);
+  EXPECT_GE(s.huge_cached, 16 * kMiB);
+  void* q = malloc(15 * kMiB);  // within 1/4 of the cached size: reused
+  EXPECT_EQ(p, q);
+  free(q);
+  std::chrono::milliseconds waited{};
+  const size_t after =
+      WaitForResidentBelow(before + 8 * kMiB, std::chrono::milliseconds(5000), &waited);
+  EXPECT_LE(after, before + 8 * kMiB);
+  EXPECT_GE(waited.count(), 500) << "released before the decay time";
+  assay_get_stats(&s);
+  EXPECT_EQ(s.huge_cached, 0u);
 }
 
 }  // namespace
