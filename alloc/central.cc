@@ -43,7 +43,7 @@ void ListRemove(ClassList& l, Span* s) {
 
 // Returns one block to its span; frees the span when it empties.
 // Returns bytes handed to the page heap.
-size_t ReturnToSpan(ClassList& l, size_t cls, void* block) {
+size_t ReturnToSpan(ClassList& l, void* block) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
   Segment* seg = SegmentOf(a);
   Span* span = &seg->spans[seg->slice_map[SliceOf(a)].first];
@@ -61,7 +61,6 @@ size_t ReturnToSpan(ClassList& l, size_t cls, void* block) {
   }
   l.stats.spans--;
   const size_t bytes = span->slices * kSliceSize;
-  (void)cls;
   page_heap::FreeSpan(span);
   return bytes;
 }
@@ -138,7 +137,7 @@ void Give(size_t cls, void* head, size_t n) {
   }
   while (head != nullptr) {
     void* next = *static_cast<void**>(head);
-    ReturnToSpan(l, cls, head);
+    ReturnToSpan(l, head);
     head = next;
   }
 }
@@ -158,7 +157,7 @@ size_t Drain(bool idle_only) {
       l.stats.transfer_blocks -= b.count;
       for (void* p = b.head; p != nullptr;) {
         void* next = *static_cast<void**>(p);
-        released += ReturnToSpan(l, cls, p);
+        released += ReturnToSpan(l, p);
         p = next;
       }
     }
