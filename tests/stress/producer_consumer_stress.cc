@@ -1,0 +1,193 @@
+// Cross-thread frees: producer threads allocate blocks of random sizes (8 B to 1 MiB, mostly
+// small), write a pattern and pass them through a locked queue to consumer threads, which verify
+// the pattern (some after a realloc) and free them. Usage: producer_consumer_stress [--smoke]
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "assay/assay.h"
+
+namespace {
+
+constexpr size_t kKiB = size_t{1} << 10;
+constexpr size_t kMiB = size_t{1} << 20;
+
+[[noreturn]] void Fail(const char* what, const void* p, size_t n, size_t offset) {
+  fprintf(stderr, "producer_consumer_stress: FAIL: %s (block %p, %zu bytes, offset %zu)\n", what, p,
+          n, offset);
+  fflush(stderr);
+  _exit(1);
+}
+
+uint64_t PatternWord(size_t k, uint64_t seed) {
+  return (k + 1) * 0x9E3779B97F4A7C15ull ^ (seed + 1) * 0xD1B54A32D192ED03ull;
+}
+
+// The pattern covers the whole block up to 16 KiB; above, the first and
+// last 256 bytes and one word every 256 bytes (every page is touched).
+template <typename Fn>
+void ForEachPatternWord(size_t n, Fn fn) {
+  const size_t words = n / 8;
+  if (n <= 16 * kKiB) {
+    for (size_t k = 0; k < words; ++k) fn(k);
+    return;
+  }
+  for (size_t k = 0; k < 32; ++k) fn(k);
+  for (size_t k = 32; k + 32 < words; k += 32) fn(k);
+  for (size_t k = words - 32; k < words; ++k) fn(k);
+}
+
+void Stamp(void* p, size_t n, uint64_t seed) {
+  uint8_t* b = static_cast<uint8_t*>(p);
+  ForEachPatternWord(n, [&](size_t k) {
+    const uint64_t w = PatternWord(k, seed);
+    memcpy(b + 8 * k, &w, 8);
+  });
+  for (size_t i = n & ~size_t{7}; i < n; ++i) b[i] = static_cast<uint8_t>(seed + i);
+}
+
+// Checks the stamp over the first `keep` bytes of a block stamped with n bytes.
+void Check(const void* p, size_t n, size_t keep, uint64_t seed, const char* what) {
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+  ForEachPatternWord(n, [&](size_t k) {
+    if (8 * k + 8 > keep) return;
+    uint64_t w;
+    memcpy(&w, b + 8 * k, 8);
+    if (w != PatternWord(k, seed)) Fail(what, p, n, 8 * k);
+  });
+  for (size_t i = n & ~size_t{7}; i < n && i < keep; ++i) {
+    if (b[i] != static_cast<uint8_t>(seed + i)) Fail(what, p, n, i);
+  }
+}
+
+size_t RandomSize(std::mt19937_64& rng) {
+  const uint64_t r = rng() % 1000;
+  if (r < 850) return 8 + rng() % 505;                   // 8 B .. 512 B
+  if (r < 950) return 512 + rng() % (32 * kKiB);         // .. 32 KiB
+  if (r < 990) return 32 * kKiB + rng() % (224 * kKiB);  // .. 256 KiB
+  return 256 * kKiB + rng() % (768 * kKiB + 1);          // .. 1 MiB
+}
+
+struct Item {
+  void* p;
+  size_t n;
+  uint64_t seed;
+};
+
+class Queue {
+ public:
+  explicit Queue(size_t capacity) : capacity_(capacity) {}
+
+  void Push(const Item& item) {
+    std::unique_lock<std::mutex> lock(mu_);
+    not_full_.wait(lock, [&] { return items_.size() < capacity_; });
+    items_.push_back(item);
+    not_empty_.notify_one();
+  }
+
+  // False once the queue is closed and empty.
+  bool Pop(Item* item) {
+    std::unique_lock<std::mutex> lock(mu_);
+    not_empty_.wait(lock, [&] { return !items_.empty() || closed_; });
+    if (items_.empty()) return false;
+    *item = items_.front();
+    items_.pop_front();
+    not_full_.notify_one();
+    return true;
+  }
+
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    not_empty_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::deque<Item> items_;
+  const size_t capacity_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
+  if (assay_version() == nullptr) Fail("not linked against assay", nullptr, 0, 0);
+  constexpr int kProducers = 3;
+  constexpr int kConsumers = 3;
+  const uint64_t per_producer = smoke ? 100000 : 1000000;
+
+  Queue queue(2048);
+  std::atomic<uint64_t> consumed{0};
+  std::atomic<uint64_t> bytes{0};
+
+  std::vector<std::thread> consumers;
+  for (int c = 0; c < kConsumers; ++c) {
+    consumers.emplace_back([&, c] {
+      std::mt19937_64 rng(0xc0115e00 + static_cast<uint64_t>(c));
+      Item item;
+      while (queue.Pop(&item)) {
+        if (malloc_usable_size(item.p) < item.n)
+          Fail("usable size below request", item.p, item.n, 0);
+        Check(item.p, item.n, item.n, item.seed, "pattern corrupted in transit");
+        if (rng() % 20 == 0) {
+          // Reallocate in the consumer: the block moves between threads and regimes.
+          const size_t m = RandomSize(rng);
+          void* q = realloc(item.p, m);
+          if (q == nullptr) Fail("realloc returned NULL", item.p, item.n, m);
+          Check(q, item.n, m < item.n ? m : item.n, item.seed, "realloc lost contents");
+          item.p = q;
+        }
+        free(item.p);
+        consumed.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kProducers; ++t) {
+    producers.emplace_back([&, t] {
+      std::mt19937_64 rng(0x9d0d0c00 + static_cast<uint64_t>(t));
+      for (uint64_t i = 0; i < per_producer; ++i) {
+        const size_t n = RandomSize(rng);
+        void* p = malloc(n);
+        if (p == nullptr) Fail("malloc returned NULL", nullptr, n, 0);
+        const uint64_t seed = (static_cast<uint64_t>(t) << 40) | i;
+        Stamp(p, n, seed);
+        bytes.fetch_add(n, std::memory_order_relaxed);
+        queue.Push(Item{p, n, seed});
+      }
+    });
+  }
+  for (std::thread& t : producers) t.join();
+  queue.Close();
+  for (std::thread& t : consumers) t.join();
+
+  const uint64_t expected = per_producer * kProducers;
+  if (consumed.load() != expected) {
+    fprintf(stderr, "producer_consumer_stress: FAIL: consumed %llu of %llu blocks\n",
+            static_cast<unsigned long long>(consumed.load()),
+            static_cast<unsigned long long>(expected));
+    return 1;
+  }
+  printf(
+      "producer_consumer_stress: OK: %llu blocks, %llu MiB through %d producers and %d "
+      "consumers\n",
+      static_cast<unsigned long long>(expected),
+      static_cast<unsigned long long>(bytes.load() / kMiB), kProducers, kConsumers);
+  return 0;
+}
