@@ -118,7 +118,7 @@ void ThreadBody(uint64_t index, const Handed* handed) {
 
 int main(int argc, char** argv) {
   const bool smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
-  const int total_threads = smoke ? 2000 : 10000;
+  const int total_threads = smoke ? 2000 : (argc > 1 ? atoi(argv[1]) : 10000);
   const int waves = total_threads / kWave;
   std::mt19937_64 rng(0x7c4e1111);
 
