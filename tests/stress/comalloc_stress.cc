@@ -18,57 +18,30 @@
 #include <vector>
 
 #include "assay/assay.h"
+#include "tests/stress/stress_util.h"
 
 namespace {
 
-constexpr size_t kKiB = size_t{1} << 10;
-constexpr size_t kMiB = size_t{1} << 20;
+using assay_test::kKiB;
+using assay_test::kMiB;
 constexpr int kWorkers = 3;
 constexpr size_t kRingCapacity = 128;
 
 [[noreturn]] void Fail(const char* what, const void* p, size_t a, size_t b) {
-  fprintf(stderr, "comalloc_stress: FAIL: %s (%p, %zu, %zu)\n", what, p, a, b);
-  fflush(stderr);
-  _exit(1);
+  assay_test::Fail("comalloc_stress", "%s (%p, %zu, %zu)", what, p, a, b);
 }
 
-uint64_t PatternWord(size_t k, uint64_t seed) {
-  return (k + 1) * 0x9E3779B97F4A7C15ull ^ (seed + 1) * 0xD1B54A32D192ED03ull;
-}
+// The whole block up to 4 KiB (512 whole words); above, the first and last
+// 256 bytes and one word per 1 KiB. The tail bytes too.
+constexpr assay_test::Pattern kPattern = {
+    assay_test::WholeWords(512), 32, 128,
+    [](uint64_t seed, size_t i) { return static_cast<uint8_t>(seed ^ i); }};
 
-// The whole block up to 4 KiB; above, the first and last 256 bytes and one
-// word per 1 KiB.
-template <typename Fn>
-void ForEachPatternWord(size_t n, Fn fn) {
-  const size_t words = n / 8;
-  if (words <= 512) {
-    for (size_t k = 0; k < words; ++k) fn(k);
-    return;
-  }
-  for (size_t k = 0; k < 32; ++k) fn(k);
-  for (size_t k = 32; k + 32 < words; k += 128) fn(k);
-  for (size_t k = words - 32; k < words; ++k) fn(k);
-}
-
-void Stamp(void* p, size_t n, uint64_t seed) {
-  uint8_t* b = static_cast<uint8_t*>(p);
-  ForEachPatternWord(n, [&](size_t k) {
-    const uint64_t w = PatternWord(k, seed);
-    memcpy(b + 8 * k, &w, 8);
-  });
-  for (size_t i = n & ~size_t{7}; i < n; ++i) b[i] = static_cast<uint8_t>(seed ^ i);
-}
+void Stamp(void* p, size_t n, uint64_t seed) { assay_test::StampPattern(kPattern, p, n, seed); }
 
 void Check(const void* p, size_t n, uint64_t seed) {
-  const uint8_t* b = static_cast<const uint8_t*>(p);
-  ForEachPatternWord(n, [&](size_t k) {
-    uint64_t w;
-    memcpy(&w, b + 8 * k, 8);
-    if (w != PatternWord(k, seed)) Fail("block corrupted (size, offset)", p, n, 8 * k);
-  });
-  for (size_t i = n & ~size_t{7}; i < n; ++i) {
-    if (b[i] != static_cast<uint8_t>(seed ^ i)) Fail("block corrupted (size, offset)", p, n, i);
-  }
+  const size_t bad = assay_test::FindPatternMismatch(kPattern, p, n, n, seed);
+  if (bad != assay_test::kPatternIntact) Fail("block corrupted (size, offset)", p, n, bad);
 }
 
 size_t RandomSize(std::mt19937_64& rng) {

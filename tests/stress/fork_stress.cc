@@ -17,20 +17,17 @@
 #include <vector>
 
 #include "assay/assay.h"
+#include "tests/stress/stress_util.h"
 
 namespace {
 
-constexpr size_t kKiB = size_t{1} << 10;
-constexpr size_t kMiB = size_t{1} << 20;
+using assay_test::kKiB;
+using assay_test::kMiB;
 constexpr int kWorkers = 4;
 
 // Async-signal-safe failure report (usable in a child of a threaded parent).
 [[noreturn]] void Die(const char* what, int code) {
-  const char prefix[] = "fork_stress: FAIL: ";
-  (void)!write(2, prefix, sizeof(prefix) - 1);
-  (void)!write(2, what, strlen(what));
-  (void)!write(2, "\n", 1);
-  _exit(code);
+  assay_test::FailSignalSafe("fork_stress", what, code);
 }
 
 size_t RandomSize(std::mt19937_64& rng) {
@@ -41,40 +38,14 @@ size_t RandomSize(std::mt19937_64& rng) {
   return 2 * kMiB + 1 + rng() % (6 * kMiB);                // huge
 }
 
-uint64_t PatternWord(size_t k, uint64_t seed) {
-  return (k + 1) * 0x9E3779B97F4A7C15ull ^ (seed + 1) * 0xD1B54A32D192ED03ull;
-}
+// Pattern in the first and last 512 bytes and one word per 4 KiB (blocks of
+// up to 128 whole words: all of them). No tail bytes.
+constexpr assay_test::Pattern kPattern = {assay_test::WholeWords(128), 64, 512, nullptr};
 
-// Pattern in the first and last 512 bytes and one word per 4 KiB.
-template <typename Fn>
-void ForEachPatternWord(size_t n, Fn fn) {
-  const size_t words = n / 8;
-  if (words <= 128) {
-    for (size_t k = 0; k < words; ++k) fn(k);
-    return;
-  }
-  for (size_t k = 0; k < 64; ++k) fn(k);
-  for (size_t k = 64; k + 64 < words; k += 512) fn(k);
-  for (size_t k = words - 64; k < words; ++k) fn(k);
-}
-
-void Stamp(void* p, size_t n, uint64_t seed) {
-  uint8_t* b = static_cast<uint8_t*>(p);
-  ForEachPatternWord(n, [&](size_t k) {
-    const uint64_t w = PatternWord(k, seed);
-    memcpy(b + 8 * k, &w, 8);
-  });
-}
+void Stamp(void* p, size_t n, uint64_t seed) { assay_test::StampPattern(kPattern, p, n, seed); }
 
 bool Intact(const void* p, size_t n, uint64_t seed) {
-  const uint8_t* b = static_cast<const uint8_t*>(p);
-  bool ok = true;
-  ForEachPatternWord(n, [&](size_t k) {
-    uint64_t w;
-    memcpy(&w, b + 8 * k, 8);
-    ok = ok && w == PatternWord(k, seed);
-  });
-  return ok;
+  return assay_test::FindPatternMismatch(kPattern, p, n, n, seed) == assay_test::kPatternIntact;
 }
 
 struct Block {
@@ -193,12 +164,12 @@ int main(int argc, char** argv) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
     ++failures;
     if (WIFSIGNALED(status)) {
-      fprintf(stderr, "fork_stress: FAIL: child %d killed by signal %d (%s)%s\n", i,
-              WTERMSIG(status), strsignal(WTERMSIG(status)),
-              WTERMSIG(status) == SIGALRM ? ": deadlocked for 60 s" : "");
+      assay_test::ReportFailure("fork_stress", "child %d killed by signal %d (%s)%s", i,
+                                WTERMSIG(status), strsignal(WTERMSIG(status)),
+                                WTERMSIG(status) == SIGALRM ? ": deadlocked for 60 s" : "");
     } else {
-      fprintf(stderr, "fork_stress: FAIL: child %d exited with status %d\n", i,
-              WEXITSTATUS(status));
+      assay_test::ReportFailure("fork_stress", "child %d exited with status %d", i,
+                                WEXITSTATUS(status));
     }
   }
   stop = true;
@@ -208,7 +179,7 @@ int main(int argc, char** argv) {
     free(b.p);
   }
   if (failures != 0) {
-    fprintf(stderr, "fork_stress: FAIL: %d of %d children failed\n", failures, forks);
+    assay_test::ReportFailure("fork_stress", "%d of %d children failed", failures, forks);
     return 1;
   }
   printf("fork_stress: OK: %d children exited 0; workers did %llu operations meanwhile\n", forks,

@@ -14,18 +14,17 @@
 #include <vector>
 
 #include "assay/assay.h"
+#include "tests/stress/stress_util.h"
 
 namespace {
 
-constexpr size_t kKiB = size_t{1} << 10;
-constexpr size_t kMiB = size_t{1} << 20;
+using assay_test::kKiB;
+using assay_test::kMiB;
 constexpr int kReallocThreads = 4;
 constexpr int kChurnThreads = 2;
 
 [[noreturn]] void Fail(const char* what, const void* p, size_t a, size_t b) {
-  fprintf(stderr, "huge_realloc_stress: FAIL: %s (block %p, %zu, %zu)\n", what, p, a, b);
-  fflush(stderr);
-  _exit(1);
+  assay_test::Fail("huge_realloc_stress", "%s (block %p, %zu, %zu)", what, p, a, b);
 }
 
 uint8_t Marker(uint64_t x) { return static_cast<uint8_t>((x * 0x9E3779B97F4A7C15ull) >> 56) | 1; }
@@ -133,8 +132,8 @@ int main(int argc, char** argv) {
   assay_stats s;
   assay_get_stats(&s);
   if (s.huge_blocks != 0) {
-    fprintf(stderr, "huge_realloc_stress: FAIL: %zu huge blocks live after all were freed\n",
-            s.huge_blocks);
+    assay_test::ReportFailure("huge_realloc_stress", "%zu huge blocks live after all were freed",
+                              s.huge_blocks);
     return 1;
   }
   printf("huge_realloc_stress: OK: %d reallocs in %d threads (%llu moved the block)\n",

@@ -17,58 +17,30 @@
 #include <vector>
 
 #include "assay/assay.h"
+#include "tests/stress/stress_util.h"
 
 namespace {
 
-constexpr size_t kKiB = size_t{1} << 10;
-constexpr size_t kMiB = size_t{1} << 20;
+using assay_test::kKiB;
+using assay_test::kMiB;
 
 [[noreturn]] void Fail(const char* what, const void* p, size_t n, size_t offset) {
-  fprintf(stderr, "producer_consumer_stress: FAIL: %s (block %p, %zu bytes, offset %zu)\n", what, p,
-          n, offset);
-  fflush(stderr);
-  _exit(1);
-}
-
-uint64_t PatternWord(size_t k, uint64_t seed) {
-  return (k + 1) * 0x9E3779B97F4A7C15ull ^ (seed + 1) * 0xD1B54A32D192ED03ull;
+  assay_test::Fail("producer_consumer_stress", "%s (block %p, %zu bytes, offset %zu)", what, p, n,
+                   offset);
 }
 
 // The pattern covers the whole block up to 16 KiB; above, the first and
-// last 256 bytes and one word every 256 bytes (every page is touched).
-template <typename Fn>
-void ForEachPatternWord(size_t n, Fn fn) {
-  const size_t words = n / 8;
-  if (n <= 16 * kKiB) {
-    for (size_t k = 0; k < words; ++k) fn(k);
-    return;
-  }
-  for (size_t k = 0; k < 32; ++k) fn(k);
-  for (size_t k = 32; k + 32 < words; k += 32) fn(k);
-  for (size_t k = words - 32; k < words; ++k) fn(k);
-}
+// last 256 bytes and one word every 256 bytes (every page is touched). The
+// tail bytes too.
+constexpr assay_test::Pattern kPattern = {
+    16 * kKiB, 32, 32, [](uint64_t seed, size_t i) { return static_cast<uint8_t>(seed + i); }};
 
-void Stamp(void* p, size_t n, uint64_t seed) {
-  uint8_t* b = static_cast<uint8_t*>(p);
-  ForEachPatternWord(n, [&](size_t k) {
-    const uint64_t w = PatternWord(k, seed);
-    memcpy(b + 8 * k, &w, 8);
-  });
-  for (size_t i = n & ~size_t{7}; i < n; ++i) b[i] = static_cast<uint8_t>(seed + i);
-}
+void Stamp(void* p, size_t n, uint64_t seed) { assay_test::StampPattern(kPattern, p, n, seed); }
 
 // Checks the stamp over the first `keep` bytes of a block stamped with n bytes.
 void Check(const void* p, size_t n, size_t keep, uint64_t seed, const char* what) {
-  const uint8_t* b = static_cast<const uint8_t*>(p);
-  ForEachPatternWord(n, [&](size_t k) {
-    if (8 * k + 8 > keep) return;
-    uint64_t w;
-    memcpy(&w, b + 8 * k, 8);
-    if (w != PatternWord(k, seed)) Fail(what, p, n, 8 * k);
-  });
-  for (size_t i = n & ~size_t{7}; i < n && i < keep; ++i) {
-    if (b[i] != static_cast<uint8_t>(seed + i)) Fail(what, p, n, i);
-  }
+  const size_t bad = assay_test::FindPatternMismatch(kPattern, p, n, keep, seed);
+  if (bad != assay_test::kPatternIntact) Fail(what, p, n, bad);
 }
 
 size_t RandomSize(std::mt19937_64& rng) {
@@ -179,9 +151,9 @@ int main(int argc, char** argv) {
 
   const uint64_t expected = per_producer * kProducers;
   if (consumed.load() != expected) {
-    fprintf(stderr, "producer_consumer_stress: FAIL: consumed %llu of %llu blocks\n",
-            static_cast<unsigned long long>(consumed.load()),
-            static_cast<unsigned long long>(expected));
+    assay_test::ReportFailure("producer_consumer_stress", "consumed %llu of %llu blocks",
+                              static_cast<unsigned long long>(consumed.load()),
+                              static_cast<unsigned long long>(expected));
     return 1;
   }
   printf(

@@ -13,37 +13,26 @@
 #include <vector>
 
 #include "assay/assay.h"
+#include "tests/stress/stress_util.h"
+#include "tests/test_util.h"
 
 namespace {
 
-constexpr size_t kKiB = size_t{1} << 10;
-constexpr size_t kMiB = size_t{1} << 20;
+using assay_test::kKiB;
+using assay_test::kMiB;
 constexpr int kWave = 8;
 constexpr int kHandedPerThread = 4;
 
 [[noreturn]] void Fail(const char* what, unsigned long long a = 0, unsigned long long b = 0) {
-  fprintf(stderr, "thread_churn_stress: FAIL: %s (%llu, %llu)\n", what, a, b);
-  fflush(stderr);
-  _exit(1);
+  assay_test::Fail("thread_churn_stress", "%s (%llu, %llu)", what, a, b);
 }
 
 // VmRSS of this process in bytes.
 size_t ResidentBytes() {
-  FILE* f = fopen("/proc/self/status", "r");
-  if (f == nullptr) Fail("cannot open /proc/self/status");
-  char line[256];
-  size_t kb = 0;
-  bool found = false;
-  while (fgets(line, sizeof(line), f) != nullptr) {
-    if (strncmp(line, "VmRSS:", 6) == 0) {
-      kb = strtoull(line + 6, nullptr, 10);
-      found = true;
-      break;
-    }
-  }
-  fclose(f);
-  if (!found) Fail("no VmRSS line in /proc/self/status");
-  return kb * kKiB;
+  const char* error = nullptr;
+  const size_t rss = assay_test::ResidentBytes(&error);
+  if (error != nullptr) Fail(error);
+  return rss;
 }
 
 size_t LiveCaches() {

@@ -2,7 +2,6 @@
 // glibc-memory-not-returned.txt (2 MiB blocks and a pool of 64 KiB blocks,
 // allocated and freed repeatedly) must end with VmRSS near the live heap,
 // at once after malloc_trim and within the decay time without any call.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <sys/wait.h>
@@ -17,22 +16,12 @@
 
 #include "alloc/options.h"
 #include "assay/assay.h"
+#include "tests/test_util.h"
 
 namespace {
 
-constexpr size_t kMiB = size_t{1} << 20;
-
-size_t ResidentBytes() {
-  char buf[4096];
-  const int fd = open("/proc/self/status", O_RDONLY);
-  if (fd < 0) return 0;
-  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  const char* line = strstr(buf, "VmRSS:");
-  return line == nullptr ? 0 : strtoull(line + 6, nullptr, 10) * 1024;
-}
+using assay_test::kMiB;
+using assay_test::ResidentBytes;
 
 void Touch(void* p, size_t n) { memset(p, 0x5a, n); }
 
