@@ -24,7 +24,7 @@ struct alignas(64) ClassList {
   uint64_t touches_at_drain = 0;
   ClassStats stats{};
 };
-constinit ClassList g_lists[kNumClasses];
+constinit ClassList g_lists[2][kNumClasses];
 
 void ListPush(ClassList& l, Span* s) {
   s->prev = nullptr;
@@ -35,7 +35,10 @@ void ListPush(ClassList& l, Span* s) {
 }
 
 void ListRemove(ClassList& l, Span* s) {
-  if (s->prev != nullptr) s->prev->next = s->next; else l.nonempty = s->next;
+  if (s->prev != nullptr)
+    s->prev->next = s->next;
+  else
+    l.nonempty = s->next;
   if (s->next != nullptr) s->next->prev = s->prev;
   s->next = s->prev = nullptr;
   s->in_list = 0;
@@ -61,6 +64,7 @@ size_t ReturnToSpan(ClassList& l, void* block) {
   }
   l.stats.spans--;
   const size_t bytes = span->slices * kSliceSize;
+  l.stats.span_bytes -= bytes;
   page_heap::FreeSpan(span);
   return bytes;
 }
@@ -81,16 +85,20 @@ ASSAY_INLINE void* CarveFrom(ClassList& l, Span* span, const SizeClassInfo& c) {
   return b;
 }
 
-Span* NewSpan(ClassList& l, size_t cls) {
+Span* NewSpan(ClassList& l, size_t cls, Pool pool) {
   Span* span = l.empty_kept;
   if (span != nullptr) {
     l.empty_kept = nullptr;
   } else {
     bool zeroed;
-    span = page_heap::AllocSpan(kClasses[cls].span_slices, SpanKind::kSmall,
+    // Sampled blocks are rare: their spans are a single slice when the class fits.
+    const size_t slices = pool == kSampled ? AlignUp(kClasses[cls].size, kSliceSize) / kSliceSize
+                                           : kClasses[cls].span_slices;
+    span = page_heap::AllocSpan(slices, pool == kSampled ? SpanKind::kSampled : SpanKind::kSmall,
                                 static_cast<uint8_t>(cls), &zeroed);
     if (span == nullptr) return nullptr;
     l.stats.spans++;
+    l.stats.span_bytes += span->slices * kSliceSize;
   }
   ListPush(l, span);
   return span;
@@ -98,8 +106,8 @@ Span* NewSpan(ClassList& l, size_t cls) {
 
 }  // namespace
 
-size_t Take(size_t cls, size_t want, void** head) {
-  ClassList& l = g_lists[cls];
+size_t Take(size_t cls, size_t want, void** head, Pool pool) {
+  ClassList& l = g_lists[pool][cls];
   const SizeClassInfo& c = kClasses[cls];
   LockGuard lock(l.mu);
   l.touches++;
@@ -114,7 +122,7 @@ size_t Take(size_t cls, size_t want, void** head) {
   size_t n = 0;
   while (n < want) {
     Span* span = l.nonempty;
-    if (span == nullptr && (span = NewSpan(l, cls)) == nullptr) break;
+    if (span == nullptr && (span = NewSpan(l, cls, pool)) == nullptr) break;
     void* b = CarveFrom(l, span, c);
     *link = b;
     link = static_cast<void**>(b);
@@ -126,8 +134,8 @@ size_t Take(size_t cls, size_t want, void** head) {
   return n;
 }
 
-void Give(size_t cls, void* head, size_t n) {
-  ClassList& l = g_lists[cls];
+void Give(size_t cls, void* head, size_t n, Pool pool) {
+  ClassList& l = g_lists[pool][cls];
   LockGuard lock(l.mu);
   l.touches++;
   if (n == kClasses[cls].batch && l.nbatches < kTransferSlots) {
@@ -144,8 +152,9 @@ void Give(size_t cls, void* head, size_t n) {
 
 size_t Drain(bool idle_only) {
   size_t released = 0;
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    ClassList& l = g_lists[cls];
+  for (size_t i = 0; i < 2 * kNumClasses; ++i) {
+    ClassList& l = g_lists[i / kNumClasses][i % kNumClasses];
+    if (i % kNumClasses == 0) continue;
     LockGuard lock(l.mu);
     if (idle_only && l.touches != l.touches_at_drain) {
       l.touches_at_drain = l.touches;
@@ -165,6 +174,7 @@ size_t Drain(bool idle_only) {
       Span* span = l.empty_kept;
       l.empty_kept = nullptr;
       l.stats.spans--;
+      l.stats.span_bytes -= span->slices * kSliceSize;
       released += span->slices * kSliceSize;
       page_heap::FreeSpan(span);
     }
@@ -172,19 +182,26 @@ size_t Drain(bool idle_only) {
   return released;
 }
 
-ClassStats GetClassStats(size_t cls) {
-  ClassList& l = g_lists[cls];
+ClassStats GetClassStats(size_t cls, Pool pool) {
+  ClassList& l = g_lists[pool][cls];
   LockGuard lock(l.mu);
   return l.stats;
 }
 
 void LockForFork() {
-  for (size_t cls = 1; cls < kNumClasses; ++cls) g_lists[cls].mu.Lock();
+  for (auto& pool : g_lists) {
+    for (size_t cls = 1; cls < kNumClasses; ++cls) pool[cls].mu.Lock();
+  }
 }
 
 void UnlockAfterFork(bool child) {
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    if (child) g_lists[cls].mu.ResetAfterFork(); else g_lists[cls].mu.Unlock();
+  for (auto& pool : g_lists) {
+    for (size_t cls = 1; cls < kNumClasses; ++cls) {
+      if (child)
+        pool[cls].mu.ResetAfterFork();
+      else
+        pool[cls].mu.Unlock();
+    }
   }
 }
 

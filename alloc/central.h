@@ -9,12 +9,17 @@
 
 namespace assay::internal::central {
 
+// Two pools of spans per class: kNormal serves the thread caches; kSampled
+// holds only blocks that carry sample points (SpanKind::kSampled), so the
+// profiler's blocks never share a span with ordinary ones.
+enum Pool : int { kNormal = 0, kSampled = 1 };
+
 // Takes up to `want` (>= 1) blocks of class cls, linked through their first
 // word and null-terminated, into *head; returns how many (0: out of memory).
-size_t Take(size_t cls, size_t want, void** head);
+size_t Take(size_t cls, size_t want, void** head, Pool pool = kNormal);
 
 // Gives back n blocks of class cls linked from head (null-terminated).
-void Give(size_t cls, void* head, size_t n);
+void Give(size_t cls, void* head, size_t n, Pool pool = kNormal);
 
 // Returns transfer-cache batches and kept empty spans to the spans and the
 // page heap: all of them, or only those of classes untouched since the
@@ -23,10 +28,11 @@ size_t Drain(bool idle_only);
 
 struct ClassStats {
   size_t spans;           // spans of this class
+  size_t span_bytes;      // their bytes
   size_t blocks_out;      // blocks held by threads or the program
   size_t transfer_blocks; // free blocks in the transfer cache
 };
-ClassStats GetClassStats(size_t cls);
+ClassStats GetClassStats(size_t cls, Pool pool = kNormal);
 
 void LockForFork();
 void UnlockAfterFork(bool child);

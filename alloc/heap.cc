@@ -13,18 +13,20 @@
 #include "alloc/page_heap.h"
 #include "alloc/purger.h"
 #include "alloc/thread_cache.h"
+#include "profiler/profiler.h"
 
 namespace assay::internal {
 namespace {
 
 // ---- Where a pointer lives ----
 
-enum class Home { kSmall, kLarge, kHuge, kInvalid };
+enum class Home { kSmall, kSampled, kLarge, kHuge, kInvalid };
 
 struct Location {
   Home home;
-  size_t cls;   // kSmall
-  Span* span;   // kLarge
+  size_t cls;    // kSmall, kSampled
+  Span* span;    // kLarge
+  bool sampled;  // the block carries a sample point (kSampled always)
 };
 
 Location Locate(const void* p) {
@@ -33,20 +35,44 @@ Location Locate(const void* p) {
     Segment* seg = SegmentOf(a);
     SliceEntry e;
     __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
+    const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize);
     if (e.cls != 0) {
-      const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize);
-      if (IsBlockOffset(kClasses[e.cls], offset)) return {Home::kSmall, e.cls, nullptr};
-      return {Home::kInvalid, 0, nullptr};
+      if (IsBlockOffset(kClasses[e.cls], offset)) return {Home::kSmall, e.cls, nullptr, false};
+      return {Home::kInvalid, 0, nullptr, false};
     }
     Span* span = &seg->spans[e.first];
-    if (span->kind == SpanKind::kLarge && SpanStart(span) == p) return {Home::kLarge, 0, span};
-    return {Home::kInvalid, 0, nullptr};
+    if (span->kind == SpanKind::kLarge && SpanStart(span) == p) {
+      return {Home::kLarge, 0, span, span->sampled != 0};
+    }
+    if (span->kind == SpanKind::kSampled && span->first == e.first &&
+        IsBlockOffset(kClasses[span->cls], offset)) {
+      return {Home::kSampled, span->cls, span, true};
+    }
+    return {Home::kInvalid, 0, nullptr, false};
   }
-  if (p != nullptr && huge::UsableSize(p) != 0) return {Home::kHuge, 0, nullptr};
-  return {Home::kInvalid, 0, nullptr};
+  bool sampled = false;
+  if (p != nullptr && huge::UsableSize(p, &sampled) != 0) {
+    return {Home::kHuge, 0, nullptr, sampled};
+  }
+  return {Home::kInvalid, 0, nullptr, false};
 }
 
-// ---- Allocation without sampling accounting ----
+size_t UsableOf(const Location& loc, const void* p) {
+  switch (loc.home) {
+    case Home::kSmall:
+    case Home::kSampled:
+      return kClasses[loc.cls].size;
+    case Home::kLarge:
+      return loc.span->slices * kSliceSize;
+    case Home::kHuge:
+      return huge::UsableSize(p);
+    case Home::kInvalid:
+      break;
+  }
+  return 0;
+}
+
+// ---- Allocation ----
 
 ASSAY_INLINE void* AllocSmall(ThreadCache* tc, size_t cls) {
   if (ASSAY_UNLIKELY(tc == nullptr)) {
@@ -63,6 +89,16 @@ ASSAY_INLINE void* AllocSmall(ThreadCache* tc, size_t cls) {
   return thread_cache::Refill(tc, cls);
 }
 
+// The class serving n bytes at alignment align (<= kSliceSize): a class
+// whose size is a multiple of align has aligned blocks, as spans start on a
+// slice boundary; the power-of-two classes end the search.
+size_t ClassFor(size_t n, size_t align) {
+  if (align <= kMinAlign) align = n < align ? align : 1;  // every class is 16-aligned but 8 B
+  size_t cls = ClassOfSize(n < align ? align : n);
+  while (kClasses[cls].size % align != 0) ++cls;
+  return cls;
+}
+
 // A block above kMaxSmallSize: a slice run up to kMaxLargeSize, else a
 // mapping of its own. *zeroed tells whether it reads as zero already.
 void* AllocBig(size_t n, size_t align, bool* zeroed) {
@@ -76,42 +112,96 @@ void* AllocBig(size_t n, size_t align, bool* zeroed) {
   return huge::Alloc(n, align, zeroed);
 }
 
-// The profiler's entry point: the block p of n bytes holds a sample point.
-// Until the profiler is attached, sampling stays off.
-ASSAY_NOINLINE void OnSamplePoint(ThreadCache* tc, void* p, size_t n) {
-  (void)p;
-  (void)n;
-  tc->sample_left = kSampleNever;
+bool IsSmall(size_t n, size_t align) { return n <= kMaxSmallSize && align <= kSliceSize; }
+
+// An ordinary block (not sampled).
+ASSAY_INLINE void* AllocPlain(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
+  *zeroed = false;
+  if (ASSAY_LIKELY(n <= kMaxSmallSize && align <= kMinAlign)) return AllocSmall(tc, ClassOfSize(n));
+  if (IsSmall(n, align)) return AllocSmall(tc, ClassFor(n, align));
+  return AllocBig(n, align, zeroed);
 }
 
-// Counts n bytes toward the next sample point of the calling thread.
-ASSAY_INLINE void Account(ThreadCache* tc, void* p, size_t n) {
-  if (tc == nullptr) return;
-  tc->sample_left -= static_cast<int64_t>(n);
-  if (ASSAY_UNLIKELY(tc->sample_left < 0)) OnSamplePoint(tc, p, n);
+// A block that carries a sample point: small ones from the sampled pool (so
+// that only their frees take the profiler's path), big ones flagged.
+void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable) {
+  if (IsSmall(n, align)) {
+    const size_t cls = ClassFor(n, align);
+    void* p;
+    *zeroed = false;
+    *usable = kClasses[cls].size;
+    return central::Take(cls, 1, &p, central::kSampled) == 0 ? nullptr : p;
+  }
+  void* p = AllocBig(n, align, zeroed);
+  if (p == nullptr) return nullptr;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (segment_map::Contains(a)) {
+    Span* span = &SegmentOf(a)->spans[SliceOf(a)];
+    span->sampled = 1;
+    *usable = span->slices * kSliceSize;
+  } else {
+    huge::SetSampled(p);
+    *usable = huge::UsableSize(p);
+  }
+  return p;
+}
+
+// Gives back a block obtained from AllocSampledBlock or AllocPlain, as free would.
+void ReleaseBlock(void* p) { Free(p); }
+
+// The allocation crosses the thread's countdown: a sample point lies in it.
+ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
+  const profiler::SampleDecision d = profiler::OnSamplePoint(tc, n);
+  void* p;
+  if (!d.record) {
+    p = AllocPlain(tc, n, align, zeroed);
+  } else {
+    size_t usable = 0;
+    p = AllocSampledBlock(n, align, zeroed, &usable);
+    if (p != nullptr) {
+      profiler::RecordAlloc(p, n, usable, align > kMinAlign ? align : 0, d.points, 0, 1);
+      profiler::SafePoint();
+    }
+  }
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+// Brings tc in line with the profiler's current session, if it changed.
+ASSAY_INLINE void SyncProfiler(ThreadCache* tc) {
+  if (ASSAY_UNLIKELY(tc->prof_epoch != profiler::Epoch())) profiler::SyncThread(tc);
 }
 
 void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
   ThreadCache* tc = thread_cache::Current();
-  void* p;
-  *zeroed = false;
-  if (n <= kMaxSmallSize && align <= kMinAlign) {
-    p = AllocSmall(tc, ClassOfSize(n));
-  } else if (n <= kMaxSmallSize && align <= kSliceSize) {
-    // A class whose size is a multiple of align: its blocks are aligned, as
-    // spans start on a slice boundary. Power-of-two classes end the search.
-    size_t cls = ClassOfSize(n);
-    while (kClasses[cls].size % align != 0) ++cls;
-    p = AllocSmall(tc, cls);
-  } else {
-    p = AllocBig(n, align, zeroed);
+  if (ASSAY_LIKELY(tc != nullptr)) {
+    SyncProfiler(tc);
+    const int64_t left =
+        __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+    if (ASSAY_UNLIKELY(left < 0)) return SampledAlloc(tc, n, align, zeroed);
+    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
   }
-  if (ASSAY_UNLIKELY(p == nullptr)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  Account(tc, p, n);
+  void* p = AllocPlain(tc, n, align, zeroed);
+  if (ASSAY_UNLIKELY(p == nullptr)) errno = ENOMEM;
   return p;
+}
+
+// A huge block that changed address in place of an allocation (mremap):
+// counts it toward the countdown and records it if a sample point lands in it.
+void AccountResized(void* p, size_t n) {
+  ThreadCache* tc = thread_cache::Current();
+  if (tc == nullptr) return;
+  SyncProfiler(tc);
+  const int64_t left =
+      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+  if (left >= 0) {
+    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+    return;
+  }
+  const profiler::SampleDecision d = profiler::OnSamplePoint(tc, n);
+  if (!d.record) return;
+  huge::SetSampled(p);
+  profiler::RecordAlloc(p, n, huge::UsableSize(p), 0, d.points, 0, 1);
 }
 
 // ---- Initialisation and fork ----
@@ -121,6 +211,7 @@ constinit uint32_t g_init_state = kUninitialised;
 constinit uint64_t g_init_thread = 0;
 
 void ForkPrepare() {
+  profiler::LockForFork();
   thread_cache::LockForFork();
   central::LockForFork();
   page_heap::LockForFork();
@@ -134,6 +225,7 @@ void ForkParent() {
   page_heap::UnlockAfterFork(false);
   central::UnlockAfterFork(false);
   thread_cache::UnlockAfterFork(false);
+  profiler::UnlockAfterFork(false);
 }
 
 void ForkChild() {
@@ -142,6 +234,7 @@ void ForkChild() {
   page_heap::UnlockAfterFork(true);
   central::UnlockAfterFork(true);
   thread_cache::UnlockAfterFork(true);
+  profiler::UnlockAfterFork(true);
   purger::AfterForkChild();
 }
 
@@ -178,13 +271,24 @@ void FreeSlow(void* p) {
       if (page_heap::HasDirty()) purger::OnFreed();
       return;
     }
+    case Home::kSampled:
+      // The entry goes before the memory can be handed out again.
+      profiler::OnSampledFree(p);
+      *static_cast<void**>(p) = nullptr;
+      central::Give(loc.cls, p, 1, central::kSampled);
+      profiler::SafePoint();
+      return;
     case Home::kLarge:
+      if (loc.sampled) profiler::OnSampledFree(p);
       page_heap::FreeSpan(loc.span);
       purger::OnFreed();
+      if (loc.sampled) profiler::SafePoint();
       return;
     case Home::kHuge:
+      if (loc.sampled) profiler::OnSampledFree(p);
       if (huge::Free(p)) {
         purger::OnFreed();
+        if (loc.sampled) profiler::SafePoint();
         return;
       }
       break;  // freed by another thread meanwhile: a double free
@@ -221,8 +325,8 @@ void ReportInvalid(const char* what, const void* p) {
 void EnsureInit() {
   if (ASSAY_LIKELY(__atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE) == kReady)) return;
   uint32_t expected = kUninitialised;
-  if (__atomic_compare_exchange_n(&g_init_state, &expected, kInitialising, false,
-                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+  if (__atomic_compare_exchange_n(&g_init_state, &expected, kInitialising, false, __ATOMIC_ACQ_REL,
+                                  __ATOMIC_ACQUIRE)) {
     g_init_thread = os::ThreadId();
     InitOptions(os::GetEnv("ASSAY_OPTIONS"));
     thread_cache::InitKey();
@@ -263,17 +367,8 @@ void* AlignedAlloc(size_t align, size_t n) {
 
 size_t UsableSize(const void* p) {
   const Location loc = Locate(p);
-  switch (loc.home) {
-    case Home::kSmall:
-      return kClasses[loc.cls].size;
-    case Home::kLarge:
-      return loc.span->slices * kSliceSize;
-    case Home::kHuge:
-      return huge::UsableSize(p);
-    case Home::kInvalid:
-      break;
-  }
-  ReportInvalid("malloc_usable_size", p);
+  if (loc.home == Home::kInvalid) ReportInvalid("malloc_usable_size", p);
+  return UsableOf(loc, p);
 }
 
 void* Realloc(void* p, size_t n) {
@@ -283,14 +378,18 @@ void* Realloc(void* p, size_t n) {
     return nullptr;
   }
   const Location loc = Locate(p);
-  size_t old = 0;
+  if (loc.home == Home::kInvalid) ReportInvalid("realloc", p);
+  const size_t old = UsableOf(loc, p);
+  // In place when the block's class or slices allow. A sampled block moves
+  // instead (its entry describes the old size), except a huge one, which
+  // mremap moves without copying: its entry is freed and the new block is
+  // accounted as a fresh allocation.
   switch (loc.home) {
     case Home::kSmall:
-      old = kClasses[loc.cls].size;
       if (n <= old && (n > old / 2 || old <= 32)) return p;
       break;
     case Home::kLarge:
-      old = loc.span->slices * kSliceSize;
+      if (loc.sampled) break;
       if (n > kMaxSmallSize && n <= kMaxLargeSize) {
         const size_t slices = AlignUp(n, kSliceSize) >> kSliceShift;
         if (page_heap::ResizeLargeInPlace(loc.span, slices)) {
@@ -303,15 +402,21 @@ void* Realloc(void* p, size_t n) {
       }
       break;
     case Home::kHuge:
-      old = huge::UsableSize(p);
       if (n > kMaxLargeSize) {
+        if (loc.sampled) profiler::OnSampledFree(p);
         void* q = huge::Resize(p, n);
-        if (q == nullptr) errno = ENOMEM;
+        if (q == nullptr) {
+          errno = ENOMEM;
+        } else {
+          AccountResized(q, n);
+        }
+        profiler::SafePoint();
         return q;
       }
       break;
+    case Home::kSampled:
     case Home::kInvalid:
-      ReportInvalid("realloc", p);
+      break;
   }
   void* q = Malloc(n);
   if (q == nullptr) return nullptr;
@@ -320,12 +425,71 @@ void* Realloc(void* p, size_t n) {
   return q;
 }
 
+namespace {
+
+// Comalloc when a sample point lies in the batch: the countdown walks the
+// blocks in order; each block that holds a point is allocated from the
+// sampled pools and gets its own entry and batch index. Callbacks wait
+// until the whole batch exists.
+int ComallocSampled(ThreadCache* tc, size_t n, const size_t* sizes, void** out) {
+  for (size_t i = 0; i < n; ++i) {
+    const size_t size = sizes[i];
+    bool zeroed;
+    void* p = nullptr;
+    const int64_t left =
+        __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(size);
+    if (left >= 0) {
+      __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+      p = AllocPlain(tc, size, 0, &zeroed);
+    } else {
+      const profiler::SampleDecision d = profiler::OnSamplePoint(tc, size);
+      if (!d.record) {
+        p = AllocPlain(tc, size, 0, &zeroed);
+      } else {
+        size_t usable = 0;
+        p = AllocSampledBlock(size, 0, &zeroed, &usable);
+        if (p != nullptr) {
+          profiler::RecordAlloc(p, size, usable, 0, d.points, static_cast<uint32_t>(i),
+                                static_cast<uint32_t>(n));
+        }
+      }
+    }
+    if (ASSAY_UNLIKELY(p == nullptr)) {
+      while (i-- > 0) {
+        void* block = out[i];
+        out[i] = *static_cast<void**>(block);
+        profiler::CancelAlloc(block);  // no callback for a batch that never existed
+        ReleaseBlock(block);
+      }
+      profiler::SafePoint();
+      return ENOMEM;
+    }
+    *static_cast<void**>(p) = out[i];
+    out[i] = p;
+  }
+  profiler::SafePoint();
+  return 0;
+}
+
+}  // namespace
+
 int Comalloc(size_t n, const size_t* sizes, void** out) {
   ThreadCache* tc = thread_cache::Current();
+  // One countdown step for the whole batch when no sample point lies in it.
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    total = total + sizes[i] < total ? SIZE_MAX : total + sizes[i];  // saturating
+  }
+  if (tc != nullptr) {
+    SyncProfiler(tc);
+    const int64_t left = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) -
+                         static_cast<int64_t>(total > (size_t{1} << 62) ? size_t{1} << 62 : total);
+    if (ASSAY_UNLIKELY(left < 0)) return ComallocSampled(tc, n, sizes, out);
+    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+  }
   // Each block keeps the caller's old out[i] in its first word until the
   // whole batch exists, so a failure can put `out` back as it was without
   // scratch memory.
-  size_t total = 0;
   for (size_t i = 0; i < n; ++i) {
     const size_t size = sizes[i];
     void* p;
@@ -336,7 +500,7 @@ int Comalloc(size_t n, const size_t* sizes, void** out) {
       l->count--;
     } else {
       bool zeroed;
-      p = size <= kMaxSmallSize ? AllocSmall(tc, ClassOfSize(size)) : AllocBig(size, 0, &zeroed);
+      p = AllocPlain(tc, size, 0, &zeroed);
       if (ASSAY_UNLIKELY(p == nullptr)) {
         while (i-- > 0) {
           void* block = out[i];
@@ -348,11 +512,7 @@ int Comalloc(size_t n, const size_t* sizes, void** out) {
     }
     *static_cast<void**>(p) = out[i];
     out[i] = p;
-    total += size;
   }
-  // One countdown step for the whole batch (the profiler walks the batch
-  // from its sample points).
-  if (n > 0) Account(tc, out[0], total);
   return 0;
 }
 
@@ -372,12 +532,14 @@ size_t Trim() {
 
 void GetStats(assay_stats* out) {
   *out = assay_stats{};
-  size_t small_live = 0;    // bytes of blocks out of the central lists
-  size_t small_spans = 0;   // bytes of small spans
+  size_t small_live = 0;   // bytes of blocks out of the central lists
+  size_t small_spans = 0;  // bytes of small spans
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    const central::ClassStats s = central::GetClassStats(cls);
-    small_live += (s.blocks_out - s.transfer_blocks) * kClasses[cls].size;
-    small_spans += s.spans * kClasses[cls].span_slices * kSliceSize;
+    for (central::Pool pool : {central::kNormal, central::kSampled}) {
+      const central::ClassStats s = central::GetClassStats(cls, pool);
+      small_live += (s.blocks_out - s.transfer_blocks) * kClasses[cls].size;
+      small_spans += s.span_bytes;
+    }
   }
   out->thread_cached = thread_cache::CachedBytes(&out->threads);
   const page_heap::Stats ph = page_heap::GetStats();
@@ -391,7 +553,8 @@ void GetStats(assay_stats* out) {
   out->free_dirty = ph.dirty;
   out->purged_total = ph.purged_total;
   out->unmapped_total = ph.unmapped_total + hs.unmapped_total;
-  out->metadata = meta::MappedBytes() + hs.table_bytes + ph.segments * AlignUp(sizeof(Segment), kPageSize);
+  out->metadata =
+      meta::MappedBytes() + hs.table_bytes + ph.segments * AlignUp(sizeof(Segment), kPageSize);
   out->segments = ph.segments;
   out->huge_blocks = hs.blocks;
 }

@@ -13,6 +13,7 @@ struct Entry {
   uintptr_t ptr;    // the block's address (0: empty slot)
   uintptr_t base;   // start of its mapping
   size_t map_size;  // bytes mapped
+  bool sampled;     // carries a sample point
 };
 
 // Freed mappings kept for reuse (most recent last). A huge block that is
@@ -38,7 +39,9 @@ struct State {
 };
 constinit State g;
 
-ASSAY_INLINE size_t Hash(uintptr_t p) { return static_cast<size_t>((p >> 12) * 0x9E3779B97F4A7C15ull); }
+ASSAY_INLINE size_t Hash(uintptr_t p) {
+  return static_cast<size_t>((p >> 12) * 0x9E3779B97F4A7C15ull);
+}
 
 size_t FindSlot(uintptr_t p) {  // slot of p, or of the empty slot where it would go
   const size_t mask = g.capacity - 1;
@@ -120,7 +123,7 @@ void* Alloc(size_t n, size_t align, bool* zeroed) {
     LockGuard lock(g.mu);
     const Cached c = TakeCachedLocked(map_size, align);
     if (c.base != 0) {
-      if (InsertLocked(Entry{c.base, c.base, c.size})) {
+      if (InsertLocked(Entry{c.base, c.base, c.size, false})) {
         *zeroed = false;
         return reinterpret_cast<void*>(c.base);
       }
@@ -133,7 +136,7 @@ void* Alloc(size_t n, size_t align, bool* zeroed) {
   if (p == nullptr) return nullptr;
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   LockGuard lock(g.mu);
-  if (!InsertLocked(Entry{a, a, map_size})) {
+  if (!InsertLocked(Entry{a, a, map_size, false})) {
     os::Unmap(p, map_size);
     return nullptr;
   }
@@ -201,12 +204,20 @@ size_t Release(uint64_t now_ms, uint64_t age_ms) {
 
 size_t CachedBytes() { return __atomic_load_n(&g.stats.cached, __ATOMIC_RELAXED); }
 
-size_t UsableSize(const void* p) {
+size_t UsableSize(const void* p, bool* sampled) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   LockGuard lock(g.mu);
   if (g.capacity == 0) return 0;
   const Entry& e = g.table[FindSlot(a)];
+  if (sampled != nullptr) *sampled = e.sampled;
   return e.ptr == 0 ? 0 : e.base + e.map_size - e.ptr;
+}
+
+void SetSampled(const void* p) {
+  LockGuard lock(g.mu);
+  if (g.capacity == 0) return;
+  Entry& e = g.table[FindSlot(reinterpret_cast<uintptr_t>(p))];
+  if (e.ptr != 0) e.sampled = true;
 }
 
 void* Resize(void* p, size_t n) {
@@ -218,11 +229,11 @@ void* Resize(void* p, size_t n) {
     if (!RemoveLocked(reinterpret_cast<uintptr_t>(p), &e)) return nullptr;
   }
   // The entry is gone before the old range can be reused by anyone.
-  void* q = e.base == e.ptr ? os::Remap(reinterpret_cast<void*>(e.base), e.map_size, new_size)
-                            : nullptr;
+  void* q =
+      e.base == e.ptr ? os::Remap(reinterpret_cast<void*>(e.base), e.map_size, new_size) : nullptr;
   Entry next = e;
   if (q != nullptr) {
-    next = Entry{reinterpret_cast<uintptr_t>(q), reinterpret_cast<uintptr_t>(q), new_size};
+    next = Entry{reinterpret_cast<uintptr_t>(q), reinterpret_cast<uintptr_t>(q), new_size, false};
   }
   LockGuard lock(g.mu);
   if (!InsertLocked(next)) {
@@ -249,7 +260,10 @@ void ForEach(void (*fn)(void* p, size_t usable, void* arg), void* arg) {
 
 void LockForFork() { g.mu.Lock(); }
 void UnlockAfterFork(bool child) {
-  if (child) g.mu.ResetAfterFork(); else g.mu.Unlock();
+  if (child)
+    g.mu.ResetAfterFork();
+  else
+    g.mu.Unlock();
 }
 
 }  // namespace assay::internal::huge

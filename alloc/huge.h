@@ -23,11 +23,15 @@ size_t Release(uint64_t now_ms, uint64_t age_ms);
 // Bytes of freed mappings waiting in the cache.
 size_t CachedBytes();
 
-// Usable bytes of huge block p, or 0 if p is not a huge block's start.
-size_t UsableSize(const void* p);
+// Usable bytes of huge block p, or 0 if p is not a huge block's start;
+// *sampled (if not null) tells whether the block carries a sample point.
+size_t UsableSize(const void* p, bool* sampled = nullptr);
+
+// Marks huge block p as carrying a sample point (the profiler has an entry for it).
+void SetSampled(const void* p);
 
 // Resizes huge block p to hold n (> kMaxLargeSize) bytes, keeping its
-// contents; mremap moves it without copying. Returns the new address, or
+// contents; mremap moves it without copying. The result is not sampled. Returns the new address, or
 // nullptr when the OS has no memory (p is then untouched).
 //
 // Concurrency: p's entry is removed from the table before mremap releases

@@ -18,6 +18,9 @@
 
 using namespace assay::internal;
 
+// Marks the start of this file's code (see alloc/entry_points.h).
+extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_api_begin() { asm volatile(""); }
+
 namespace {
 
 // posix_memalign's rule: a power of two and a multiple of sizeof(void*).
@@ -148,3 +151,6 @@ ASSAY_EXPORT size_t assay_trim(void) { return heap::Trim(); }
 ASSAY_EXPORT void assay_get_stats(assay_stats* out) { heap::GetStats(out); }
 
 }  // extern "C"
+
+// Marks the end of this file's code (see alloc/entry_points.h).
+extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_api_end() { asm volatile(""); }

@@ -44,7 +44,9 @@ void Segment::Validate() const {
     }
     const Span& s = spans[i];
     if (s.first != i || s.slices == 0 || i + s.slices > kSlicesPerSegment) fail("span bounds");
-    if (s.kind != SpanKind::kSmall && s.kind != SpanKind::kLarge) fail("span kind");
+    if (s.kind != SpanKind::kSmall && s.kind != SpanKind::kLarge && s.kind != SpanKind::kSampled) {
+      fail("span kind");
+    }
     for (size_t j = i; j < i + s.slices; ++j) {
       if ((free_mask >> j) & 1) fail("span slice marked free");
       if (slice_map[j].first != i) fail("slice map first");

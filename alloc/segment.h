@@ -18,6 +18,9 @@ enum class SpanKind : uint8_t {
   kHeader,    // slice 0: the segment header itself
   kSmall,     // blocks of one size class, owned by that class's central list
   kLarge,     // one block of span_slices * kSliceSize bytes
+  kSampled,   // blocks of one size class that hold sample points: their slice
+              // map class is 0, so every free of them takes the slow path to
+              // the profiler, while frees in kSmall spans never do
 };
 
 // A run of slices. Lives in the segment header, at the index of its first
@@ -35,7 +38,8 @@ struct Span {
   uint8_t first;      // index of the first slice of this span in its segment
   uint8_t slices;     // length of the span in slices
   uint8_t in_list;    // small: 1 while on the class's list of spans with free blocks
-  uint8_t pad[3];
+  uint8_t sampled;    // large: the block holds a sample point (the profiler has its entry)
+  uint8_t pad[2];
   uint64_t aux;       // large: bytes requested; reserved for the profiler otherwise
 };
 
@@ -53,7 +57,7 @@ inline constexpr uint64_t kAllSpanSlices = ~uint64_t{1};  // every slice but the
 //  - slice 0 is kHeader; every other slice is either free (its bit in
 //    free_mask) or inside exactly one span whose Span sits at spans[first];
 //  - dirty_mask is a subset of free_mask;
-//  - slice_map[i].cls != 0 only for slices of small spans.
+//  - slice_map[i].cls != 0 only for slices of kSmall spans.
 struct Segment {
   uint64_t magic;
   uint32_t layout_version;

@@ -10,6 +10,7 @@
 #include "alloc/meta.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "profiler/profiler.h"
 
 namespace assay::internal {
 
@@ -25,8 +26,8 @@ ASSAY_TLS uint8_t tls_exited = 0;
 
 struct Registry {
   Mutex mu;
-  ThreadCache* live = nullptr;  // linked by next/prev
-  ThreadCache* spare = nullptr; // caches of exited threads, linked by next
+  ThreadCache* live = nullptr;   // linked by next/prev
+  ThreadCache* spare = nullptr;  // caches of exited threads, linked by next
   size_t threads = 0;
 };
 constinit Registry g_registry;
@@ -64,11 +65,15 @@ size_t BytesOf(const ThreadCache* tc) {
 
 void OnThreadExit(void* arg) {
   ThreadCache* tc = static_cast<ThreadCache*>(arg);
+  profiler::OnThreadExit();  // pending callbacks run while the thread can still allocate
   tls_exited = 1;
   tls_cache = &g_empty_cache;
   FlushAll(tc);
   LockGuard lock(g_registry.mu);
-  if (tc->prev != nullptr) tc->prev->next = tc->next; else g_registry.live = tc->next;
+  if (tc->prev != nullptr)
+    tc->prev->next = tc->next;
+  else
+    g_registry.live = tc->next;
   if (tc->next != nullptr) tc->next->prev = tc->prev;
   tc->prev = nullptr;
   tc->next = g_registry.spare;
@@ -159,11 +164,17 @@ size_t CachedBytes(size_t* threads) {
   return bytes;
 }
 
+void ForEachLive(void (*fn)(ThreadCache* tc, void* arg), void* arg) {
+  LockGuard lock(g_registry.mu);
+  for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) fn(tc, arg);
+}
+
 void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* arg) {
   LockGuard lock(g_registry.mu);
   for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) {
     for (size_t cls = 1; cls < kNumClasses; ++cls) {
-      for (void* b = tc->lists[cls].head; b != nullptr; b = *static_cast<void**>(b)) fn(cls, b, arg);
+      for (void* b = tc->lists[cls].head; b != nullptr; b = *static_cast<void**>(b))
+        fn(cls, b, arg);
     }
   }
 }

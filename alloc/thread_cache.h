@@ -31,6 +31,7 @@ struct ThreadCache {
   ThreadCache* next;
   ThreadCache* prev;
   uint64_t thread_id;
+  uint32_t prof_epoch;  // profiler epoch sample_left was drawn for (profiler/profiler.h)
 };
 
 inline constexpr int64_t kSampleNever = int64_t{1} << 62;
@@ -46,9 +47,12 @@ ASSAY_INLINE void* Malloc(size_t n) {
   if (ASSAY_LIKELY(n <= kMaxTableSize)) {
     FreeList& l = tc->lists[kSmallLookup[(n + 7) >> 3]];
     void* p = l.head;
-    const int64_t left = tc->sample_left - static_cast<int64_t>(n);
+    // Relaxed atomics are plain loads and stores; the profiler may reset the
+    // countdown from another thread when a session starts or stops.
+    const int64_t left =
+        __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
     if (ASSAY_LIKELY((p != nullptr) & (left >= 0))) {
-      tc->sample_left = left;
+      __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
       l.head = *static_cast<void**>(p);
       l.count--;
       return p;
@@ -65,8 +69,7 @@ ASSAY_INLINE void Free(void* p) {
     __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
     const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize);
     FreeList& l = tls_cache->lists[e.cls];
-    if (ASSAY_LIKELY((e.cls != 0) & IsBlockOffset(kClasses[e.cls], offset) &
-                     (l.count < l.max))) {
+    if (ASSAY_LIKELY((e.cls != 0) & IsBlockOffset(kClasses[e.cls], offset) & (l.count < l.max))) {
       *static_cast<void**>(p) = l.head;
       l.head = p;
       l.count++;
@@ -97,6 +100,9 @@ void FlushAll(ThreadCache* tc);
 // Free bytes in all live thread caches (read without stopping threads) and
 // the number of live caches.
 size_t CachedBytes(size_t* threads);
+
+// Calls fn(cache, arg) for every live thread cache, with the registry locked.
+void ForEachLive(void (*fn)(ThreadCache* tc, void* arg), void* arg);
 
 // Calls fn(cls, block, arg) for every block cached by any thread, with the
 // registry locked. Only safe while the other threads do not run the

@@ -1,0 +1,23 @@
+// The profiler's own memory: entries, events, stacks and tables. Comes from
+// the allocator's metadata pages (never from malloc, so it is never sampled
+// and never recurses), recycled through power-of-two free lists, and counted
+// as profiler overhead in the statistics.
+#pragma once
+
+#include <cstddef>
+
+namespace assay::profiler::arena {
+
+// Zeroed memory of at least `size` bytes, aligned to 16; nullptr on OOM.
+void* Alloc(size_t size);
+// Gives back memory from Alloc(size) with the same size.
+void Free(void* p, size_t size);
+// Bytes obtained from the metadata pages so far (the profiler's footprint).
+size_t FootprintBytes();
+// Bytes handed out and not given back.
+size_t InUseBytes();
+
+void LockForFork();
+void UnlockAfterFork(bool child);
+
+}  // namespace assay::profiler::arena

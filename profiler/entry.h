@@ -1,0 +1,72 @@
+// Tracking entries: one per sampled block that is live (or whose callbacks
+// are still being delivered), and the address-keyed table of the live ones.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "profiler/stack_table.h"
+
+namespace assay::profiler {
+
+// Callback progress of an entry (Entry::cb). The bits only accumulate,
+// except kBusy, which one thread holds while it runs a callback for the
+// entry; a thread that raises an event sets its request bit and then drives
+// the entry, and the thread finishing a callback re-checks the requests, so
+// callbacks of one entry never overlap and run in the order alloc, promote,
+// free.
+enum EntryBits : uint32_t {
+  kAllocDone = 1 << 0,   // the alloc callback ran (or was skipped)
+  kBusy = 1 << 1,        // a callback of this entry is running
+  kPromoteReq = 1 << 2,  // the block survived young_bytes
+  kPromoteDone = 1 << 3,
+  kFreeReq = 1 << 4,  // the block was freed
+  kFreeDone = 1 << 5,
+  kDropped = 1 << 6,  // the tracker does not follow this entry (no more callbacks)
+};
+
+struct Entry {
+  // Fixed once recorded:
+  uintptr_t address;
+  uint64_t requested;     // bytes asked for
+  uint64_t usable;        // bytes the block really has
+  uint64_t alignment;     // alignment asked for (0: the default)
+  uint64_t points;        // sample points in the block (n_samples >= 1)
+  Stack* stack;           // interned, referenced
+  uint64_t thread_id;     // kernel thread id of the allocating thread
+  uint64_t birth_clock;   // allocation clock (bytes) when recorded
+  uint64_t birth_ns;      // monotonic time when recorded
+  uint32_t batch_index;   // index in its comalloc batch (0 otherwise)
+  uint32_t batch_size;    // size of that batch (1 otherwise)
+  uint64_t session_id;    // tracker session that receives callbacks (0: none)
+  double weight_objects;  // 1 / q(requested): unbiased count estimate
+  double weight_bytes;    // requested / q(requested): unbiased bytes estimate
+  // Tracker state:
+  uint32_t cb;    // EntryBits, atomic
+  uint32_t refs;  // atomic: table + queued events + young list
+  uintptr_t token;
+  // Links:
+  Entry* table_next;  // in its address-table bucket
+  Entry* young_prev;  // in the young list (entries waiting for promotion)
+  Entry* young_next;
+  bool in_young;
+};
+
+namespace entry_table {
+
+// Adds a live entry (its address must not be in the table); false when the
+// table has no memory to grow into.
+bool Insert(Entry* e);
+// Removes and returns the entry of address p, or nullptr.
+Entry* Remove(uintptr_t p);
+// Number of live entries.
+size_t Count();
+// Calls fn(entry, arg) for every live entry, each shard under its lock; fn
+// must only read the entry (and must not allocate through the profiler).
+void ForEach(void (*fn)(const Entry* e, void* arg), void* arg);
+
+void LockForFork();
+void UnlockAfterFork(bool child);
+
+}  // namespace entry_table
+}  // namespace assay::profiler

@@ -1,0 +1,107 @@
+// The address table of live entries (entry.h): 64 shards of chained hash
+// tables, doubling their buckets as they fill.
+#include "alloc/lock.h"
+#include "profiler/arena.h"
+#include "profiler/entry.h"
+
+namespace assay::profiler::entry_table {
+namespace {
+
+using internal::LockGuard;
+using internal::Mutex;
+
+constexpr size_t kShards = 64;
+
+struct alignas(64) Shard {
+  Mutex mu;
+  Entry** buckets = nullptr;
+  size_t nbuckets = 0;
+  size_t count = 0;
+};
+constinit Shard g_shards[kShards];
+
+uint64_t Hash(uintptr_t p) { return (p >> 4) * 0x9E3779B97F4A7C15ull; }
+Shard& ShardOf(uint64_t h) { return g_shards[h >> 58]; }
+
+bool Grow(Shard& s) {
+  const size_t n = s.nbuckets == 0 ? 64 : s.nbuckets * 2;
+  Entry** b = static_cast<Entry**>(arena::Alloc(n * sizeof(Entry*)));
+  if (b == nullptr) return false;
+  for (size_t i = 0; i < s.nbuckets; ++i) {
+    for (Entry* e = s.buckets[i]; e != nullptr;) {
+      Entry* next = e->table_next;
+      Entry*& head = b[Hash(e->address) & (n - 1)];
+      e->table_next = head;
+      head = e;
+      e = next;
+    }
+  }
+  arena::Free(s.buckets, s.nbuckets * sizeof(Entry*));
+  s.buckets = b;
+  s.nbuckets = n;
+  return true;
+}
+
+}  // namespace
+
+bool Insert(Entry* e) {
+  const uint64_t h = Hash(e->address);
+  Shard& s = ShardOf(h);
+  LockGuard lock(s.mu);
+  // Growing may fail; a fuller table still works, an absent one does not.
+  if (s.count >= s.nbuckets && !Grow(s) && s.nbuckets == 0) return false;
+  Entry*& head = s.buckets[h & (s.nbuckets - 1)];
+  e->table_next = head;
+  head = e;
+  s.count++;
+  return true;
+}
+
+Entry* Remove(uintptr_t p) {
+  const uint64_t h = Hash(p);
+  Shard& s = ShardOf(h);
+  LockGuard lock(s.mu);
+  if (s.nbuckets == 0) return nullptr;
+  for (Entry** link = &s.buckets[h & (s.nbuckets - 1)]; *link != nullptr;
+       link = &(*link)->table_next) {
+    Entry* e = *link;
+    if (e->address == p) {
+      *link = e->table_next;
+      s.count--;
+      return e;
+    }
+  }
+  return nullptr;
+}
+
+size_t Count() {
+  size_t n = 0;
+  for (Shard& s : g_shards) {
+    LockGuard lock(s.mu);
+    n += s.count;
+  }
+  return n;
+}
+
+void ForEach(void (*fn)(const Entry* e, void* arg), void* arg) {
+  for (Shard& s : g_shards) {
+    LockGuard lock(s.mu);
+    for (size_t i = 0; i < s.nbuckets; ++i) {
+      for (const Entry* e = s.buckets[i]; e != nullptr; e = e->table_next) fn(e, arg);
+    }
+  }
+}
+
+void LockForFork() {
+  for (Shard& s : g_shards) s.mu.Lock();
+}
+void UnlockAfterFork(bool child) {
+  for (Shard& s : g_shards) {
+    if (child)
+      s.mu.ResetAfterFork();
+    else
+      s.mu.Unlock();
+  }
+}
+
+}  // namespace assay::profiler::entry_table

@@ -1,0 +1,551 @@
+// The profiler core: sessions, the per-thread sampling state, recording of
+// sampled blocks, promotion, and delivery of callbacks at safe points.
+//
+// Flow of one sampled block:
+//   malloc slow path -> OnSamplePoint (count points, advance countdown)
+//     -> allocator takes the block from a sampled pool -> RecordAlloc:
+//        capture stack, intern it, make the Entry, put it in the address
+//        table (and the young list), queue an alloc event on this thread
+//     -> SafePoint before malloc returns: Drive(entry) runs on_alloc.
+//   later samples advance the allocation clock -> entries older than
+//     young_bytes leave the young list with a promote event on that thread.
+//   free slow path (sampled span / flag) -> OnSampledFree: take the entry out
+//     of the table, request free, queue on this thread -> SafePoint runs on_free.
+// Entries are reference counted (table, young list, each queued event) and
+// go back to the arena when the last reference goes.
+#include "profiler/profiler.h"
+
+#include <pthread.h>
+
+#include <cstdio>
+#include <new>
+
+#include "alloc/lock.h"
+#include "alloc/os.h"
+#include "assay/profiler.hpp"
+#include "profiler/arena.h"
+#include "profiler/entry.h"
+#include "profiler/sampler.h"
+#include "profiler/stack_capture.h"
+#include "profiler/stack_table.h"
+
+namespace assay::profiler {
+
+using internal::LockGuard;
+using internal::Mutex;
+using internal::ThreadCache;
+
+uint32_t g_epoch = 0;
+__thread void* tls_pending __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+
+struct Session {
+  uint64_t id;
+  Tracker tracker;
+  bool callbacks;  // the tracker has at least one callback
+  bool promote;    // ... and wants promotions
+  Session* retired_next = nullptr;
+};
+
+struct Event {
+  Entry* entry;
+  Event* next;
+  bool alloc;  // the entry's alloc event (only its allocating thread runs on_alloc)
+};
+
+// Per-thread state. Plain data, zero-initialised: no constructor runs.
+struct ThreadState {
+  Rng rng;
+  uint64_t rng_session;  // session whose seed rng holds
+  uint32_t suspended;    // > 0: this thread's allocations are not recorded
+  uint32_t in_callback;  // > 0: safe points wait
+  Event* tail;           // pending events: tls_pending is the head
+  uintptr_t stack_lo;    // for frame-pointer walks
+  uintptr_t stack_hi;
+  uint64_t tid;
+  uint32_t fork_gen;  // g_fork_gen when tid and the stack bounds were read
+  uint32_t stack_known;
+};
+__thread ThreadState tls __attribute__((tls_model("initial-exec")));
+
+// Configuration of the running session; written under g_control before the
+// epoch is bumped, read by threads after they see the new epoch.
+constinit Mutex g_control;
+Session* g_session = nullptr;  // atomic: the running session, or null
+Session* g_retired = nullptr;  // stopped sessions, freed once nothing can use them
+uint64_t g_next_session_id = 0;
+constinit SamplingRate g_rate;
+size_t g_depth = 64;
+StackMethod g_method = StackMethod::kUnwind;
+uint64_t g_young_bytes = 0;
+uint64_t g_seed = 0;
+uint64_t g_thread_counter = 0;  // atomic: per-session thread index, for seeding
+uint32_t g_fork_gen = 0;
+
+// Statistics and clocks (atomic).
+uint64_t g_clock = 0;      // allocation clock: bytes allocated, as estimated by the samples
+uint64_t g_in_flight = 0;  // threads inside a tracker callback (or about to be)
+uint64_t g_samples = 0;
+uint64_t g_exceptions = 0;
+uint32_t g_exception_reported = 0;
+
+// Entries waiting for promotion, oldest first.
+constinit Mutex g_young_mu;
+Entry* g_young_head = nullptr;
+Entry* g_young_tail = nullptr;
+
+Session* CurrentSession() { return __atomic_load_n(&g_session, __ATOMIC_SEQ_CST); }
+
+uint64_t CurrentTid(ThreadState& ts) {
+  const uint32_t gen = __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
+  if (ts.tid == 0 || ts.fork_gen != gen) {
+    ts.tid = internal::os::ThreadId();
+    ts.fork_gen = gen;
+    ts.stack_known = 0;
+  }
+  return ts.tid;
+}
+
+void LearnStackBounds(ThreadState& ts) {
+  ts.stack_known = 1;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+  void* addr = nullptr;
+  size_t size = 0;
+  if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+    ts.stack_lo = reinterpret_cast<uintptr_t>(addr);
+    ts.stack_hi = ts.stack_lo + size;
+  }
+  pthread_attr_destroy(&attr);
+}
+
+void Unref(Entry* e) {
+  if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  stack_table::Unref(e->stack);
+  arena::Free(e, sizeof(Entry));
+}
+
+void Enqueue(ThreadState& ts, Entry* e, bool alloc) {
+  Event* ev = static_cast<Event*>(arena::Alloc(sizeof(Event)));
+  if (ev == nullptr) {  // no memory: the event is lost, but never its entry's reference
+    Unref(e);
+    return;
+  }
+  ev->entry = e;
+  ev->alloc = alloc;
+  if (ts.tail != nullptr) {
+    ts.tail->next = ev;
+  } else {
+    tls_pending = ev;
+  }
+  ts.tail = ev;
+}
+
+void YoungUnlinkLocked(Entry* e) {
+  if (e->young_prev != nullptr)
+    e->young_prev->young_next = e->young_next;
+  else
+    g_young_head = e->young_next;
+  if (e->young_next != nullptr)
+    e->young_next->young_prev = e->young_prev;
+  else
+    g_young_tail = e->young_prev;
+  e->young_prev = e->young_next = nullptr;
+  e->in_young = false;
+}
+
+// Moves entries born young_bytes or more before `clock` out of the young
+// list, each with a promote event on this thread.
+void PromoteOld(ThreadState& ts, uint64_t clock) {
+  for (;;) {
+    Entry* e;
+    {
+      LockGuard lock(g_young_mu);
+      e = g_young_head;
+      if (e == nullptr || clock - e->birth_clock < g_young_bytes) return;
+      YoungUnlinkLocked(e);
+    }
+    // The young list's reference passes to the promote event.
+    __atomic_fetch_or(&e->cb, kPromoteReq, __ATOMIC_SEQ_CST);
+    Enqueue(ts, e, /*alloc=*/false);
+  }
+}
+
+void ReportException(const char* which) {
+  __atomic_fetch_add(&g_exceptions, 1, __ATOMIC_RELAXED);
+  if (__atomic_exchange_n(&g_exception_reported, 1, __ATOMIC_RELAXED) == 0) {
+    char line[160];
+    snprintf(line, sizeof(line),
+             "assay: a profiler %s callback threw; the exception was caught and the entry dropped "
+             "(reported once)\n",
+             which);
+    internal::os::WriteStderr(line);
+  }
+}
+
+enum class Action { kAlloc, kPromote, kFree };
+
+// Runs one callback of e. Returns the bits to add to e->cb.
+uint32_t Run(Entry* e, Action act, bool dropped) {
+  const uint32_t done = act == Action::kAlloc     ? kAllocDone
+                        : act == Action::kPromote ? kPromoteDone
+                                                  : kFreeDone;
+  if (dropped) return done;
+  __atomic_fetch_add(&g_in_flight, 1, __ATOMIC_SEQ_CST);
+  Session* s = CurrentSession();
+  uint32_t result = done;
+  if (s == nullptr || s->id != e->session_id) {
+    result |= kDropped;  // its session stopped: discard, never deliver to another
+  } else if (act == Action::kAlloc) {
+    if (s->tracker.on_alloc) {
+      SampledAllocation info{reinterpret_cast<void*>(e->address),
+                             e->requested,
+                             e->usable,
+                             e->alignment,
+                             e->points,
+                             std::span<const uintptr_t>(e->stack->frames, e->stack->depth),
+                             e->batch_index,
+                             e->batch_size,
+                             e->thread_id};
+      try {
+        const std::optional<Token> t = s->tracker.on_alloc(info);
+        if (t.has_value())
+          e->token = *t;
+        else
+          result |= kDropped;
+      } catch (...) {
+        ReportException("alloc");
+        result |= kDropped;
+      }
+    }
+  } else if (act == Action::kPromote) {
+    if (s->tracker.on_promote) {
+      try {
+        const std::optional<Token> t = s->tracker.on_promote(e->token);
+        if (t.has_value())
+          e->token = *t;
+        else
+          result |= kDropped;
+      } catch (...) {
+        ReportException("promote");  // the block keeps its token and gets its on_free
+      }
+    }
+  } else if (s->tracker.on_free) {
+    try {
+      s->tracker.on_free(e->token);
+    } catch (...) {
+      ReportException("free");
+    }
+  }
+  __atomic_fetch_sub(&g_in_flight, 1, __ATOMIC_SEQ_CST);
+  return result;
+}
+
+// Delivers what is due for e, in order, unless another thread is running a
+// callback of e (it will deliver our request when it finishes).
+void Drive(Entry* e, bool alloc_event) {
+  for (;;) {
+    const uint32_t s = __atomic_load_n(&e->cb, __ATOMIC_SEQ_CST);
+    if (s & kBusy) return;
+    Action act;
+    if (!(s & kAllocDone)) {
+      if (!alloc_event) return;  // the allocating thread delivers alloc first, then the rest
+      act = Action::kAlloc;
+    } else if ((s & kFreeReq) && !(s & kFreeDone)) {
+      act = Action::kFree;  // a promotion not yet delivered is moot once freed
+    } else if ((s & kPromoteReq) && !(s & (kPromoteDone | kFreeReq | kFreeDone))) {
+      act = Action::kPromote;
+    } else {
+      return;
+    }
+    uint32_t expected = s;
+    if (!__atomic_compare_exchange_n(&e->cb, &expected, s | kBusy, false, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST)) {
+      continue;
+    }
+    const uint32_t add = Run(e, act, (s & kDropped) != 0);
+    __atomic_fetch_or(&e->cb, add, __ATOMIC_SEQ_CST);
+    __atomic_fetch_and(&e->cb, ~uint32_t{kBusy}, __ATOMIC_SEQ_CST);
+  }
+}
+
+void FreeRetiredSessions() {
+  // Called with g_control held, outside callbacks, when no callback runs.
+  while (g_retired != nullptr) {
+    Session* s = g_retired;
+    g_retired = s->retired_next;
+    delete s;
+  }
+}
+
+// Forces every live thread to its slow path soon, where it syncs its epoch.
+void KickThreads(int64_t value) {
+  internal::thread_cache::ForEachLive(
+      [](ThreadCache* tc, void* arg) {
+        __atomic_store_n(&tc->sample_left, *static_cast<int64_t*>(arg), __ATOMIC_RELAXED);
+      },
+      &value);
+}
+
+}  // namespace
+
+void SyncThread(ThreadCache* tc) {
+  ThreadState& ts = tls;
+  const uint32_t epoch = Epoch();
+  Session* s = CurrentSession();
+  tc->prof_epoch = epoch;
+  if (s == nullptr) {
+    __atomic_store_n(&tc->sample_left, internal::kSampleNever, __ATOMIC_RELAXED);
+    return;
+  }
+  if (ts.rng_session != s->id) {
+    const uint64_t index = __atomic_fetch_add(&g_thread_counter, 1, __ATOMIC_RELAXED);
+    ts.rng.Seed(g_seed + index * 0x9E3779B97F4A7C15ull);
+    ts.rng_session = s->id;
+  }
+  __atomic_store_n(&tc->sample_left, g_rate.DrawLeft(ts.rng), __ATOMIC_RELAXED);
+}
+
+SampleDecision OnSamplePoint(ThreadCache* tc, size_t n) {
+  ThreadState& ts = tls;
+  int64_t left = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED);
+  Session* s = CurrentSession();
+  if (s == nullptr || ts.rng_session != s->id) {
+    SyncThread(tc);  // stopped or restarted meanwhile: nothing to record from the old law
+    return {0, false};
+  }
+  const uint64_t points = g_rate.CountPoints(&left, n, ts.rng);
+  __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&g_clock, points * g_rate.rate(), __ATOMIC_RELAXED);
+  return {points, ts.suspended == 0};
+}
+
+Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, uint64_t points,
+                   uint32_t batch_index, uint32_t batch_size) {
+  ThreadState& ts = tls;
+  Session* s = CurrentSession();
+  if (s == nullptr) return nullptr;
+  ts.suspended++;  // the profiler's own work is never sampled
+  const uint64_t tid = CurrentTid(ts);
+  if (g_method == StackMethod::kFramePointer && !ts.stack_known) LearnStackBounds(ts);
+  uintptr_t frames[kMaxStackDepth];
+  const size_t depth = CaptureStack(frames, g_depth, g_method, ts.stack_lo, ts.stack_hi);
+  const double q = g_rate.SampledProbability(requested == 0 ? 1 : requested);
+  const double objects = q > 0 ? 1.0 / q : 0;
+  const double bytes = objects * static_cast<double>(requested);
+  Stack* stack = stack_table::Intern(frames, depth, objects, bytes);
+  Entry* e = stack != nullptr ? static_cast<Entry*>(arena::Alloc(sizeof(Entry))) : nullptr;
+  if (e == nullptr) {
+    if (stack != nullptr) stack_table::Unref(stack);
+    ts.suspended--;
+    return nullptr;
+  }
+  e->address = reinterpret_cast<uintptr_t>(p);
+  e->requested = requested;
+  e->usable = usable;
+  e->alignment = alignment;
+  e->points = points;
+  e->stack = stack;
+  e->thread_id = tid;
+  e->birth_clock = __atomic_load_n(&g_clock, __ATOMIC_RELAXED);
+  e->birth_ns = internal::os::NowNs();
+  e->batch_index = batch_index;
+  e->batch_size = batch_size;
+  e->weight_objects = objects;
+  e->weight_bytes = bytes;
+  e->session_id = s->callbacks ? s->id : 0;
+  e->cb = s->callbacks ? 0 : (kAllocDone | kDropped);
+  e->refs = 1;  // the table's
+  if (!entry_table::Insert(e)) {
+    stack_table::Unref(stack);
+    arena::Free(e, sizeof(Entry));
+    ts.suspended--;
+    return nullptr;
+  }
+  __atomic_fetch_add(&g_samples, 1, __ATOMIC_RELAXED);
+  if (s->callbacks) {
+    if (s->promote) {
+      e->refs++;
+      LockGuard lock(g_young_mu);
+      e->young_prev = g_young_tail;
+      if (g_young_tail != nullptr)
+        g_young_tail->young_next = e;
+      else
+        g_young_head = e;
+      g_young_tail = e;
+      e->in_young = true;
+    }
+    __atomic_fetch_add(&e->refs, 1, __ATOMIC_RELAXED);
+    Enqueue(ts, e, /*alloc=*/true);
+  }
+  if (s->promote) PromoteOld(ts, __atomic_load_n(&g_clock, __ATOMIC_RELAXED));
+  ts.suspended--;
+  return e;
+}
+
+void CancelAlloc(void* p) {
+  Entry* e = entry_table::Remove(reinterpret_cast<uintptr_t>(p));
+  if (e == nullptr) return;
+  __atomic_fetch_or(&e->cb, kAllocDone | kFreeDone | kDropped, __ATOMIC_SEQ_CST);
+  {
+    LockGuard lock(g_young_mu);
+    if (e->in_young) {
+      YoungUnlinkLocked(e);
+      __atomic_fetch_sub(&e->refs, 1, __ATOMIC_RELAXED);  // the table's remains
+    }
+  }
+  __atomic_fetch_sub(&g_samples, 1, __ATOMIC_RELAXED);
+  Unref(e);
+}
+
+void OnSampledFree(void* p) {
+  Entry* e = entry_table::Remove(reinterpret_cast<uintptr_t>(p));
+  if (e == nullptr) return;  // recorded by no session (or forgotten for lack of memory)
+  if (e->in_young) {
+    LockGuard lock(g_young_mu);
+    if (e->in_young) {
+      YoungUnlinkLocked(e);
+      __atomic_fetch_sub(&e->refs, 1, __ATOMIC_RELAXED);  // the table's remains
+    }
+  }
+  const uint32_t s = __atomic_fetch_or(&e->cb, kFreeReq, __ATOMIC_SEQ_CST);
+  if ((s & kDropped) && (s & kAllocDone)) {
+    Unref(e);  // nobody follows it: no event
+    return;
+  }
+  Enqueue(tls, e, /*alloc=*/false);  // the table's reference passes to the event
+}
+
+void SafePointSlow() {
+  ThreadState& ts = tls;
+  if (ts.in_callback != 0) return;
+  ts.in_callback = 1;
+  ts.suspended++;
+  while (tls_pending != nullptr) {
+    Event* ev = static_cast<Event*>(tls_pending);
+    tls_pending = ev->next;
+    if (tls_pending == nullptr) ts.tail = nullptr;
+    Drive(ev->entry, ev->alloc);
+    Unref(ev->entry);
+    arena::Free(ev, sizeof(Event));
+  }
+  ts.suspended--;
+  ts.in_callback = 0;
+}
+
+void OnThreadExit() { SafePointSlow(); }
+
+void LockForFork() {
+  g_control.Lock();
+  __atomic_store_n(&tls.suspended, tls.suspended + 1, __ATOMIC_RELAXED);
+  g_young_mu.Lock();
+  entry_table::LockForFork();
+  stack_table::LockForFork();
+  arena::LockForFork();
+}
+
+void UnlockAfterFork(bool child) {
+  arena::UnlockAfterFork(child);
+  stack_table::UnlockAfterFork(child);
+  entry_table::UnlockAfterFork(child);
+  if (child) {
+    g_young_mu.ResetAfterFork();
+    g_control.ResetAfterFork();
+    __atomic_fetch_add(&g_fork_gen, 1, __ATOMIC_RELAXED);
+    // Only this thread lives on: no other thread can be inside a callback.
+    g_in_flight = tls.in_callback;
+  } else {
+    g_young_mu.Unlock();
+    g_control.Unlock();
+  }
+  tls.suspended--;
+}
+
+}  // namespace assay::profiler
+
+// ---- Public API (assay/profiler.hpp) ----
+
+namespace assay {
+
+using profiler::g_control;
+
+bool Start(const ProfilerOptions& options, Tracker tracker) {
+  profiler::Session* s = new (std::nothrow) profiler::Session{};
+  if (s == nullptr) return false;
+  s->tracker = std::move(tracker);
+  s->callbacks = s->tracker.on_alloc || s->tracker.on_promote || s->tracker.on_free;
+  s->promote = static_cast<bool>(s->tracker.on_promote);
+  {
+    internal::LockGuard lock(g_control);
+    if (profiler::CurrentSession() != nullptr) {
+      delete s;  // operator delete: no lock of ours is involved
+      return false;
+    }
+    if (profiler::tls.in_callback == 0 &&
+        __atomic_load_n(&profiler::g_in_flight, __ATOMIC_SEQ_CST) == 0) {
+      profiler::FreeRetiredSessions();
+    }
+    s->id = ++profiler::g_next_session_id;
+    const uint64_t rate = options.rate == 0 ? 1 : options.rate;
+    profiler::g_rate.Set(rate);
+    int depth = options.max_depth;
+    if (depth < 1) depth = 1;
+    if (depth > static_cast<int>(profiler::kMaxStackDepth)) depth = profiler::kMaxStackDepth;
+    profiler::g_depth = static_cast<size_t>(depth);
+    profiler::g_method = options.stack_method == StackMethod::kFramePointer
+                             ? profiler::StackMethod::kFramePointer
+                             : profiler::StackMethod::kUnwind;
+    profiler::g_young_bytes = options.young_bytes != 0 ? options.young_bytes : 128 * rate;
+    profiler::g_seed = options.seed != 0 ? options.seed : internal::os::NowNs();
+    __atomic_store_n(&profiler::g_thread_counter, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&profiler::g_session, s, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&profiler::g_epoch, 1, __ATOMIC_RELEASE);
+  }
+  profiler::KickThreads(0);
+  // The calling thread samples from its very next allocation.
+  if (internal::tls_cache != &internal::g_empty_cache) profiler::SyncThread(internal::tls_cache);
+  return true;
+}
+
+void Stop() {
+  {
+    internal::LockGuard lock(g_control);
+    profiler::Session* s = profiler::CurrentSession();
+    if (s == nullptr) return;
+    __atomic_store_n(&profiler::g_session, static_cast<profiler::Session*>(nullptr),
+                     __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&profiler::g_epoch, 1, __ATOMIC_RELEASE);
+    s->retired_next = profiler::g_retired;
+    profiler::g_retired = s;
+    // The young list only serves the session's promotions.
+    internal::LockGuard young(profiler::g_young_mu);
+    while (profiler::g_young_head != nullptr) {
+      profiler::Entry* e = profiler::g_young_head;
+      profiler::YoungUnlinkLocked(e);
+      profiler::Unref(e);  // never the last reference: the table or an event holds one
+    }
+  }
+  profiler::KickThreads(internal::kSampleNever);
+  if (internal::tls_cache != &internal::g_empty_cache) profiler::SyncThread(internal::tls_cache);
+  // Wait for callbacks running on other threads (ours, if Stop is called
+  // from inside one, is the one allowed to remain).
+  const uint64_t own = profiler::tls.in_callback;
+  while (__atomic_load_n(&profiler::g_in_flight, __ATOMIC_SEQ_CST) > own) internal::os::Yield();
+}
+
+bool IsRunning() { return profiler::CurrentSession() != nullptr; }
+
+void Poll() { profiler::SafePointSlow(); }
+
+ProfilerStats GetProfilerStats() {
+  ProfilerStats st{};
+  st.samples = __atomic_load_n(&profiler::g_samples, __ATOMIC_RELAXED);
+  st.live_entries = profiler::entry_table::Count();
+  st.stacks = profiler::stack_table::Count();
+  st.callback_exceptions = __atomic_load_n(&profiler::g_exceptions, __ATOMIC_RELAXED);
+  st.memory_bytes = profiler::arena::FootprintBytes();
+  return st;
+}
+
+}  // namespace assay

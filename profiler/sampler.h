@@ -1,0 +1,151 @@
+// The sampler: which allocations hold a sample point, and how to turn the
+// samples back into unbiased estimates of the heap.
+//
+// Model. Every requested byte of every allocation is, independently, a
+// sample point with probability p = 1/rate (a Bernoulli process over the
+// stream of requested bytes, in allocation order, per thread). The gap from
+// one sample point to the next is then Geometric(p) on {1, 2, ...}, mean
+// `rate`, and memoryless: where a block starts relative to the previous
+// sample point does not matter. A thread keeps `left`, the index (0-based,
+// from the next byte it will allocate) of its next sample point; an
+// allocation of n bytes covers indices 0..n-1, so it holds a sample point
+// iff left < n, i.e. iff left - n < 0, which is the one subtraction and sign
+// test of the malloc fast path. The countdown counts requested bytes (not
+// usable bytes): estimates are of what the program asked for; both sizes are
+// recorded with each sample.
+//
+// For a block of n bytes:
+//   k = number of sample points in it ~ Binomial(n, p),   E[k] = n p = n / rate
+//   P(sampled) = P(k >= 1) = 1 - (1 - p)^n =: q(n)
+// Estimators, summed over the sampled blocks (of one stack, or of the heap):
+//   bytes   B^ = sum n / q(n)      E[B^] = sum over all blocks of q(n) n / q(n) = true bytes
+//   objects N^ = sum 1 / q(n)      E[N^] = true count
+// Both are unbiased for every n (a block is sampled with probability exactly
+// q(n)), and for n >> rate, q(n) -> 1 so a big block is counted exactly,
+// without the Poisson noise of the k * rate estimator (whose mean is also
+// right: E[k rate] = n). Variance of B^ for one block: n^2 (1 - q) / q.
+//
+// rate = 1 makes p = 1: every byte is a sample point, k = n, q = 1: every
+// allocation of at least one byte is recorded with weight 1 (audit mode).
+//
+// Draws: a Geometric(p) gap is 1 + floor(ln U / ln(1 - p)) for U uniform in
+// (0, 1]; ln U comes from FastLog (no libm on the sampling path), ln(1 - p)
+// is computed once per rate.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace assay::profiler {
+
+// xoshiro256** (Blackman and Vigna): fast, 256 bits of state, seedable.
+class Rng {
+ public:
+  void Seed(uint64_t seed) {
+    for (uint64_t& s : s_) s = SplitMix(&seed);
+  }
+  uint64_t Next() {
+    const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = Rotl(s_[3], 45);
+    return result;
+  }
+  // Uniform in (0, 1]: 53 random bits, never 0 (so ln U is finite).
+  double UniformOpenZero() { return static_cast<double>((Next() >> 11) + 1) * 0x1.0p-53; }
+
+  static uint64_t SplitMix(uint64_t* x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t s_[4];  // seed before use (all zero is a fixed point)
+};
+
+// Natural logarithm of x > 0 (finite, normal), relative error below 1e-9:
+// x = 2^e * m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(t), t = (m-1)/(m+1),
+// |t| < 0.172, by its odd series to t^15.
+inline double FastLog(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  int e = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
+  bits = (bits & ((uint64_t{1} << 52) - 1)) | (uint64_t{1023} << 52);
+  double m;
+  std::memcpy(&m, &bits, sizeof(m));
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    ++e;
+  }
+  const double t = (m - 1.0) / (m + 1.0);
+  const double t2 = t * t;
+  const double series =
+      1.0 +
+      t2 * (1.0 / 3 +
+            t2 * (1.0 / 5 +
+                  t2 * (1.0 / 7 + t2 * (1.0 / 9 + t2 * (1.0 / 11 + t2 * (1.0 / 13 + t2 / 15))))));
+  return e * 0.6931471805599453 + 2.0 * t * series;
+}
+
+// The sampling law for one rate.
+class SamplingRate {
+ public:
+  constexpr SamplingRate() = default;  // rate 1 until Set
+  explicit SamplingRate(uint64_t rate) { Set(rate); }
+  void Set(uint64_t rate) {
+    rate_ = rate == 0 ? 1 : rate;
+    // ln(1 - p) with p = 1/rate; -inf for rate 1 (every byte a sample point).
+    log_not_p_ = rate_ == 1 ? -INFINITY : std::log1p(-1.0 / static_cast<double>(rate_));
+  }
+  uint64_t rate() const { return rate_; }
+
+  // Gap to the next sample point: Geometric(1/rate) on {1, 2, ...}.
+  int64_t DrawGap(Rng& rng) const {
+    if (rate_ == 1) return 1;
+    const double g = FastLog(rng.UniformOpenZero()) / log_not_p_;
+    return g >= 4e18 ? int64_t{4} << 60 : 1 + static_cast<int64_t>(g);
+  }
+
+  // A fresh countdown: index of the next sample point.
+  int64_t DrawLeft(Rng& rng) const { return DrawGap(rng) - 1; }
+
+  // Walks an allocation of n bytes over the countdown *left (which must be
+  // < n: the block holds a sample point). Returns k >= 1, the number of
+  // sample points in the block, and leaves *left for the bytes after it.
+  uint64_t CountPoints(int64_t* left, uint64_t n, Rng& rng) const {
+    int64_t pos = *left;  // index in the block of the current sample point
+    uint64_t k = 0;
+    if (rate_ == 1) {
+      k = n - static_cast<uint64_t>(pos);
+      *left = 0;
+      return k;
+    }
+    const int64_t end = static_cast<int64_t>(n);
+    while (pos < end) {
+      ++k;
+      pos += DrawGap(rng);
+    }
+    *left = pos - end;
+    return k;
+  }
+
+  // q(n): probability that a block of n bytes holds a sample point.
+  double SampledProbability(uint64_t n) const {
+    if (rate_ == 1) return n == 0 ? 0.0 : 1.0;
+    return -std::expm1(static_cast<double>(n) * log_not_p_);
+  }
+
+ private:
+  uint64_t rate_ = 1;
+  double log_not_p_ = -INFINITY;
+};
+
+}  // namespace assay::profiler

@@ -1,0 +1,152 @@
+// Stack table (stack_table.h): 16 shards, each a chained hash table that
+// doubles its buckets when it holds more stacks than buckets.
+#include "profiler/stack_table.h"
+
+#include <cstring>
+
+#include "alloc/lock.h"
+#include "profiler/arena.h"
+
+namespace assay::profiler::stack_table {
+namespace {
+
+using internal::LockGuard;
+using internal::Mutex;
+
+constexpr size_t kShards = 16;
+
+struct alignas(64) Shard {
+  Mutex mu;
+  Stack** buckets = nullptr;
+  size_t nbuckets = 0;
+  size_t count = 0;
+};
+constinit Shard g_shards[kShards];
+
+uint64_t HashFrames(const uintptr_t* frames, size_t depth) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ depth;
+  for (size_t i = 0; i < depth; ++i) {
+    h ^= frames[i];
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+  }
+  return h;
+}
+
+size_t StackBytes(size_t depth) { return offsetof(Stack, frames) + depth * sizeof(uintptr_t); }
+
+bool Grow(Shard& s) {
+  const size_t n = s.nbuckets == 0 ? 256 : s.nbuckets * 2;
+  Stack** b = static_cast<Stack**>(arena::Alloc(n * sizeof(Stack*)));
+  if (b == nullptr) return false;
+  for (size_t i = 0; i < s.nbuckets; ++i) {
+    for (Stack* st = s.buckets[i]; st != nullptr;) {
+      Stack* next = st->next;
+      Stack*& head = b[st->hash & (n - 1)];
+      st->next = head;
+      head = st;
+      st = next;
+    }
+  }
+  arena::Free(s.buckets, s.nbuckets * sizeof(Stack*));
+  s.buckets = b;
+  s.nbuckets = n;
+  return true;
+}
+
+void RemoveLocked(Shard& s, Stack* stack) {
+  Stack** link = &s.buckets[stack->hash & (s.nbuckets - 1)];
+  while (*link != stack) link = &(*link)->next;
+  *link = stack->next;
+  s.count--;
+  arena::Free(stack, StackBytes(stack->depth));
+}
+
+}  // namespace
+
+Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes) {
+  const uint64_t h = HashFrames(frames, depth);
+  Shard& s = g_shards[h % kShards];
+  LockGuard lock(s.mu);
+  if (s.nbuckets != 0) {
+    for (Stack* st = s.buckets[(h / kShards) & (s.nbuckets - 1)]; st != nullptr; st = st->next) {
+      if (st->hash == h && st->depth == depth &&
+          std::memcmp(st->frames, frames, depth * sizeof(uintptr_t)) == 0) {
+        st->refs++;
+        st->alloc_samples++;
+        st->alloc_objects += objects;
+        st->alloc_bytes += bytes;
+        return st;
+      }
+    }
+  }
+  if (s.count >= s.nbuckets && !Grow(s)) return nullptr;
+  Stack* st = static_cast<Stack*>(arena::Alloc(StackBytes(depth)));
+  if (st == nullptr) return nullptr;
+  st->hash = h;
+  st->depth = static_cast<uint32_t>(depth);
+  st->refs = 1;
+  st->alloc_samples = 1;
+  st->alloc_objects = objects;
+  st->alloc_bytes = bytes;
+  std::memcpy(st->frames, frames, depth * sizeof(uintptr_t));
+  Stack*& head = s.buckets[(h / kShards) & (s.nbuckets - 1)];
+  st->next = head;
+  head = st;
+  s.count++;
+  return st;
+}
+
+void Unref(Stack* stack) {
+  Shard& s = g_shards[stack->hash % kShards];
+  LockGuard lock(s.mu);
+  if (--stack->refs == 0 && stack->alloc_samples == 0) RemoveLocked(s, stack);
+}
+
+void ResetCumulative() {
+  for (Shard& s : g_shards) {
+    LockGuard lock(s.mu);
+    for (size_t i = 0; i < s.nbuckets; ++i) {
+      for (Stack* st = s.buckets[i]; st != nullptr;) {
+        Stack* next = st->next;
+        st->alloc_samples = 0;
+        st->alloc_objects = 0;
+        st->alloc_bytes = 0;
+        if (st->refs == 0) RemoveLocked(s, st);
+        st = next;
+      }
+    }
+  }
+}
+
+void ForEach(void (*fn)(const Stack* stack, void* arg), void* arg) {
+  for (Shard& s : g_shards) {
+    LockGuard lock(s.mu);
+    for (size_t i = 0; i < s.nbuckets; ++i) {
+      for (Stack* st = s.buckets[i]; st != nullptr; st = st->next) fn(st, arg);
+    }
+  }
+}
+
+size_t Count() {
+  size_t n = 0;
+  for (Shard& s : g_shards) {
+    LockGuard lock(s.mu);
+    n += s.count;
+  }
+  return n;
+}
+
+void LockForFork() {
+  for (Shard& s : g_shards) s.mu.Lock();
+}
+void UnlockAfterFork(bool child) {
+  for (Shard& s : g_shards) {
+    if (child)
+      s.mu.ResetAfterFork();
+    else
+      s.mu.Unlock();
+  }
+}
+
+}  // namespace assay::profiler::stack_table

@@ -1,0 +1,46 @@
+// The stack table: captured stacks, hash-consed so a million samples from
+// one site share one Stack, reference-counted by the tracking entries that
+// point at them, and carrying the cumulative allocation estimates of their
+// site (the `alloc` profile). Memory comes from the profiler arena.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace assay::profiler {
+
+struct Stack {
+  Stack* next;  // chain in its hash bucket
+  uint64_t hash;
+  uint32_t depth;  // frames[0..depth), innermost first (return addresses)
+  uint32_t refs;   // live entries pointing here; guarded by the shard lock
+  // Cumulative since start or the last reset, guarded by the shard lock:
+  uint64_t alloc_samples;  // sampled blocks
+  double alloc_objects;    // unbiased estimate of blocks allocated here
+  double alloc_bytes;      // unbiased estimate of requested bytes allocated here
+  uintptr_t frames[1];     // really [depth]
+};
+
+namespace stack_table {
+
+// The interned copy of frames[0..depth), with one more reference and the
+// cumulative estimates increased by (objects, bytes). nullptr on OOM.
+Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes);
+
+// Drops a reference. A stack with no references and no cumulative counts is freed.
+void Unref(Stack* stack);
+
+// Zeroes every stack's cumulative counts (and frees unreferenced stacks).
+void ResetCumulative();
+
+// Calls fn(stack, arg) for every stack, each shard under its lock. fn must
+// not call back into the table.
+void ForEach(void (*fn)(const Stack* stack, void* arg), void* arg);
+
+size_t Count();
+
+void LockForFork();
+void UnlockAfterFork(bool child);
+
+}  // namespace stack_table
+}  // namespace assay::profiler
