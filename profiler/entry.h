@@ -38,6 +38,7 @@ struct Entry {
   uint64_t birth_ns;      // monotonic time when recorded
   uint32_t batch_index;   // index in its comalloc batch (0 otherwise)
   uint32_t batch_size;    // size of that batch (1 otherwise)
+  uint32_t alloc_gen;     // alloc-profile generation at birth (ResetAllocationProfile)
   uint64_t session_id;    // tracker session that receives callbacks (0: none)
   double weight_objects;  // 1 / q(requested): unbiased count estimate
   double weight_bytes;    // requested / q(requested): unbiased bytes estimate

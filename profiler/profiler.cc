@@ -24,6 +24,7 @@
 #include "alloc/os.h"
 #include "assay/profiler.hpp"
 #include "profiler/arena.h"
+#include "profiler/dumper.h"
 #include "profiler/entry.h"
 #include "profiler/sampler.h"
 #include "profiler/stack_capture.h"
@@ -45,6 +46,7 @@ struct Session {
   Tracker tracker;
   bool callbacks;  // the tracker has at least one callback
   bool promote;    // ... and wants promotions
+  bool env;        // the MALLOC_PROF session (no tracker); a user Start replaces it
   Session* retired_next = nullptr;
 };
 
@@ -83,7 +85,14 @@ uint64_t g_seed = 0;
 uint64_t g_thread_counter = 0;  // atomic: per-session thread index, for seeding
 uint32_t g_fork_gen = 0;
 
+// The MALLOC_PROF session's options, restarted when a tracker session stops.
+bool g_env_enabled = false;
+SessionOptions g_env_options{};
+
 // Statistics and clocks (atomic).
+int64_t g_live_bytes = 0;  // estimated live bytes of recorded blocks
+uint32_t g_alloc_gen = 0;  // alloc-profile generation (ResetAllocationProfile)
+uint64_t g_since_ns = 0;   // first start, or the last reset
 uint64_t g_clock = 0;      // allocation clock: bytes allocated, as estimated by the samples
 uint64_t g_in_flight = 0;  // threads inside a tracker callback (or about to be)
 uint64_t g_samples = 0;
@@ -352,6 +361,7 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   e->birth_ns = internal::os::NowNs();
   e->batch_index = batch_index;
   e->batch_size = batch_size;
+  e->alloc_gen = __atomic_load_n(&g_alloc_gen, __ATOMIC_RELAXED);
   e->weight_objects = objects;
   e->weight_bytes = bytes;
   e->session_id = s->callbacks ? s->id : 0;
@@ -364,6 +374,9 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
     return nullptr;
   }
   __atomic_fetch_add(&g_samples, 1, __ATOMIC_RELAXED);
+  const int64_t live =
+      __atomic_add_fetch(&g_live_bytes, static_cast<int64_t>(bytes), __ATOMIC_RELAXED);
+  dumper::OnRecorded(__atomic_load_n(&g_clock, __ATOMIC_RELAXED), live);
   if (s->callbacks) {
     if (s->promote) {
       e->refs++;
@@ -396,12 +409,14 @@ void CancelAlloc(void* p) {
     }
   }
   __atomic_fetch_sub(&g_samples, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_sub(&g_live_bytes, static_cast<int64_t>(e->weight_bytes), __ATOMIC_RELAXED);
   Unref(e);
 }
 
 void OnSampledFree(void* p) {
   Entry* e = entry_table::Remove(reinterpret_cast<uintptr_t>(p));
   if (e == nullptr) return;  // recorded by no session (or forgotten for lack of memory)
+  __atomic_fetch_sub(&g_live_bytes, static_cast<int64_t>(e->weight_bytes), __ATOMIC_RELAXED);
   if (e->in_young) {
     LockGuard lock(g_young_mu);
     if (e->in_young) {
@@ -462,55 +477,105 @@ void UnlockAfterFork(bool child) {
   tls.suspended--;
 }
 
+// ---- Sessions ----
+
+namespace {
+
+// Starts a session; replaces a running MALLOC_PROF session, but not a
+// tracker session. Returns false if a tracker session runs.
+bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
+  Session* s = new (std::nothrow) Session{};
+  if (s == nullptr) return false;
+  s->tracker = std::move(tracker);
+  s->callbacks = s->tracker.on_alloc || s->tracker.on_promote || s->tracker.on_free;
+  s->promote = static_cast<bool>(s->tracker.on_promote);
+  s->env = env;
+  {
+    LockGuard lock(g_control);
+    Session* running = CurrentSession();
+    if (running != nullptr && (!running->env || env)) {
+      delete s;  // a tracker session runs (or the environment's already does)
+      return false;
+    }
+    if (running != nullptr) {  // the MALLOC_PROF session gives way
+      running->retired_next = g_retired;
+      g_retired = running;
+    }
+    if (tls.in_callback == 0 && __atomic_load_n(&g_in_flight, __ATOMIC_SEQ_CST) == 0) {
+      FreeRetiredSessions();
+    }
+    s->id = ++g_next_session_id;
+    const uint64_t rate = o.rate == 0 ? 1 : o.rate;
+    g_rate.Set(rate);
+    int depth = o.depth < 1 ? 1 : o.depth;
+    if (depth > static_cast<int>(kMaxStackDepth)) depth = kMaxStackDepth;
+    g_depth = static_cast<size_t>(depth);
+    g_method = o.stack_method == 1 ? StackMethod::kFramePointer : StackMethod::kUnwind;
+    g_young_bytes = o.young != 0 ? o.young : 128 * rate;
+    g_seed = o.seed != 0 ? o.seed : internal::os::NowNs();
+    if (g_since_ns == 0) g_since_ns = internal::os::NowNs();
+    __atomic_store_n(&g_thread_counter, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_session, s, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&g_epoch, 1, __ATOMIC_RELEASE);
+  }
+  KickThreads(0);
+  // The calling thread samples from its very next allocation.
+  if (internal::tls_cache != &internal::g_empty_cache) SyncThread(internal::tls_cache);
+  return true;
+}
+
+}  // namespace
+
+void StartEnvironmentSession(const SessionOptions& o) {
+  {
+    LockGuard lock(g_control);
+    g_env_options = o;
+    g_env_enabled = true;
+  }
+  StartSession(o, Tracker{}, /*env=*/true);
+}
+
+ClockState GetClockState() {
+  ClockState c;
+  c.clock = __atomic_load_n(&g_clock, __ATOMIC_RELAXED);
+  c.young_bytes = g_young_bytes;
+  c.rate = g_rate.rate();
+  c.since_ns = g_since_ns;
+  c.alloc_gen = __atomic_load_n(&g_alloc_gen, __ATOMIC_RELAXED);
+  c.live_bytes = __atomic_load_n(&g_live_bytes, __ATOMIC_RELAXED);
+  return c;
+}
+
+void ResetAllocationProfile() {
+  ScopedSuspend suspend;
+  LockGuard lock(g_control);
+  __atomic_fetch_add(&g_alloc_gen, 1, __ATOMIC_RELAXED);
+  g_since_ns = internal::os::NowNs();
+  stack_table::ResetCumulative();
+}
+
+uint32_t ForkGeneration() { return __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED); }
+
+ScopedSuspend::ScopedSuspend() { tls.suspended++; }
+ScopedSuspend::~ScopedSuspend() { tls.suspended--; }
+
 }  // namespace assay::profiler
 
 // ---- Public API (assay/profiler.hpp) ----
 
 namespace assay {
 
-using profiler::g_control;
-
 bool Start(const ProfilerOptions& options, Tracker tracker) {
-  profiler::Session* s = new (std::nothrow) profiler::Session{};
-  if (s == nullptr) return false;
-  s->tracker = std::move(tracker);
-  s->callbacks = s->tracker.on_alloc || s->tracker.on_promote || s->tracker.on_free;
-  s->promote = static_cast<bool>(s->tracker.on_promote);
-  {
-    internal::LockGuard lock(g_control);
-    if (profiler::CurrentSession() != nullptr) {
-      delete s;  // operator delete: no lock of ours is involved
-      return false;
-    }
-    if (profiler::tls.in_callback == 0 &&
-        __atomic_load_n(&profiler::g_in_flight, __ATOMIC_SEQ_CST) == 0) {
-      profiler::FreeRetiredSessions();
-    }
-    s->id = ++profiler::g_next_session_id;
-    const uint64_t rate = options.rate == 0 ? 1 : options.rate;
-    profiler::g_rate.Set(rate);
-    int depth = options.max_depth;
-    if (depth < 1) depth = 1;
-    if (depth > static_cast<int>(profiler::kMaxStackDepth)) depth = profiler::kMaxStackDepth;
-    profiler::g_depth = static_cast<size_t>(depth);
-    profiler::g_method = options.stack_method == StackMethod::kFramePointer
-                             ? profiler::StackMethod::kFramePointer
-                             : profiler::StackMethod::kUnwind;
-    profiler::g_young_bytes = options.young_bytes != 0 ? options.young_bytes : 128 * rate;
-    profiler::g_seed = options.seed != 0 ? options.seed : internal::os::NowNs();
-    __atomic_store_n(&profiler::g_thread_counter, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&profiler::g_session, s, __ATOMIC_SEQ_CST);
-    __atomic_fetch_add(&profiler::g_epoch, 1, __ATOMIC_RELEASE);
-  }
-  profiler::KickThreads(0);
-  // The calling thread samples from its very next allocation.
-  if (internal::tls_cache != &internal::g_empty_cache) profiler::SyncThread(internal::tls_cache);
-  return true;
+  const profiler::SessionOptions o{options.rate, options.max_depth, options.young_bytes,
+                                   options.seed, static_cast<int>(options.stack_method)};
+  return profiler::StartSession(o, std::move(tracker), /*env=*/false);
 }
 
 void Stop() {
+  bool restart_env = false;
+  profiler::SessionOptions env_options{};
   {
-    internal::LockGuard lock(g_control);
+    internal::LockGuard lock(profiler::g_control);
     profiler::Session* s = profiler::CurrentSession();
     if (s == nullptr) return;
     __atomic_store_n(&profiler::g_session, static_cast<profiler::Session*>(nullptr),
@@ -518,6 +583,8 @@ void Stop() {
     __atomic_fetch_add(&profiler::g_epoch, 1, __ATOMIC_RELEASE);
     s->retired_next = profiler::g_retired;
     profiler::g_retired = s;
+    restart_env = !s->env && profiler::g_env_enabled;
+    env_options = profiler::g_env_options;
     // The young list only serves the session's promotions.
     internal::LockGuard young(profiler::g_young_mu);
     while (profiler::g_young_head != nullptr) {
@@ -532,9 +599,14 @@ void Stop() {
   // from inside one, is the one allowed to remain).
   const uint64_t own = profiler::tls.in_callback;
   while (__atomic_load_n(&profiler::g_in_flight, __ATOMIC_SEQ_CST) > own) internal::os::Yield();
+  // MALLOC_PROF profiling goes on after a tracker session.
+  if (restart_env) profiler::StartSession(env_options, Tracker{}, /*env=*/true);
 }
 
-bool IsRunning() { return profiler::CurrentSession() != nullptr; }
+bool IsRunning() {
+  profiler::Session* s = profiler::CurrentSession();
+  return s != nullptr && !s->env;
+}
 
 void Poll() { profiler::SafePointSlow(); }
 

@@ -58,4 +58,42 @@ void OnThreadExit();
 void LockForFork();
 void UnlockAfterFork(bool child);
 
+// ---- For the dumper (profiler/dumper.cc) ----
+
+// Suspends recording of the calling thread's allocations while it lives
+// (the profiler's own work: snapshots, profile building).
+class ScopedSuspend {
+ public:
+  ScopedSuspend();
+  ~ScopedSuspend();
+  ScopedSuspend(const ScopedSuspend&) = delete;
+  ScopedSuspend& operator=(const ScopedSuspend&) = delete;
+};
+
+struct ClockState {
+  uint64_t clock;        // allocation clock, bytes
+  uint64_t young_bytes;  // promotion age
+  uint64_t rate;         // sampling rate of the running (or last) session
+  uint64_t since_ns;     // profiling start, or the last reset of the alloc profile
+  uint32_t alloc_gen;    // bumped by each reset of the alloc profile
+  int64_t live_bytes;    // estimated live bytes of sampled blocks
+};
+ClockState GetClockState();
+
+// Starts the MALLOC_PROF session (a session with no tracker) with the given
+// options; it is restarted whenever a tracker session stops.
+struct SessionOptions {
+  uint64_t rate;
+  int depth;
+  uint64_t young;
+  uint64_t seed;
+  int stack_method;
+};
+void StartEnvironmentSession(const SessionOptions& o);
+
+// Zeroes the cumulative (alloc) profile.
+void ResetAllocationProfile();
+
+uint32_t ForkGeneration();
+
 }  // namespace assay::profiler

@@ -34,23 +34,30 @@ size_t assay_trim(void);
  * fields are read without stopping other threads, so they may be a few
  * operations apart from each other. */
 typedef struct assay_stats {
-  size_t allocated;        /* bytes in blocks handed to the program (usable sizes) */
-  size_t thread_cached;    /* free bytes held in per-thread caches */
-  size_t central_cached;   /* free bytes held in central caches and partly used spans */
-  size_t segment_mapped;   /* bytes of segments mapped from the OS */
-  size_t huge_mapped;      /* bytes of live huge blocks mapped from the OS */
-  size_t huge_cached;      /* bytes of freed huge mappings kept for reuse until decay */
-  size_t free_dirty;       /* free pages in segments not yet returned to the OS */
-  size_t purged_total;     /* bytes returned with madvise since start (cumulative) */
-  size_t unmapped_total;   /* bytes unmapped since start (cumulative) */
-  size_t metadata;         /* bytes used by the allocator's own bookkeeping */
-  size_t segments;         /* segments mapped now (count) */
-  size_t huge_blocks;      /* huge blocks live now (count) */
-  size_t threads;          /* live thread caches (count) */
+  size_t allocated;      /* bytes in blocks handed to the program (usable sizes) */
+  size_t thread_cached;  /* free bytes held in per-thread caches */
+  size_t central_cached; /* free bytes held in central caches and partly used spans */
+  size_t segment_mapped; /* bytes of segments mapped from the OS */
+  size_t huge_mapped;    /* bytes of live huge blocks mapped from the OS */
+  size_t huge_cached;    /* bytes of freed huge mappings kept for reuse until decay */
+  size_t free_dirty;     /* free pages in segments not yet returned to the OS */
+  size_t purged_total;   /* bytes returned with madvise since start (cumulative) */
+  size_t unmapped_total; /* bytes unmapped since start (cumulative) */
+  size_t metadata;       /* bytes used by the allocator's own bookkeeping */
+  size_t segments;       /* segments mapped now (count) */
+  size_t huge_blocks;    /* huge blocks live now (count) */
+  size_t threads;        /* live thread caches (count) */
 } assay_stats;
 
 /* Fills *out with the current counters. */
 void assay_get_stats(assay_stats* out);
+
+/* Writes a pprof heap profile (gzip-compressed protobuf): kind is "heap",
+ * "alloc", "peak" or "leak"; path NULL picks the next MALLOC_PROF file name.
+ * Profiling must be on (MALLOC_PROF, or assay::Start from C++). Returns 0,
+ * or an errno value (ENOENT when nothing is being profiled, or the error of
+ * the write). */
+int assay_write_profile(const char* kind, const char* path);
 
 #ifdef __cplusplus
 }

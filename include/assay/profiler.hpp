@@ -62,12 +62,15 @@ struct ProfilerOptions {
   StackMethod stack_method = StackMethod::kUnwind;
 };
 
-// Starts a profiling session. Returns false if one is running.
+// Starts a profiling session. Returns false if one is running. Profiling
+// turned on by MALLOC_PROF gives way to it (the session's options apply) and
+// resumes with its own options after Stop; its dumps go on throughout.
 ASSAY_API bool Start(const ProfilerOptions& options, Tracker tracker = {});
 // Stops the session. After Stop returns, no callback of the session runs
 // again (Stop waits for callbacks running on other threads) and its queued
 // events are discarded. May be called from inside a callback.
 ASSAY_API void Stop();
+// Whether a session started with Start runs.
 ASSAY_API bool IsRunning();
 // Runs the calling thread's pending callbacks (outside any callback).
 ASSAY_API void Poll();
@@ -80,6 +83,16 @@ struct ProfilerStats {
   uint64_t memory_bytes;         // the profiler's own memory
 };
 ASSAY_API ProfilerStats GetProfilerStats();
+
+// Writes a pprof profile (gzip-compressed protobuf) of `kind`: "heap" (live
+// sampled blocks, with cumulative allocations as alloc_*), "alloc" (the same,
+// defaulting to alloc_space), "peak" (same as heap) or "leak" (live blocks
+// only). An empty path picks the next MALLOC_PROF file name
+// (<prefix>.<pid>.<seq>.<kind>.pb.gz). Returns 0 or an errno value.
+ASSAY_API int WriteProfile(const char* kind, const char* path = nullptr);
+
+// Starts the cumulative (alloc) profile afresh.
+ASSAY_API void ResetAllocationProfile();
 
 }  // namespace assay
 

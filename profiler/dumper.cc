@@ -1,0 +1,478 @@
+// Profile dumps (dumper.h).
+//
+// A dump takes a snapshot under the entry table's and stack table's shard
+// locks (copying, never building), then aggregates and hands the snapshot
+// to the pprof writer outside every lock, with sampling suspended on the
+// dumping thread. Only one dump runs at a time (g_dump_mu).
+//
+// The writer is assay_pprof_write: linked in with the static library, or
+// loaded from libassay_pprof.so beside libassay.so on first use, with
+// RTLD_LOCAL so its protobuf never joins the program's symbol scope.
+#include "profiler/dumper.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "alloc/lock.h"
+#include "alloc/os.h"
+#include "assay/assay.h"
+#include "assay/profiler.hpp"
+#include "profiler/entry.h"
+#include "profiler/prof_config.h"
+#include "profiler/profile_data.h"
+#include "profiler/profiler.h"
+#include "profiler/stack_table.h"
+
+// Defined when the static library's pprof objects are linked in.
+extern "C" int assay_pprof_write(const AssayProfileData*, const char*, char*, size_t)
+    __attribute__((weak));
+
+namespace assay::profiler::dumper {
+namespace {
+
+using internal::LockGuard;
+using internal::Mutex;
+
+enum Reason : uint32_t { kSignal = 1, kInterval = 2, kPeak = 4, kExit = 8 };
+
+constinit ProfConfig g_cfg;
+uint32_t g_initialised = 0;  // atomic
+constinit Mutex g_dump_mu;   // one dump at a time
+uint64_t g_seq = 0;          // files written by this process
+uint32_t g_write_error_reported = 0;
+
+// The dump thread.
+uint32_t g_wake_word = 0;          // futex
+uint32_t g_reasons = 0;            // Reason bits, atomic
+uint32_t g_thread_fork_gen = ~0u;  // fork generation the thread was started in
+uint32_t g_thread_starting = 0;
+uint64_t g_next_interval = 0;  // clock value of the next interval dump
+int64_t g_peak_threshold = 0;  // live estimate that triggers the next peak dump
+
+// ---- The writer ----
+
+AssayPprofWriteFn LoadWriter(std::string* why) {
+  if (assay_pprof_write != nullptr) return assay_pprof_write;
+  static AssayPprofWriteFn loaded = nullptr;
+  static std::string load_error;
+  static bool tried = false;
+  if (tried) {
+    *why = load_error;
+    return loaded;
+  }
+  tried = true;
+  Dl_info self;
+  std::string dir = ".";
+  if (dladdr(reinterpret_cast<void*>(&LoadWriter), &self) != 0 && self.dli_fname != nullptr) {
+    dir = self.dli_fname;
+    const size_t slash = dir.rfind('/');
+    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+  }
+  const std::string path = dir + "/libassay_pprof.so";
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (h == nullptr) {
+    const char* e = dlerror();
+    load_error = "cannot load " + path + ": " + (e != nullptr ? e : "unknown error");
+    *why = load_error;
+    return nullptr;
+  }
+  // A program with its own, different libprotobuf in the global scope would
+  // capture the writer's protobuf calls: refuse rather than crash it.
+  const char* probe = "_ZN6google8protobuf8internal13VerifyVersionEiiPKc";
+  void* global = dlsym(RTLD_DEFAULT, probe);
+  void* ours = dlsym(h, probe);
+  if (global != nullptr && ours != nullptr && global != ours) {
+    load_error = "the program has its own libprotobuf; pprof output disabled";
+    *why = load_error;
+    return nullptr;
+  }
+  loaded = reinterpret_cast<AssayPprofWriteFn>(dlsym(h, "assay_pprof_write"));
+  if (loaded == nullptr) load_error = path + " has no assay_pprof_write";
+  *why = load_error;
+  return loaded;
+}
+
+// ---- Snapshots ----
+
+struct Key {
+  uint32_t frame_offset;
+  uint32_t depth;
+  int64_t requested;
+  int64_t alignment;
+  int64_t thread;
+  int64_t batch_index;
+  int32_t generation;
+  bool operator==(const Key& o) const {
+    return frame_offset == o.frame_offset && depth == o.depth && requested == o.requested &&
+           alignment == o.alignment && thread == o.thread && batch_index == o.batch_index &&
+           generation == o.generation;
+  }
+};
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    uint64_t h = k.frame_offset * 0x9E3779B97F4A7C15ull;
+    for (int64_t v : {k.requested, k.alignment, k.thread, k.batch_index, int64_t{k.generation}}) {
+      h = (h ^ static_cast<uint64_t>(v)) * 0xff51afd7ed558ccdull;
+    }
+    return h ^ (h >> 29);
+  }
+};
+
+struct Weights {
+  double objects = 0;
+  double bytes = 0;
+};
+
+struct Snapshot {
+  std::vector<uintptr_t> frames;
+  std::unordered_map<const Stack*, std::pair<uint32_t, uint32_t>> stack_slot;  // offset, depth
+  std::unordered_map<Key, Weights, KeyHash> live;          // live blocks, with labels
+  std::unordered_map<uint32_t, Weights> live_since_reset;  // per stack slot
+  std::unordered_map<uint32_t, std::pair<Weights, uint32_t>> cumulative;  // per slot, with depth
+  ClockState clock{};
+  size_t live_blocks = 0;
+};
+
+std::pair<uint32_t, uint32_t> SlotOf(Snapshot* s, const Stack* st) {
+  auto it = s->stack_slot.find(st);
+  if (it != s->stack_slot.end()) return it->second;
+  const auto slot = std::make_pair(static_cast<uint32_t>(s->frames.size()), st->depth);
+  s->frames.insert(s->frames.end(), st->frames, st->frames + st->depth);
+  s->stack_slot.emplace(st, slot);
+  return slot;
+}
+
+void TakeSnapshot(Snapshot* s, bool cumulative) {
+  s->clock = GetClockState();
+  entry_table::ForEach(
+      [](const Entry* e, void* arg) {
+        auto* s = static_cast<Snapshot*>(arg);
+        const auto slot = SlotOf(s, e->stack);
+        const bool old = s->clock.clock - e->birth_clock >= s->clock.young_bytes;
+        const Key key{slot.first,
+                      slot.second,
+                      static_cast<int64_t>(e->requested),
+                      static_cast<int64_t>(e->alignment),
+                      static_cast<int64_t>(e->thread_id),
+                      e->batch_size > 1 ? static_cast<int64_t>(e->batch_index) : -1,
+                      old ? 2 : 1};
+        Weights& w = s->live[key];
+        w.objects += e->weight_objects;
+        w.bytes += e->weight_bytes;
+        if (e->alloc_gen == s->clock.alloc_gen) {
+          Weights& r = s->live_since_reset[slot.first];
+          r.objects += e->weight_objects;
+          r.bytes += e->weight_bytes;
+        }
+        s->live_blocks++;
+      },
+      s);
+  if (!cumulative) return;
+  stack_table::ForEach(
+      [](const Stack* st, void* arg) {
+        if (st->alloc_samples == 0) return;
+        auto* s = static_cast<Snapshot*>(arg);
+        const auto slot = SlotOf(s, st);
+        auto& [w, depth] = s->cumulative[slot.first];
+        w.objects += st->alloc_objects;
+        w.bytes += st->alloc_bytes;
+        depth = slot.second;
+      },
+      s);
+}
+
+int64_t Round(double v) { return v <= 0 ? 0 : static_cast<int64_t>(std::llround(v)); }
+
+int64_t NowWallNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Builds the writer's input from a snapshot and writes it.
+int Write(const char* kind, const std::string& path, std::string* error) {
+  const bool leak = std::strcmp(kind, "leak") == 0;
+  const bool alloc = std::strcmp(kind, "alloc") == 0;
+  Snapshot snap;
+  TakeSnapshot(&snap, !leak);
+  std::vector<AssayProfileSample> samples;
+  samples.reserve(snap.live.size() + snap.cumulative.size());
+  for (const auto& [k, w] : snap.live) {
+    AssayProfileSample p{};
+    p.frame_offset = k.frame_offset;
+    p.depth = k.depth;
+    p.values[0] = p.values[2] = Round(w.objects);
+    p.values[1] = p.values[3] = Round(w.bytes);
+    p.requested_bytes = k.requested;
+    p.alignment = k.alignment;
+    p.thread_id = k.thread;
+    p.batch_index = k.batch_index;
+    p.generation = k.generation;
+    samples.push_back(p);
+  }
+  // Allocations since the reset that are no longer live: alloc_* only.
+  for (const auto& [slot, cum] : snap.cumulative) {
+    Weights freed = cum.first;
+    if (auto it = snap.live_since_reset.find(slot); it != snap.live_since_reset.end()) {
+      freed.objects -= it->second.objects;
+      freed.bytes -= it->second.bytes;
+    }
+    if (Round(freed.objects) <= 0 && Round(freed.bytes) <= 0) continue;
+    AssayProfileSample p{};
+    p.frame_offset = slot;
+    p.depth = cum.second;
+    p.values[0] = Round(freed.objects);
+    p.values[1] = Round(freed.bytes);
+    p.requested_bytes = -1;
+    p.batch_index = -1;
+    samples.push_back(p);
+  }
+  char comment[160];
+  snprintf(comment, sizeof(comment), "sampling rate %llu bytes; %zu live sampled blocks",
+           static_cast<unsigned long long>(snap.clock.rate), snap.live_blocks);
+  AssayProfileData data{};
+  data.kind = kind;
+  data.default_sample_type = alloc ? 1 : 3;
+  data.time_nanos = NowWallNs();
+  data.duration_nanos = static_cast<int64_t>(internal::os::NowNs() - snap.clock.since_ns);
+  data.period = static_cast<int64_t>(snap.clock.rate);
+  data.samples = samples.data();
+  data.nsamples = samples.size();
+  data.frames = snap.frames.data();
+  data.nframes = snap.frames.size();
+  data.comment = comment;
+  std::string why;
+  AssayPprofWriteFn writer = LoadWriter(&why);
+  if (writer == nullptr) {
+    *error = why;
+    return ENOSYS;
+  }
+  char err[512] = "";
+  const int rc = writer(&data, path.c_str(), err, sizeof(err));
+  if (rc != 0) *error = err;
+  return rc;
+}
+
+std::string NextPath(const char* kind) {
+  const uint64_t seq = __atomic_fetch_add(&g_seq, 1, __ATOMIC_RELAXED);
+  char buf[700];
+  snprintf(buf, sizeof(buf), "%s.%d.%llu.%s.pb.gz", g_cfg.prefix, static_cast<int>(getpid()),
+           static_cast<unsigned long long>(seq), kind);
+  return buf;
+}
+
+bool ValidKind(const char* kind) {
+  return kind != nullptr && (std::strcmp(kind, "heap") == 0 || std::strcmp(kind, "alloc") == 0 ||
+                             std::strcmp(kind, "peak") == 0 || std::strcmp(kind, "leak") == 0);
+}
+
+int Dump(const char* kind, const char* path_or_null, std::string* written) {
+  ScopedSuspend suspend;
+  LockGuard lock(g_dump_mu);
+  const std::string path =
+      path_or_null != nullptr && *path_or_null != '\0' ? std::string(path_or_null) : NextPath(kind);
+  std::string error;
+  const int rc = Write(kind, path, &error);
+  if (rc != 0) {
+    if (__atomic_exchange_n(&g_write_error_reported, 1, __ATOMIC_RELAXED) == 0) {
+      const std::string line = "assay: cannot write " + std::string(kind) + " profile " + path +
+                               ": " + error + " (reported once; the program runs on)\n";
+      internal::os::WriteStderr(line.c_str());
+    }
+  } else if (written != nullptr) {
+    *written = path;
+  }
+  return rc;
+}
+
+// ---- The dump thread ----
+
+void Wake(uint32_t reason) {
+  __atomic_fetch_or(&g_reasons, reason, __ATOMIC_RELEASE);
+  __atomic_fetch_add(&g_wake_word, 1, __ATOMIC_RELEASE);
+  internal::os::FutexWake(&g_wake_word, 1);
+}
+
+void OnSignal(int) { Wake(kSignal); }  // async-signal-safe: atomics and a futex call
+
+void* ThreadMain(void*) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  uint64_t next_period_ms = internal::os::NowMs() + g_cfg.period_s * 1000;
+  uint64_t last_peak_ms = 0;
+  for (;;) {
+    int64_t timeout = -1;
+    const uint64_t now = internal::os::NowMs();
+    if (g_cfg.period_s > 0)
+      timeout = next_period_ms > now ? static_cast<int64_t>(next_period_ms - now) : 0;
+    const uint32_t word = __atomic_load_n(&g_wake_word, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&g_reasons, __ATOMIC_ACQUIRE) == 0 && timeout != 0) {
+      internal::os::FutexWait(&g_wake_word, word, timeout);
+    }
+    const uint32_t reasons = __atomic_exchange_n(&g_reasons, 0, __ATOMIC_ACQ_REL);
+    if (reasons & kExit) return nullptr;
+    bool heap = (reasons & (kSignal | kInterval)) != 0;
+    if (g_cfg.period_s > 0 && internal::os::NowMs() >= next_period_ms) {
+      heap = true;
+      next_period_ms = internal::os::NowMs() + g_cfg.period_s * 1000;
+    }
+    if (heap) Dump("heap", nullptr, nullptr);
+    if (reasons & kPeak) {
+      // At most one peak profile a second; the threshold moves 10% past it.
+      const uint64_t t = internal::os::NowMs();
+      if (t - last_peak_ms < 1000) {
+        internal::os::FutexWait(&g_wake_word, __atomic_load_n(&g_wake_word, __ATOMIC_ACQUIRE),
+                                static_cast<int64_t>(1000 - (t - last_peak_ms)));
+      }
+      const int64_t live = GetClockState().live_bytes;
+      if (live >= __atomic_load_n(&g_peak_threshold, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&g_peak_threshold, live + live / 10, __ATOMIC_RELAXED);
+        Dump("peak", nullptr, nullptr);
+        last_peak_ms = internal::os::NowMs();
+      }
+    }
+  }
+}
+
+bool WantsThread() {
+  return g_cfg.enabled &&
+         (g_cfg.period_s > 0 || g_cfg.interval > 0 || g_cfg.peak || g_cfg.signal != 0);
+}
+
+// Starts the dump thread for this process (again in a fork child).
+void EnsureThread() {
+  const uint32_t gen = ForkGeneration();
+  if (__atomic_load_n(&g_thread_fork_gen, __ATOMIC_ACQUIRE) == gen) return;
+  if (__atomic_exchange_n(&g_thread_starting, 1, __ATOMIC_ACQ_REL) != 0) return;
+  if (__atomic_load_n(&g_thread_fork_gen, __ATOMIC_ACQUIRE) != gen) {
+    ScopedSuspend suspend;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    if (pthread_create(&t, &attr, ThreadMain, nullptr) == 0) {
+      pthread_setname_np(t, "assay-dump");
+    }
+    pthread_attr_destroy(&attr);
+    __atomic_store_n(&g_thread_fork_gen, gen, __ATOMIC_RELEASE);
+  }
+  __atomic_store_n(&g_thread_starting, 0, __ATOMIC_RELEASE);
+}
+
+void ExitDumps() {
+  if (!g_cfg.enabled) return;
+  Wake(kExit);  // the dump thread stops; our dumps below take the dump lock
+  if (g_cfg.final_dump) Dump("heap", nullptr, nullptr);
+  if (g_cfg.leak) {
+    std::string path;
+    const ClockState c = GetClockState();
+    const size_t blocks = entry_table::Count();
+    if (Dump("leak", nullptr, &path) == 0) {
+      char line[900];
+      snprintf(line, sizeof(line),
+               "assay: leak check: %zu sampled blocks never freed, about %.1f KiB estimated "
+               "(rate %llu); profile: %s\n",
+               blocks, static_cast<double>(c.live_bytes) / 1024.0,
+               static_cast<unsigned long long>(c.rate), path.c_str());
+      internal::os::WriteStderr(line);
+    }
+  }
+}
+
+void OnForkChild() {
+  __atomic_store_n(&g_seq, 0, __ATOMIC_RELAXED);  // a child numbers its own files
+  __atomic_store_n(&g_thread_starting, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_reasons, 0, __ATOMIC_RELAXED);
+}
+
+}  // namespace
+
+void InitFromEnvironment() {
+  if (__atomic_exchange_n(&g_initialised, 1, __ATOMIC_ACQ_REL) != 0) return;
+  ProfConfig cfg;
+  if (!ParseProfConfig(internal::os::GetEnv("MALLOC_PROF"), &cfg) || !cfg.enabled) return;
+  g_cfg = cfg;
+  const SessionOptions o{cfg.rate, cfg.depth, cfg.young, cfg.seed, cfg.stack_method};
+  g_next_interval = cfg.interval;
+  g_peak_threshold = static_cast<int64_t>(16 * cfg.rate > (1u << 20) ? 16 * cfg.rate : 1u << 20);
+  StartEnvironmentSession(o);
+  atexit(ExitDumps);
+  pthread_atfork(nullptr, nullptr, OnForkChild);
+  if (cfg.signal != 0) {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = OnSignal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(cfg.signal, &sa, nullptr);
+  }
+  if (WantsThread()) EnsureThread();
+}
+
+int WriteProfile(const char* kind, const char* path) {
+  if (!ValidKind(kind)) return EINVAL;
+  if (GetClockState().since_ns == 0) return ENOENT;  // nothing was ever profiled
+  if (path == nullptr || *path == '\0') {
+    if (!g_cfg.enabled) {
+      // No MALLOC_PROF prefix: the default one.
+      return Dump(kind, NextPath(kind).c_str(), nullptr);
+    }
+  }
+  return Dump(kind, path, nullptr);
+}
+
+void OnRecorded(uint64_t clock, int64_t live_bytes) {
+  if (!g_cfg.enabled) return;
+  if (WantsThread() && __atomic_load_n(&g_thread_fork_gen, __ATOMIC_RELAXED) != ForkGeneration()) {
+    EnsureThread();  // a fork child profiles on, with a dump thread of its own
+  }
+  if (g_cfg.interval > 0) {
+    uint64_t next = __atomic_load_n(&g_next_interval, __ATOMIC_RELAXED);
+    if (clock >= next &&
+        __atomic_compare_exchange_n(&g_next_interval, &next, clock + g_cfg.interval, false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      Wake(kInterval);
+    }
+  }
+  if (g_cfg.peak && live_bytes >= __atomic_load_n(&g_peak_threshold, __ATOMIC_RELAXED) &&
+      (__atomic_load_n(&g_reasons, __ATOMIC_RELAXED) & kPeak) == 0) {
+    Wake(kPeak);
+  }
+}
+
+// Runs after libc is set up and before main (and before the program's own
+// constructors when libassay.so is preloaded): the allocator itself needs
+// no constructor; this only turns MALLOC_PROF profiling on.
+__attribute__((constructor)) void StartFromEnvironmentAtLoad() { InitFromEnvironment(); }
+
+}  // namespace assay::profiler::dumper
+
+// ---- Public API ----
+
+namespace assay {
+
+int WriteProfile(const char* kind, const char* path) {
+  return profiler::dumper::WriteProfile(kind, path);
+}
+
+void ResetAllocationProfile() { profiler::ResetAllocationProfile(); }
+
+}  // namespace assay
+
+extern "C" __attribute__((visibility("default"))) int assay_write_profile(const char* kind,
+                                                                          const char* path) {
+  return assay::profiler::dumper::WriteProfile(kind, path);
+}

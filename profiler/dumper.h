@@ -1,0 +1,23 @@
+// Profile dumps: snapshots of the tracking entries and stack table turned
+// into pprof files by the writer, on demand (API), periodically, by bytes
+// allocated, at new peaks, on a signal, and at exit, as MALLOC_PROF says.
+#pragma once
+
+#include <cstdint>
+
+namespace assay::profiler::dumper {
+
+// Reads MALLOC_PROF once; if it asks for profiling, starts the session, the
+// dump thread (when periodic, interval, peak or signal dumps are wanted) and
+// the exit dumps. Safe to call more than once (only the first call acts).
+void InitFromEnvironment();
+
+// Writes a profile of `kind` to `path` (null or "": the next MALLOC_PROF
+// name). Returns 0 or an errno value; a failure is reported on stderr once.
+int WriteProfile(const char* kind, const char* path);
+
+// A sample was recorded: the clock and the live estimate moved (interval and
+// peak dumps watch them).
+void OnRecorded(uint64_t clock, int64_t live_bytes);
+
+}  // namespace assay::profiler::dumper

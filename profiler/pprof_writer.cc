@@ -1,0 +1,218 @@
+// The pprof writer: turns a profile snapshot (profile_data.h) into pprof's
+// protobuf with the generated classes of proto/profile.proto, gzips it with
+// zlib and writes it through a temporary file renamed into place.
+// Runs with the profiler's sampling suspended on this thread.
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "profiler/profile_data.h"
+#include "profiler/symbolizer.h"
+#include "proto/profile.pb.h"
+
+namespace assay::pprof {
+namespace {
+
+namespace pb = perftools::profiles;
+
+class StringTable {
+ public:
+  explicit StringTable(pb::Profile* p) : profile_(p) { Index(""); }
+  int64_t Index(const std::string& s) {
+    auto [it, inserted] = index_.emplace(s, static_cast<int64_t>(index_.size()));
+    if (inserted) profile_->add_string_table(s);
+    return it->second;
+  }
+
+ private:
+  pb::Profile* profile_;
+  std::unordered_map<std::string, int64_t> index_;
+};
+
+void AddLabel(pb::Sample* s, StringTable& st, const char* key, int64_t num, const char* unit) {
+  pb::Label* l = s->add_label();
+  l->set_key(st.Index(key));
+  l->set_num(num);
+  if (unit != nullptr) l->set_num_unit(st.Index(unit));
+}
+
+void AddLabel(pb::Sample* s, StringTable& st, const char* key, const char* str) {
+  pb::Label* l = s->add_label();
+  l->set_key(st.Index(key));
+  l->set_str(st.Index(str));
+}
+
+void BuildProfile(const AssayProfileData& d, pb::Profile* p) {
+  StringTable st(p);
+  static const char* const kTypes[4][2] = {{"alloc_objects", "count"},
+                                           {"alloc_space", "bytes"},
+                                           {"inuse_objects", "count"},
+                                           {"inuse_space", "bytes"}};
+  for (const auto& t : kTypes) {
+    pb::ValueType* vt = p->add_sample_type();
+    vt->set_type(st.Index(t[0]));
+    vt->set_unit(st.Index(t[1]));
+  }
+  const int def =
+      d.default_sample_type >= 0 && d.default_sample_type < 4 ? d.default_sample_type : 3;
+  p->set_default_sample_type(st.Index(kTypes[def][0]));
+  p->mutable_period_type()->set_type(st.Index("space"));
+  p->mutable_period_type()->set_unit(st.Index("bytes"));
+  p->set_period(d.period);
+  p->set_time_nanos(d.time_nanos);
+  p->set_duration_nanos(d.duration_nanos);
+  // Frames are already cut at the allocation site; these would only hide
+  // the allocator if a stack were captured some other way.
+  p->set_drop_frames(st.Index(
+      "(malloc|calloc|realloc|reallocarray|free|memalign|aligned_alloc|posix_memalign|valloc|"
+      "pvalloc|operator new.*|operator delete.*|assay_comalloc|assay::internal::.*|"
+      "assay::profiler::.*)"));
+  p->add_comment(st.Index(std::string("assay ") + d.kind + " profile"));
+  if (d.comment != nullptr) p->add_comment(st.Index(d.comment));
+
+  const std::vector<ObjectMapping> mappings = ReadMappings();
+  for (size_t i = 0; i < mappings.size(); ++i) {
+    const ObjectMapping& m = mappings[i];
+    pb::Mapping* pm = p->add_mapping();
+    pm->set_id(i + 1);
+    pm->set_memory_start(m.start);
+    pm->set_memory_limit(m.limit);
+    pm->set_file_offset(m.file_offset);
+    pm->set_filename(st.Index(m.file));
+    pm->set_build_id(st.Index(m.build_id));
+    pm->set_has_functions(true);
+  }
+  Symbolizer symbolizer(&mappings);
+  std::unordered_map<uintptr_t, uint64_t> location_ids;    // by address
+  std::unordered_map<std::string, uint64_t> function_ids;  // by symbol
+  auto location_of = [&](uintptr_t ret) -> uint64_t {
+    // A return address points after the call; the call itself is one byte back.
+    const uintptr_t pc = ret - 1;
+    auto it = location_ids.find(pc);
+    if (it != location_ids.end()) return it->second;
+    const uint64_t id = location_ids.size() + 1;
+    location_ids.emplace(pc, id);
+    pb::Location* loc = p->add_location();
+    loc->set_id(id);
+    loc->set_address(pc);
+    const int mapping = symbolizer.MappingOf(pc);
+    if (mapping >= 0) loc->set_mapping_id(static_cast<uint64_t>(mapping) + 1);
+    std::string name, system_name;
+    if (symbolizer.Lookup(pc, &name, &system_name)) {
+      auto [fit, inserted] = function_ids.emplace(system_name, function_ids.size() + 1);
+      if (inserted) {
+        pb::Function* f = p->add_function();
+        f->set_id(fit->second);
+        f->set_name(st.Index(name));
+        f->set_system_name(st.Index(system_name));
+        if (mapping >= 0) f->set_filename(st.Index(mappings[mapping].file));
+      }
+      loc->add_line()->set_function_id(fit->second);
+    }
+    return id;
+  };
+
+  for (size_t i = 0; i < d.nsamples; ++i) {
+    const AssayProfileSample& s = d.samples[i];
+    pb::Sample* ps = p->add_sample();
+    for (uint32_t f = 0; f < s.depth; ++f)
+      ps->add_location_id(location_of(d.frames[s.frame_offset + f]));
+    for (int64_t v : s.values) ps->add_value(v);
+    if (s.requested_bytes >= 0) AddLabel(ps, st, "bytes", s.requested_bytes, "bytes");
+    if (s.alignment > 0) AddLabel(ps, st, "alignment", s.alignment, "bytes");
+    if (s.thread_id > 0) AddLabel(ps, st, "thread", s.thread_id, nullptr);
+    if (s.batch_index >= 0) AddLabel(ps, st, "batch_index", s.batch_index, nullptr);
+    if (s.generation == 1) AddLabel(ps, st, "generation", "young");
+    if (s.generation == 2) AddLabel(ps, st, "generation", "old");
+  }
+}
+
+int Gzip(const std::string& in, std::string* out, char* err, size_t errlen) {
+  z_stream z{};
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    snprintf(err, errlen, "zlib deflateInit2 failed");
+    return ENOMEM;
+  }
+  out->resize(deflateBound(&z, in.size()) + 32);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out->data());
+  z.avail_out = static_cast<uInt>(out->size());
+  const int rc = deflate(&z, Z_FINISH);
+  out->resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) {
+    snprintf(err, errlen, "zlib deflate failed (%d)", rc);
+    return EIO;
+  }
+  return 0;
+}
+
+int WriteFile(const std::string& path, const std::string& bytes, char* err, size_t errlen) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int e = errno;
+    snprintf(err, errlen, "cannot create %s: %s", tmp.c_str(), strerror(e));
+    return e;
+  }
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int e = w < 0 ? errno : ENOSPC;
+      close(fd);
+      unlink(tmp.c_str());
+      snprintf(err, errlen, "cannot write %s: %s", tmp.c_str(), strerror(e));
+      return e;
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (close(fd) != 0) {
+    const int e = errno;
+    unlink(tmp.c_str());
+    snprintf(err, errlen, "cannot write %s: %s", tmp.c_str(), strerror(e));
+    return e;
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    unlink(tmp.c_str());
+    snprintf(err, errlen, "cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), strerror(e));
+    return e;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace assay::pprof
+
+extern "C" __attribute__((visibility("default"))) int assay_pprof_write(
+    const AssayProfileData* data, const char* path, char* err, size_t errlen) {
+  try {
+    perftools::profiles::Profile profile;
+    assay::pprof::BuildProfile(*data, &profile);
+    std::string raw;
+    if (!profile.SerializeToString(&raw)) {
+      snprintf(err, errlen, "protobuf serialization failed");
+      return EIO;
+    }
+    std::string gz;
+    const int rc = assay::pprof::Gzip(raw, &gz, err, errlen);
+    if (rc != 0) return rc;
+    return assay::pprof::WriteFile(path, gz, err, errlen);
+  } catch (const std::bad_alloc&) {
+    snprintf(err, errlen, "out of memory while building the profile");
+    return ENOMEM;
+  } catch (...) {
+    snprintf(err, errlen, "unexpected error while building the profile");
+    return EIO;
+  }
+}
