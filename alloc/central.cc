@@ -1,6 +1,7 @@
 // Central free lists (central.h).
 #include "alloc/central.h"
 
+#include "alloc/layout.h"
 #include "alloc/lock.h"
 #include "alloc/page_heap.h"
 
@@ -186,6 +187,17 @@ ClassStats GetClassStats(size_t cls, Pool pool) {
   ClassList& l = g_lists[pool][cls];
   LockGuard lock(l.mu);
   return l.stats;
+}
+
+void DescribeLayout(AssayLayout* l) {
+  l->central_addr = reinterpret_cast<uint64_t>(&g_lists[0][0]);
+  l->central_pools = 2;
+  l->central_record_size = sizeof(ClassList);
+  l->central_nbatches_off = offsetof(ClassList, nbatches);
+  l->central_batches_off = offsetof(ClassList, batches);
+  l->batch_record_size = sizeof(Batch);
+  l->batch_head_off = offsetof(Batch, head);
+  l->batch_count_off = offsetof(Batch, count);
 }
 
 void LockForFork() {

@@ -7,6 +7,7 @@
 
 #include "alloc/central.h"
 #include "alloc/huge.h"
+#include "alloc/layout.h"
 #include "alloc/meta.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
@@ -330,6 +331,7 @@ void EnsureInit() {
     g_init_thread = os::ThreadId();
     InitOptions(os::GetEnv("ASSAY_OPTIONS"));
     thread_cache::InitKey();
+    FillLayout();
     __atomic_store_n(&g_init_state, kReady, __ATOMIC_RELEASE);
     // May allocate: the state is kReady, so that allocation proceeds.
     pthread_atfork(ForkPrepare, ForkParent, ForkChild);

@@ -2,6 +2,7 @@
 // shift deletion) of {address -> mapping}, grown by doubling.
 #include "alloc/huge.h"
 
+#include "alloc/layout.h"
 #include "alloc/lock.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
@@ -256,6 +257,16 @@ void ForEach(void (*fn)(void* p, size_t usable, void* arg), void* arg) {
     const Entry& e = g.table[i];
     if (e.ptr != 0) fn(reinterpret_cast<void*>(e.ptr), e.base + e.map_size - e.ptr, arg);
   }
+}
+
+void DescribeLayout(AssayLayout* l) {
+  l->huge_table_addr = reinterpret_cast<uint64_t>(&g.table);
+  l->huge_capacity_addr = reinterpret_cast<uint64_t>(&g.capacity);
+  l->huge_record_size = sizeof(Entry);
+  l->huge_ptr_off = offsetof(Entry, ptr);
+  l->huge_base_off = offsetof(Entry, base);
+  l->huge_map_size_off = offsetof(Entry, map_size);
+  l->huge_sampled_off = offsetof(Entry, sampled);
 }
 
 void LockForFork() { g.mu.Lock(); }

@@ -4,6 +4,7 @@
 
 #include <bit>
 
+#include "alloc/layout.h"
 #include "alloc/lock.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
@@ -94,7 +95,10 @@ Segment* NewSegment() {
   seg->free_mask = kAllSpanSlices;
   seg->empty_since_ms = os::NowMs();
   seg->prev = g.tail;
-  if (g.tail != nullptr) g.tail->next = seg; else g.head = seg;
+  if (g.tail != nullptr)
+    g.tail->next = seg;
+  else
+    g.head = seg;
   g.tail = seg;
   g.stats.segments++;
   g.stats.mapped += kSegmentSize;
@@ -105,8 +109,14 @@ Segment* NewSegment() {
 
 void UnmapSegment(Segment* seg) {
   segment_map::Set(seg->Base(), false);
-  if (seg->prev != nullptr) seg->prev->next = seg->next; else g.head = seg->next;
-  if (seg->next != nullptr) seg->next->prev = seg->prev; else g.tail = seg->prev;
+  if (seg->prev != nullptr)
+    seg->prev->next = seg->next;
+  else
+    g.head = seg->next;
+  if (seg->next != nullptr)
+    seg->next->prev = seg->prev;
+  else
+    g.tail = seg->prev;
   g.stats.segments--;
   g.stats.mapped -= kSegmentSize;
   g.stats.free_clean -= kSegmentSize - kSliceSize;
@@ -123,8 +133,7 @@ void MarkSpan(Segment* seg, size_t first, size_t n, SpanKind kind, uint8_t cls) 
   s.slices = static_cast<uint8_t>(n);
   for (size_t i = first; i < first + n; ++i) {
     seg->slice_map[i].first = static_cast<uint8_t>(first);
-    __atomic_store_n(&seg->slice_map[i].cls, kind == SpanKind::kSmall ? cls : 0,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(&seg->slice_map[i].cls, kind == SpanKind::kSmall ? cls : 0, __ATOMIC_RELAXED);
   }
 }
 
@@ -254,7 +263,8 @@ bool ResizeLargeInPlace(Span* span, size_t slices) {
   g.stats.large_bytes += slices * kSliceSize;
   g.stats.large_bytes -= n * kSliceSize;
   span->slices = static_cast<uint8_t>(slices);
-  for (size_t i = first; i < first + slices; ++i) seg->slice_map[i].first = static_cast<uint8_t>(first);
+  for (size_t i = first; i < first + slices; ++i)
+    seg->slice_map[i].first = static_cast<uint8_t>(first);
   return true;
 }
 
@@ -281,9 +291,31 @@ void ForEachSegment(void (*fn)(const Segment*, void*), void* arg) {
   for (Segment* seg = g.head; seg != nullptr; seg = seg->next) fn(seg, arg);
 }
 
+void DescribeLayout(AssayLayout* l) {
+  l->segment_head_addr = reinterpret_cast<uint64_t>(&g.head);
+  l->seg_next_off = offsetof(Segment, next);
+  l->seg_free_mask_off = offsetof(Segment, free_mask);
+  l->seg_spans_off = offsetof(Segment, spans);
+  l->span_size = sizeof(Span);
+  l->span_free_list_off = offsetof(Span, free_list);
+  l->span_bump_off = offsetof(Span, bump);
+  l->span_used_off = offsetof(Span, used);
+  l->span_kind_off = offsetof(Span, kind);
+  l->span_cls_off = offsetof(Span, cls);
+  l->span_first_off = offsetof(Span, first);
+  l->span_slices_off = offsetof(Span, slices);
+  l->span_sampled_off = offsetof(Span, sampled);
+  l->span_kind_small = static_cast<uint64_t>(SpanKind::kSmall);
+  l->span_kind_large = static_cast<uint64_t>(SpanKind::kLarge);
+  l->span_kind_sampled = static_cast<uint64_t>(SpanKind::kSampled);
+}
+
 void LockForFork() { g.mu.Lock(); }
 void UnlockAfterFork(bool child) {
-  if (child) g.mu.ResetAfterFork(); else g.mu.Unlock();
+  if (child)
+    g.mu.ResetAfterFork();
+  else
+    g.mu.Unlock();
 }
 
 }  // namespace page_heap

@@ -6,6 +6,7 @@
 
 #include "alloc/central.h"
 #include "alloc/heap.h"
+#include "alloc/layout.h"
 #include "alloc/lock.h"
 #include "alloc/meta.h"
 #include "alloc/options.h"
@@ -177,6 +178,16 @@ void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* ar
         fn(cls, b, arg);
     }
   }
+}
+
+void DescribeLayout(AssayLayout* l) {
+  l->thread_cache_head_addr = reinterpret_cast<uint64_t>(&g_registry.live);
+  l->tc_lists_off = offsetof(ThreadCache, lists);
+  l->freelist_record_size = sizeof(FreeList);
+  l->freelist_head_off = offsetof(FreeList, head);
+  l->freelist_count_off = offsetof(FreeList, count);
+  l->tc_next_off = offsetof(ThreadCache, next);
+  l->tc_thread_id_off = offsetof(ThreadCache, thread_id);
 }
 
 void InitKey() { pthread_key_create(&g_key, OnThreadExit); }

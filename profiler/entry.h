@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "alloc/layout.h"
 #include "profiler/stack_table.h"
 
 namespace assay::profiler {
@@ -68,6 +69,9 @@ void ForEach(void (*fn)(const Entry* e, void* arg), void* arg);
 
 void LockForFork();
 void UnlockAfterFork(bool child);
+
+// Fills the entry and stack fields of the layout descriptor (alloc/layout.h).
+void DescribeLayout(AssayLayout* l);
 
 }  // namespace entry_table
 }  // namespace assay::profiler

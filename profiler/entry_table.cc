@@ -1,5 +1,6 @@
 // The address table of live entries (entry.h): 64 shards of chained hash
 // tables, doubling their buckets as they fill.
+#include "alloc/layout.h"
 #include "alloc/lock.h"
 #include "profiler/arena.h"
 #include "profiler/entry.h"
@@ -90,6 +91,26 @@ void ForEach(void (*fn)(const Entry* e, void* arg), void* arg) {
       for (const Entry* e = s.buckets[i]; e != nullptr; e = e->table_next) fn(e, arg);
     }
   }
+}
+
+void DescribeLayout(AssayLayout* l) {
+  l->entry_shards_addr = reinterpret_cast<uint64_t>(&g_shards[0]);
+  l->entry_shard_count = kShards;
+  l->entry_shard_size = sizeof(Shard);
+  l->entry_buckets_off = offsetof(Shard, buckets);
+  l->entry_nbuckets_off = offsetof(Shard, nbuckets);
+  l->entry_address_off = offsetof(Entry, address);
+  l->entry_requested_off = offsetof(Entry, requested);
+  l->entry_usable_off = offsetof(Entry, usable);
+  l->entry_alignment_off = offsetof(Entry, alignment);
+  l->entry_points_off = offsetof(Entry, points);
+  l->entry_stack_off = offsetof(Entry, stack);
+  l->entry_thread_off = offsetof(Entry, thread_id);
+  l->entry_weight_objects_off = offsetof(Entry, weight_objects);
+  l->entry_weight_bytes_off = offsetof(Entry, weight_bytes);
+  l->entry_next_off = offsetof(Entry, table_next);
+  l->stack_depth_off = offsetof(Stack, depth);
+  l->stack_frames_off = offsetof(Stack, frames);
 }
 
 void LockForFork() {

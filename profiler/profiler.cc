@@ -554,6 +554,11 @@ void ResetAllocationProfile() {
   stack_table::ResetCumulative();
 }
 
+void DescribeLayout(AssayLayout* l) {
+  entry_table::DescribeLayout(l);
+  l->sampling_rate_addr = reinterpret_cast<uint64_t>(g_rate.rate_address());
+}
+
 uint32_t ForkGeneration() { return __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED); }
 
 ScopedSuspend::ScopedSuspend() { tls.suspended++; }

@@ -106,6 +106,7 @@ class SamplingRate {
     log_not_p_ = rate_ == 1 ? -INFINITY : std::log1p(-1.0 / static_cast<double>(rate_));
   }
   uint64_t rate() const { return rate_; }
+  const uint64_t* rate_address() const { return &rate_; }
 
   // Gap to the next sample point: Geometric(1/rate) on {1, 2, ...}.
   int64_t DrawGap(Rng& rng) const {
