@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc/central.h"
@@ -301,6 +302,15 @@ void FreeSlow(void* p) {
 
 namespace heap {
 
+void LockAll() { ForkPrepare(); }
+void UnlockAll(bool child) {
+  if (child) {
+    ForkChild();
+  } else {
+    ForkParent();
+  }
+}
+
 void ReportInvalid(const char* what, const void* p) {
   char buf[96];
   char* out = buf;
@@ -335,6 +345,7 @@ void EnsureInit() {
     __atomic_store_n(&g_init_state, kReady, __ATOMIC_RELEASE);
     // May allocate: the state is kReady, so that allocation proceeds.
     pthread_atfork(ForkPrepare, ForkParent, ForkChild);
+    if (GetOptions().stats_at_exit != 0) atexit([] { assay_stats_print(nullptr); });
     return;
   }
   while (__atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE) != kReady) {

@@ -25,6 +25,11 @@ void BulkFree(void** ptrs, size_t n);
 size_t Trim();
 void GetStats(assay_stats* out);
 
+// Takes every lock of the allocator and profiler (as before fork), and
+// releases them (in the parent: child=false).
+void LockAll();
+void UnlockAll(bool child);
+
 // "assay: invalid <what> of 0x...", then abort.
 [[noreturn]] void ReportInvalid(const char* what, const void* p);
 

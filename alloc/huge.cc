@@ -6,6 +6,7 @@
 #include "alloc/lock.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "alloc/probes.h"
 
 namespace assay::internal::huge {
 namespace {
@@ -135,6 +136,7 @@ void* Alloc(size_t n, size_t align, bool* zeroed) {
   }
   void* p = os::MapAligned(map_size, align);
   if (p == nullptr) return nullptr;
+  ASSAY_PROBE2(heap_grow, p, map_size);
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   LockGuard lock(g.mu);
   if (!InsertLocked(Entry{a, a, map_size, false})) {
@@ -167,6 +169,7 @@ bool Free(void* p) {
         g.ncached--;
         g.stats.cached -= old.size;
         g.stats.unmapped_total += old.size;
+        ASSAY_PROBE2(heap_shrink, old.base, old.size);
         os::Unmap(reinterpret_cast<void*>(old.base), old.size);
       }
     } else {
@@ -174,7 +177,10 @@ bool Free(void* p) {
     }
     g.stats.unmapped_total += evicted.size;
   }
-  if (evicted.base != 0) os::Unmap(reinterpret_cast<void*>(evicted.base), evicted.size);
+  if (evicted.base != 0) {
+    ASSAY_PROBE2(heap_shrink, evicted.base, evicted.size);
+    os::Unmap(reinterpret_cast<void*>(evicted.base), evicted.size);
+  }
   return true;
 }
 
@@ -197,6 +203,7 @@ size_t Release(uint64_t now_ms, uint64_t age_ms) {
   }
   size_t released = 0;
   for (size_t i = 0; i < ndoomed; ++i) {
+    ASSAY_PROBE2(heap_shrink, doomed[i].base, doomed[i].size);
     os::Unmap(reinterpret_cast<void*>(doomed[i].base), doomed[i].size);
     released += doomed[i].size;
   }

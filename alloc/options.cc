@@ -23,6 +23,7 @@ constexpr OptionSpec kSpecs[] = {
     {"background_thread", &Options::background_thread, 0, 1, "0 or 1"},
     {"thread_cache_bytes", &Options::thread_cache_bytes, 0, int64_t{1} << 40,
      "bytes with optional k/m/g suffix"},
+    {"stats_at_exit", &Options::stats_at_exit, 0, 1, "0 or 1"},
 };
 
 void Complain(const char* what, const char* key, size_t key_len, const char* form) {
@@ -62,10 +63,20 @@ bool ParseSize(const char* s, size_t len, int64_t* out) {
   int shift = 0;
   if (i < len) {
     switch (s[i]) {
-      case 'k': case 'K': shift = 10; break;
-      case 'm': case 'M': shift = 20; break;
-      case 'g': case 'G': shift = 30; break;
-      default: return false;
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
+      default:
+        return false;
     }
     if (++i != len) return false;
   }
@@ -91,9 +102,8 @@ void InitOptions(const char* text) {
       int64_t v = 0;
       if (spec == nullptr) {
         Complain("unknown key", p, key_len, nullptr);
-      } else if (eq == nullptr ||
-                 !ParseSize(eq + 1, static_cast<size_t>(end - eq - 1), &v) || v < spec->min ||
-                 v > spec->max) {
+      } else if (eq == nullptr || !ParseSize(eq + 1, static_cast<size_t>(end - eq - 1), &v) ||
+                 v < spec->min || v > spec->max) {
         Complain("bad value for", p, key_len, spec->form);
       } else {
         g_options.*(spec->field) = v;

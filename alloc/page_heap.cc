@@ -8,6 +8,7 @@
 #include "alloc/lock.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "alloc/probes.h"
 
 namespace assay::internal {
 
@@ -104,6 +105,7 @@ Segment* NewSegment() {
   g.stats.mapped += kSegmentSize;
   g.stats.free_clean += kSegmentSize - kSliceSize;
   segment_map::Set(seg->Base(), true);
+  ASSAY_PROBE2(heap_grow, seg->Base(), kSegmentSize);
   return seg;
 }
 
@@ -121,6 +123,7 @@ void UnmapSegment(Segment* seg) {
   g.stats.mapped -= kSegmentSize;
   g.stats.free_clean -= kSegmentSize - kSliceSize;
   g.stats.unmapped_total += kSegmentSize;
+  ASSAY_PROBE2(heap_shrink, seg->Base(), kSegmentSize);
   os::Unmap(seg, kSegmentSize);
 }
 
@@ -144,6 +147,7 @@ size_t PurgeBits(Segment* seg, uint64_t bits) {
     const size_t start = static_cast<size_t>(std::countr_zero(bits));
     const size_t len = static_cast<size_t>(std::countr_one(bits >> start));
     os::Purge(seg->SliceAddress(start), len * kSliceSize);
+    ASSAY_PROBE2(purge, seg->SliceAddress(start), len * kSliceSize);
     released += len * kSliceSize;
     bits &= ~RunBits(start, len);
   }

@@ -11,6 +11,7 @@
 #include "alloc/meta.h"
 #include "alloc/options.h"
 #include "alloc/os.h"
+#include "alloc/probes.h"
 #include "profiler/profiler.h"
 
 namespace assay::internal {
@@ -69,6 +70,7 @@ void OnThreadExit(void* arg) {
   profiler::OnThreadExit();  // pending callbacks run while the thread can still allocate
   tls_exited = 1;
   tls_cache = &g_empty_cache;
+  ASSAY_PROBE1(thread_cache_exit, tc->thread_id);
   FlushAll(tc);
   LockGuard lock(g_registry.mu);
   if (tc->prev != nullptr)
@@ -98,6 +100,7 @@ ThreadCache* Create() {
   tc->sample_left = kSampleNever;
   for (size_t cls = 1; cls < kNumClasses; ++cls) tc->lists[cls].max = kClasses[cls].batch;
   tc->thread_id = os::ThreadId();
+  ASSAY_PROBE1(thread_cache_new, tc->thread_id);
   {
     LockGuard lock(g_registry.mu);
     tc->next = g_registry.live;

@@ -27,6 +27,7 @@
 
 #include "alloc/lock.h"
 #include "alloc/os.h"
+#include "alloc/probes.h"
 #include "assay/assay.h"
 #include "assay/profiler.hpp"
 #include "profiler/entry.h"
@@ -291,8 +292,9 @@ int Dump(const char* kind, const char* path_or_null, std::string* written) {
                                ": " + error + " (reported once; the program runs on)\n";
       internal::os::WriteStderr(line.c_str());
     }
-  } else if (written != nullptr) {
-    *written = path;
+  } else {
+    ASSAY_PROBE2(profile_dump, kind, path.c_str());
+    if (written != nullptr) *written = path;
   }
   return rc;
 }

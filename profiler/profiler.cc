@@ -22,6 +22,7 @@
 
 #include "alloc/lock.h"
 #include "alloc/os.h"
+#include "alloc/probes.h"
 #include "assay/profiler.hpp"
 #include "profiler/arena.h"
 #include "profiler/dumper.h"
@@ -374,6 +375,7 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
     return nullptr;
   }
   __atomic_fetch_add(&g_samples, 1, __ATOMIC_RELAXED);
+  ASSAY_PROBE3(sample, p, requested, points);
   const int64_t live =
       __atomic_add_fetch(&g_live_bytes, static_cast<int64_t>(bytes), __ATOMIC_RELAXED);
   dumper::OnRecorded(__atomic_load_n(&g_clock, __ATOMIC_RELAXED), live);

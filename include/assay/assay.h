@@ -6,6 +6,7 @@
 #define ASSAY_ASSAY_H_
 
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +52,28 @@ typedef struct assay_stats {
 
 /* Fills *out with the current counters. */
 void assay_get_stats(assay_stats* out);
+
+/* Prints the heap by size class, one line per size in the format
+ *   `      32 bytes *     12,237 allocs (34%) =       391,584 bytes ( 4%)`
+ * (live blocks, share of blocks, bytes, share of bytes), then the totals:
+ * live bytes, thread caches, central caches, mapped, resident, purged,
+ * metadata and profiler overhead. To stderr when f is NULL. Also printed at
+ * exit with ASSAY_OPTIONS=stats_at_exit=1. */
+void assay_stats_print(FILE* f);
+
+/* The same as JSON, written into buf (NUL-terminated, truncated to size);
+ * returns the length the whole text needs (as snprintf). Never allocates. */
+size_t assay_stats_json(char* buf, size_t size);
+
+/* Calls visit(address, usable_size, arg) for every live block of the heap.
+ * The blocks are those of one consistent instant: the walk runs in a forked
+ * copy of the process taken while the allocator was still, and reports back
+ * through a pipe; visit runs in the calling process afterwards, with no lock
+ * held, and may allocate and free (those blocks are not in the walk). Costs a
+ * fork (page tables are copied). Returns the number of blocks visited, or -1
+ * with errno set. */
+typedef void (*assay_block_visitor)(void* address, size_t usable_size, void* arg);
+long assay_heap_iterate(assay_block_visitor visit, void* arg);
 
 /* Writes a pprof heap profile (gzip-compressed protobuf): kind is "heap",
  * "alloc", "peak" or "leak"; path NULL picks the next MALLOC_PROF file name.

@@ -1,0 +1,131 @@
+// Heap walk (heap_walk.h). Free blocks are those on a thread cache's list,
+// in a central transfer cache, or on their span's own free list; every other
+// carved block of a small span is live, every large span and huge block is.
+#include "alloc/heap_walk.h"
+
+#include <algorithm>
+
+#include "alloc/os.h"
+
+namespace assay::internal {
+namespace {
+
+template <typename T>
+T Read(uint64_t addr) {
+  T v;
+  __builtin_memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));
+  return v;
+}
+
+// A growable array of addresses in OS memory.
+class AddressSet {
+ public:
+  ~AddressSet() {
+    if (data_ != nullptr) os::Unmap(data_, cap_ * sizeof(uintptr_t));
+  }
+  bool Add(uintptr_t a) {
+    if (n_ == cap_ && !Grow()) return false;
+    data_[n_++] = a;
+    return true;
+  }
+  void Sort() { std::sort(data_, data_ + n_); }
+  bool Contains(uintptr_t a) const { return std::binary_search(data_, data_ + n_, a); }
+  void Clear() { n_ = 0; }
+
+ private:
+  bool Grow() {
+    const size_t cap = cap_ == 0 ? 4096 : cap_ * 2;
+    auto* d = static_cast<uintptr_t*>(os::MapAligned(cap * sizeof(uintptr_t), kPageSize));
+    if (d == nullptr) return false;
+    if (data_ != nullptr) {
+      __builtin_memcpy(d, data_, n_ * sizeof(uintptr_t));
+      os::Unmap(data_, cap_ * sizeof(uintptr_t));
+    }
+    data_ = d;
+    cap_ = cap;
+    return true;
+  }
+  uintptr_t* data_ = nullptr;
+  size_t n_ = 0;
+  size_t cap_ = 0;
+};
+
+// Adds up to `limit` blocks of the list starting at head.
+bool AddList(AddressSet* set, uintptr_t head, uint64_t limit) {
+  for (uint64_t i = 0; head != 0 && i < limit; ++i) {
+    if (!set->Add(head)) return false;
+    head = Read<uintptr_t>(head);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool WalkHeap(const AssayLayout& l, void (*emit)(uintptr_t, size_t, void*), void* arg) {
+  AddressSet cached;  // free blocks held by thread caches and transfer caches
+  for (uintptr_t tc = Read<uintptr_t>(l.thread_cache_head_addr); tc != 0;
+       tc = Read<uintptr_t>(tc + l.tc_next_off)) {
+    for (uint64_t cls = 1; cls < l.num_classes; ++cls) {
+      const uint64_t list = tc + l.tc_lists_off + cls * l.freelist_record_size;
+      const uint32_t count = Read<uint32_t>(list + l.freelist_count_off);
+      if (!AddList(&cached, Read<uintptr_t>(list + l.freelist_head_off), count + 16)) return false;
+    }
+  }
+  for (uint64_t i = 0; i < l.central_pools * l.num_classes; ++i) {
+    const uint64_t rec = l.central_addr + i * l.central_record_size;
+    const uint32_t nbatches = Read<uint32_t>(rec + l.central_nbatches_off);
+    for (uint32_t b = 0; b < nbatches; ++b) {
+      const uint64_t batch = rec + l.central_batches_off + b * l.batch_record_size;
+      const uint32_t count = Read<uint32_t>(batch + l.batch_count_off);
+      if (!AddList(&cached, Read<uintptr_t>(batch + l.batch_head_off), count)) return false;
+    }
+  }
+  cached.Sort();
+
+  AddressSet span_free;
+  for (uintptr_t seg = Read<uintptr_t>(l.segment_head_addr); seg != 0;
+       seg = Read<uintptr_t>(seg + l.seg_next_off)) {
+    const uint64_t free_mask = Read<uint64_t>(seg + l.seg_free_mask_off);
+    uint64_t i = 1;
+    while (i < l.slices_per_segment) {
+      if ((free_mask >> i) & 1) {
+        ++i;
+        continue;
+      }
+      const uint64_t span = seg + l.seg_spans_off + i * l.span_size;
+      const uint64_t kind = Read<uint8_t>(span + l.span_kind_off);
+      const uint64_t slices = Read<uint8_t>(span + l.span_slices_off);
+      const uintptr_t start = seg + i * l.slice_size;
+      if (kind == l.span_kind_large) {
+        emit(start, slices * l.slice_size, arg);
+      } else if (kind == l.span_kind_small || kind == l.span_kind_sampled) {
+        const uint64_t cls = Read<uint8_t>(span + l.span_cls_off);
+        const uint32_t size =
+            Read<uint32_t>(l.classes_addr + cls * l.class_record_size + l.class_size_off);
+        const uint32_t carved = Read<uint32_t>(span + l.span_bump_off) / size;
+        span_free.Clear();
+        if (!AddList(&span_free, Read<uintptr_t>(span + l.span_free_list_off), carved))
+          return false;
+        span_free.Sort();
+        for (uint32_t b = 0; b < carved; ++b) {
+          const uintptr_t block = start + uintptr_t{b} * size;
+          if (!span_free.Contains(block) && !cached.Contains(block)) emit(block, size, arg);
+        }
+      }
+      i += slices == 0 ? 1 : slices;
+    }
+  }
+
+  const uintptr_t table = Read<uintptr_t>(l.huge_table_addr);
+  const uint64_t capacity = Read<uint64_t>(l.huge_capacity_addr);
+  for (uint64_t i = 0; table != 0 && i < capacity; ++i) {
+    const uint64_t rec = table + i * l.huge_record_size;
+    const uintptr_t ptr = Read<uintptr_t>(rec + l.huge_ptr_off);
+    if (ptr == 0) continue;
+    const uintptr_t base = Read<uintptr_t>(rec + l.huge_base_off);
+    emit(ptr, base + Read<uint64_t>(rec + l.huge_map_size_off) - ptr, arg);
+  }
+  return true;
+}
+
+}  // namespace assay::internal

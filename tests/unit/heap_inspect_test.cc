@@ -1,0 +1,167 @@
+// Heap introspection: assay_heap_iterate finds exactly the blocks the program
+// holds (and none it freed), assay_stats_print's table counts them by size in
+// the seed's format, assay_stats_json agrees, and mallinfo2 uses the same
+// counters.
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "assay/assay.h"
+
+namespace {
+
+struct Seen {
+  std::map<void*, size_t> blocks;
+};
+
+void Collect(void* address, size_t usable, void* arg) {
+  static_cast<Seen*>(arg)->blocks.emplace(address, usable);
+}
+
+TEST(HeapIterate, FindsExactlyTheHeldBlocks) {
+  std::mt19937_64 rng(7);
+  std::vector<std::pair<void*, size_t>> held;
+  std::vector<void*> freed;
+  for (int i = 0; i < 5000; ++i) {
+    const int kind = static_cast<int>(rng() % 100);
+    const size_t n = kind < 90 ? 1 + rng() % 3000 : kind < 98 ? 300 * 1024 : 3 << 20;
+    void* p = malloc(n);
+    ASSERT_NE(p, nullptr);
+    if (rng() % 3 == 0) {
+      freed.push_back(p);
+    } else {
+      held.emplace_back(p, n);
+    }
+  }
+  for (void* p : freed) free(p);
+  // Blocks sitting in another thread's cache must not count as live.
+  std::thread([] {
+    std::vector<void*> v;
+    for (int i = 0; i < 100; ++i) v.push_back(malloc(48));
+    for (void* p : v) free(p);
+  }).join();
+
+  Seen seen;
+  const long n = assay_heap_iterate(Collect, &seen);
+  ASSERT_GE(n, 0) << strerror(errno);
+  EXPECT_EQ(static_cast<size_t>(n), seen.blocks.size()) << "a block was reported twice";
+  std::set<void*> freed_set(freed.begin(), freed.end());
+  for (const auto& [p, size] : held) {
+    auto it = seen.blocks.find(p);
+    ASSERT_NE(it, seen.blocks.end()) << "held block " << p << " of " << size << " not visited";
+    EXPECT_GE(it->second, size);
+    EXPECT_EQ(it->second, malloc_usable_size(p));
+  }
+  // A freed block may only appear if something reallocated its address.
+  size_t freed_seen = 0;
+  for (void* p : freed_set) freed_seen += seen.blocks.count(p);
+  EXPECT_LE(freed_seen, 20u) << "freed blocks reported live";
+  for (const auto& [p, size] : held) free(p);
+}
+
+TEST(HeapIterate, VisitorMayAllocate) {
+  std::vector<void*> keep;
+  for (int i = 0; i < 100; ++i) keep.push_back(malloc(100));
+  std::vector<std::string> notes;
+  const long n = assay_heap_iterate(
+      [](void* a, size_t, void* arg) {
+        auto* notes = static_cast<std::vector<std::string>*>(arg);
+        notes->push_back(std::to_string(reinterpret_cast<uintptr_t>(a)));  // allocates
+      },
+      &notes);
+  ASSERT_GT(n, 100);
+  EXPECT_EQ(static_cast<size_t>(n), notes.size());
+  for (void* p : keep) free(p);
+}
+
+std::string Capture(void (*fn)(FILE*)) {
+  char* buf = nullptr;
+  size_t len = 0;
+  FILE* f = open_memstream(&buf, &len);
+  fn(f);
+  fclose(f);
+  std::string s(buf, len);
+  free(buf);
+  return s;
+}
+
+TEST(StatsPrint, TableCountsBlocksBySizeInTheSeedFormat) {
+  // 2990 B is served by the 3072 B class; the program allocates nothing
+  // else of that size meanwhile.
+  std::vector<void*> blocks;
+  for (int i = 0; i < 777; ++i) blocks.push_back(malloc(2990));
+  const std::string table = Capture([](FILE* f) { assay_stats_print(f); });
+  const size_t line = table.find("   3,072 bytes *        777 allocs (");
+  ASSERT_NE(line, std::string::npos) << table;
+  EXPECT_NE(table.find("=     2,386,944 bytes (", line), std::string::npos) << table;
+  EXPECT_NE(table.find("Heap: "), std::string::npos);
+  EXPECT_NE(table.find("Total VM allocated by heap: "), std::string::npos);
+  for (const char* total :
+       {"thread caches", "central caches", "resident", "purged", "metadata", "profiler"}) {
+    EXPECT_NE(table.find(total), std::string::npos) << total;
+  }
+  char json[16384];
+  const size_t need = assay_stats_json(json, sizeof(json));
+  ASSERT_LT(need, sizeof(json));
+  EXPECT_EQ(strlen(json), need);
+  EXPECT_NE(std::string(json).find("{\"size\":3072,\"count\":777,\"bytes\":2386944}"),
+            std::string::npos)
+      << json;
+  for (void* p : blocks) free(p);
+  const std::string after = Capture([](FILE* f) { assay_stats_print(f); });
+  EXPECT_EQ(after.find("   3,072 bytes *        777 allocs"), std::string::npos);
+}
+
+TEST(StatsPrint, JsonTruncatesSafely) {
+  char small[16];
+  memset(small, 'x', sizeof(small));
+  const size_t need = assay_stats_json(small, sizeof(small));
+  EXPECT_GT(need, sizeof(small));
+  EXPECT_EQ(small[sizeof(small) - 1], '\0');
+  EXPECT_EQ(std::string(small, 9), "{\"sizes\":");
+}
+
+TEST(StatsPrint, Mallinfo2UsesTheSameCounters) {
+  assay_stats s;
+  assay_get_stats(&s);
+  const struct mallinfo2 m = mallinfo2();
+  EXPECT_EQ(m.arena, s.segment_mapped);
+  EXPECT_EQ(m.hblks, s.huge_blocks);
+  // uordblks is the allocated-bytes counter (other threads may move it a little).
+  EXPECT_NEAR(static_cast<double>(m.uordblks), static_cast<double>(s.allocated), 1 << 20);
+}
+
+TEST(StatsPrint, StatsAtExitOption) {
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(pipefd[1], 2);
+    setenv("ASSAY_OPTIONS", "stats_at_exit=1", 1);
+    execl("/proc/self/exe", "self", "--gtest_filter=StatsPrint.JsonTruncatesSafely", nullptr);
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string err;
+  char buf[4096];
+  for (ssize_t n; (n = read(pipefd[0], buf, sizeof(buf))) > 0;) err.append(buf, n);
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_NE(err.find("assay heap by size"), std::string::npos) << err;
+  EXPECT_NE(err.find("Total VM allocated by heap: "), std::string::npos) << err;
+}
+
+}  // namespace
