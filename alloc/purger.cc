@@ -10,6 +10,7 @@
 #include "alloc/options.h"
 #include "alloc/os.h"
 #include "alloc/page_heap.h"
+#include "profiler/profiler.h"
 
 namespace assay::internal::purger {
 namespace {
@@ -74,6 +75,8 @@ void StartThread() {
                                    __ATOMIC_RELAXED)) {
     return;
   }
+  // pthread_create allocates on the allocator's behalf, not the program's.
+  profiler::ScopedSuspend not_sampled;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

@@ -202,12 +202,15 @@ int64_t NowWallNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Builds the writer's input from a snapshot and writes it.
-int Write(const char* kind, const std::string& path, std::string* error) {
+// Builds the writer's input from a snapshot (taken now, or `taken` if
+// given) and writes it.
+int Write(const char* kind, const std::string& path, std::string* error,
+          const Snapshot* taken = nullptr) {
   const bool leak = std::strcmp(kind, "leak") == 0;
   const bool alloc = std::strcmp(kind, "alloc") == 0;
-  Snapshot snap;
-  TakeSnapshot(&snap, !leak);
+  Snapshot fresh;
+  if (taken == nullptr) TakeSnapshot(&fresh, !leak);
+  const Snapshot& snap = taken != nullptr ? *taken : fresh;
   std::vector<AssayProfileSample> samples;
   samples.reserve(snap.live.size() + snap.cumulative.size());
   for (const auto& [k, w] : snap.live) {
@@ -279,13 +282,14 @@ bool ValidKind(const char* kind) {
                              std::strcmp(kind, "peak") == 0 || std::strcmp(kind, "leak") == 0);
 }
 
-int Dump(const char* kind, const char* path_or_null, std::string* written) {
+int Dump(const char* kind, const char* path_or_null, std::string* written,
+         const Snapshot* taken = nullptr) {
   ScopedSuspend suspend;
   LockGuard lock(g_dump_mu);
   const std::string path =
       path_or_null != nullptr && *path_or_null != '\0' ? std::string(path_or_null) : NextPath(kind);
   std::string error;
-  const int rc = Write(kind, path, &error);
+  const int rc = Write(kind, path, &error, taken);
   if (rc != 0) {
     if (__atomic_exchange_n(&g_write_error_reported, 1, __ATOMIC_RELAXED) == 0) {
       const std::string line = "assay: cannot write " + std::string(kind) + " profile " + path +
@@ -309,17 +313,62 @@ void Wake(uint32_t reason) {
 
 void OnSignal(int) { Wake(kSignal); }  // async-signal-safe: atomics and a futex call
 
+// The latest peak: snapshotted when the live estimate passes the threshold
+// (each 10% of growth), written at most once a second, and at exit if it
+// was not written yet. Guarded by g_peak_mu.
+constinit Mutex g_peak_mu;
+Snapshot* g_peak = nullptr;
+bool g_peak_unwritten = false;
+uint64_t g_peak_written_ms = 0;
+
+void TakePeak() {
+  ScopedSuspend suspend;
+  auto* snap = new Snapshot;
+  TakeSnapshot(snap, /*cumulative=*/true);
+  __atomic_store_n(&g_peak_threshold, snap->clock.live_bytes + snap->clock.live_bytes / 10,
+                   __ATOMIC_RELAXED);
+  LockGuard lock(g_peak_mu);
+  delete g_peak;
+  g_peak = snap;
+  g_peak_unwritten = true;
+}
+
+// Writes the latest peak snapshot if unwritten and (unless forced) a second
+// has passed since the last peak file.
+void WritePeak(bool force) {
+  ScopedSuspend suspend;
+  Snapshot* snap = nullptr;
+  {
+    LockGuard lock(g_peak_mu);
+    const uint64_t now = internal::os::NowMs();
+    if (!g_peak_unwritten || (!force && now - g_peak_written_ms < 1000)) return;
+    snap = g_peak;
+    g_peak = nullptr;
+    g_peak_unwritten = false;
+    g_peak_written_ms = now;
+  }
+  Dump("peak", nullptr, nullptr, snap);
+  delete snap;
+}
+
 void* ThreadMain(void*) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
   uint64_t next_period_ms = internal::os::NowMs() + g_cfg.period_s * 1000;
-  uint64_t last_peak_ms = 0;
   for (;;) {
     int64_t timeout = -1;
     const uint64_t now = internal::os::NowMs();
     if (g_cfg.period_s > 0)
       timeout = next_period_ms > now ? static_cast<int64_t>(next_period_ms - now) : 0;
+    {
+      LockGuard lock(g_peak_mu);
+      if (g_peak_unwritten) {  // wake when the peak may be written
+        const uint64_t due = g_peak_written_ms + 1000;
+        const int64_t wait = due > now ? static_cast<int64_t>(due - now) : 0;
+        if (timeout < 0 || wait < timeout) timeout = wait;
+      }
+    }
     const uint32_t word = __atomic_load_n(&g_wake_word, __ATOMIC_ACQUIRE);
     if (__atomic_load_n(&g_reasons, __ATOMIC_ACQUIRE) == 0 && timeout != 0) {
       internal::os::FutexWait(&g_wake_word, word, timeout);
@@ -332,20 +381,11 @@ void* ThreadMain(void*) {
       next_period_ms = internal::os::NowMs() + g_cfg.period_s * 1000;
     }
     if (heap) Dump("heap", nullptr, nullptr);
-    if (reasons & kPeak) {
-      // At most one peak profile a second; the threshold moves 10% past it.
-      const uint64_t t = internal::os::NowMs();
-      if (t - last_peak_ms < 1000) {
-        internal::os::FutexWait(&g_wake_word, __atomic_load_n(&g_wake_word, __ATOMIC_ACQUIRE),
-                                static_cast<int64_t>(1000 - (t - last_peak_ms)));
-      }
-      const int64_t live = GetClockState().live_bytes;
-      if (live >= __atomic_load_n(&g_peak_threshold, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&g_peak_threshold, live + live / 10, __ATOMIC_RELAXED);
-        Dump("peak", nullptr, nullptr);
-        last_peak_ms = internal::os::NowMs();
-      }
+    if ((reasons & kPeak) &&
+        GetClockState().live_bytes >= __atomic_load_n(&g_peak_threshold, __ATOMIC_RELAXED)) {
+      TakePeak();
     }
+    WritePeak(/*force=*/false);
   }
 }
 
@@ -377,6 +417,7 @@ void EnsureThread() {
 void ExitDumps() {
   if (!g_cfg.enabled) return;
   Wake(kExit);  // the dump thread stops; our dumps below take the dump lock
+  if (g_cfg.peak) WritePeak(/*force=*/true);
   if (g_cfg.final_dump) Dump("heap", nullptr, nullptr);
   if (g_cfg.leak) {
     std::string path;
@@ -394,7 +435,20 @@ void ExitDumps() {
   }
 }
 
+// A dump in progress holds g_dump_mu (and may need allocator locks): fork
+// waits for it, so the child never inherits the lock held.
+void OnForkPrepare() {
+  g_dump_mu.Lock();
+  g_peak_mu.Lock();
+}
+void OnForkParent() {
+  g_peak_mu.Unlock();
+  g_dump_mu.Unlock();
+}
+
 void OnForkChild() {
+  g_peak_mu.ResetAfterFork();
+  g_dump_mu.ResetAfterFork();
   __atomic_store_n(&g_seq, 0, __ATOMIC_RELAXED);  // a child numbers its own files
   __atomic_store_n(&g_thread_starting, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&g_reasons, 0, __ATOMIC_RELAXED);
@@ -412,7 +466,10 @@ void InitFromEnvironment() {
   g_peak_threshold = static_cast<int64_t>(16 * cfg.rate > (1u << 20) ? 16 * cfg.rate : 1u << 20);
   StartEnvironmentSession(o);
   atexit(ExitDumps);
-  pthread_atfork(nullptr, nullptr, OnForkChild);
+  // Registered after the allocator's handlers, so this prepare runs first
+  // (prepare handlers run in reverse order): the dump lock is taken before
+  // the allocator's locks, as a dump takes them.
+  pthread_atfork(OnForkPrepare, OnForkParent, OnForkChild);
   if (cfg.signal != 0) {
     struct sigaction sa;
     std::memset(&sa, 0, sizeof(sa));
