@@ -23,6 +23,9 @@ class Failure : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// -h or --help where a command reads options: main prints the command's help, exits 0.
+struct HelpRequested {};
+
 // Walks a command's arguments. Options take their value as `--opt V` or `--opt=V`.
 class ArgReader {
  public:
@@ -47,7 +50,8 @@ class ArgReader {
   size_t pos_ = 0;
 };
 
-// True if `args` asks for help (-h or --help) before any "--".
+// True if `args` asks for help (-h or --help) before any "--" (for the
+// commands whose other arguments are files).
 bool WantsHelp(const std::vector<std::string>& args);
 
 // A size: digits with an optional k/m/g suffix (powers of 1024), within [min, max].

@@ -162,6 +162,7 @@ int Run(const std::vector<std::string>& args) {
   ArgReader r(args);
   while (!r.Done()) {
     if (r.Flag("--")) break;
+    if (r.Flag("-h") || r.Flag("--help")) throw HelpRequested();
     if (r.Value("--rate", &v)) {
       ParseSize("--rate", v, 1, int64_t{1} << 50);
       prof.push_back("rate=" + v);

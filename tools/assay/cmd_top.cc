@@ -63,7 +63,7 @@ int Top(const std::vector<std::string>& args) {
   printf("Type: %s (%s)\n", type.type.c_str(), type.unit.c_str());
   const std::string when = FormatTime(p.time_nanos());
   if (!when.empty()) {
-    printf("Time: %s, %.2fs after profiling started\n", when.c_str(),
+    printf("Time: %s; Duration: %.2fs\n", when.c_str(),
            static_cast<double>(p.duration_nanos()) / 1e9);
   }
   printf("Total: %s in %lld of the profile's %d samples (stacks with their labels)\n",

@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::vector<std::string> args(argv + 2, argv + argc);
-  if (assay::cli::WantsHelp(args)) {
+  // `assay run` reads -h/--help only among its own options, not the program's.
+  if (c != &assay::cli::kRunCommand && assay::cli::WantsHelp(args)) {
     PrintCommandHelp(*c);
     return 0;
   }
@@ -81,6 +82,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     return rc;
+  } catch (const assay::cli::HelpRequested&) {
+    PrintCommandHelp(*c);
+    return 0;
   } catch (const assay::cli::UsageError& e) {
     fprintf(stderr, "assay %s: %s\n%s\nRun 'assay %s --help' for details.\n", c->name, e.what(),
             c->usage, c->name);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <google/protobuf/stubs/logging.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -17,6 +18,13 @@ namespace {
 // A profile that decompresses to more than this is refused (pprof's own limit
 // is the protobuf message limit of 2 GiB).
 constexpr size_t kMaxRawBytes = size_t{1} << 31;
+
+// Protobuf logs what it rejects on stderr; keep the last message to explain a
+// failed parse in our one error line instead.
+std::string g_protobuf_log;
+void KeepProtobufLog(google::protobuf::LogLevel, const char*, int, const std::string& message) {
+  g_protobuf_log = message;
+}
 
 [[noreturn]] void Fail(const std::string& name, const std::string& what) {
   throw Failure(name + ": " + what);
@@ -211,7 +219,15 @@ pb::Profile ParseProfile(const std::string& gz, const std::string& name) {
   }
   const std::string raw = Gunzip(gz, name);
   pb::Profile p;
-  if (raw.empty() || !p.ParseFromString(raw))
+  g_protobuf_log.clear();
+  google::protobuf::LogHandler* old = google::protobuf::SetLogHandler(KeepProtobufLog);
+  const bool parsed = !raw.empty() && p.ParseFromString(raw);
+  google::protobuf::SetLogHandler(old);
+  if (!parsed && g_protobuf_log.find("UTF-8") != std::string::npos)
+    Fail(name,
+         "gzip data is not a pprof profile this reader accepts: a string in it is not "
+         "valid UTF-8");
+  if (!parsed)
     Fail(name, "gzip data is not a pprof profile (not a perftools.profiles.Profile protobuf)");
   ValidateProfile(p, name);
   return p;

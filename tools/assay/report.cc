@@ -33,7 +33,17 @@ struct Pattern {
     } catch (const std::regex_error&) {
     }
   }
-  bool Matches(const std::string& s) const { return valid && std::regex_match(s, re); }
+  // std::regex matches recursively: names longer than this are taken as not
+  // matching rather than risking the stack (allocator frames have short names).
+  static constexpr size_t kMaxMatched = 4096;
+  bool Matches(const std::string& s) const {
+    if (!valid || s.size() > kMaxMatched) return false;
+    try {
+      return std::regex_match(s, re);
+    } catch (const std::regex_error&) {
+      return false;
+    }
+  }
 };
 
 // Descending by the key, then by the other value, then by name.
