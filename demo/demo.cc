@@ -9,23 +9,33 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-namespace {
+namespace demo {
 
 struct Totals {
   size_t allocations = 0;
   size_t bytes = 0;
 };
 
-// Builds and tears down a little in-memory index: maps of strings to vectors.
-Totals IndexWorkload(int seed, int rounds) {
+using Index = std::map<std::string, std::vector<int>>;
+
+// Indexes kept for the whole run and never freed (a cache that outlives
+// everything): what the demo's heap profile at exit shows live.
+std::vector<std::unique_ptr<Index>>* g_kept = new std::vector<std::unique_ptr<Index>>;
+std::mutex g_kept_mu;
+
+// Builds and tears down a little in-memory index: maps of strings to
+// vectors. The last round's index of each thread is kept.
+__attribute__((noinline)) Totals IndexWorkload(int seed, int rounds) {
   Totals t;
   unsigned x = static_cast<unsigned>(seed) * 2654435761u + 1;
   for (int r = 0; r < rounds; ++r) {
-    std::map<std::string, std::vector<int>> index;
+    auto owned = std::make_unique<Index>();
+    Index& index = *owned;
     for (int i = 0; i < 2000; ++i) {
       x = x * 1664525u + 1013904223u;
       std::string key = "key-" + std::to_string(x % 5000);
@@ -42,11 +52,30 @@ Totals IndexWorkload(int seed, int rounds) {
       t.allocations++;
       t.bytes += sz;
     }
+    if (r == rounds - 1) {
+      std::lock_guard<std::mutex> lock(g_kept_mu);
+      g_kept->push_back(std::move(owned));
+    }
   }
   return t;
 }
 
-}  // namespace
+// Cross-thread frees: a producer allocates, the caller frees.
+__attribute__((noinline)) size_t Handoff(size_t n) {
+  std::vector<char*> handoff(n);
+  std::thread producer([&] {
+    for (size_t i = 0; i < handoff.size(); ++i) {
+      handoff[i] = static_cast<char*>(std::malloc(16 + i % 512));
+    }
+  });
+  producer.join();
+  for (char* p : handoff) std::free(p);
+  return n;
+}
+
+}  // namespace demo
+
+using demo::Totals;
 
 int main() {
   using Version = const char* (*)();
@@ -58,24 +87,18 @@ int main() {
   std::vector<Totals> totals(kThreads);
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([i, &totals] { totals[i] = IndexWorkload(i + 1, 20); });
+    threads.emplace_back([i, &totals] { totals[i] = demo::IndexWorkload(i + 1, 20); });
   }
   for (auto& th : threads) th.join();
 
-  // Cross-thread frees: a producer allocates, the main thread frees.
-  std::vector<char*> handoff(10000);
-  std::thread producer([&] {
-    for (size_t i = 0; i < handoff.size(); ++i) handoff[i] = static_cast<char*>(std::malloc(16 + i % 512));
-  });
-  producer.join();
-  for (char* p : handoff) std::free(p);
+  const size_t handed_off = demo::Handoff(10000);
 
   Totals sum;
   for (const Totals& t : totals) {
     sum.allocations += t.allocations;
     sum.bytes += t.bytes;
   }
-  sum.allocations += handoff.size();
+  sum.allocations += handed_off;
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const struct mallinfo2 mi = mallinfo2();
