@@ -195,6 +195,7 @@ void DescribeLayout(AssayLayout* l) {
   l->central_record_size = sizeof(ClassList);
   l->central_nbatches_off = offsetof(ClassList, nbatches);
   l->central_batches_off = offsetof(ClassList, batches);
+  l->central_batch_slots = kTransferSlots;
   l->batch_record_size = sizeof(Batch);
   l->batch_head_off = offsetof(Batch, head);
   l->batch_count_off = offsetof(Batch, count);

@@ -274,6 +274,11 @@ void DescribeLayout(AssayLayout* l) {
   l->huge_base_off = offsetof(Entry, base);
   l->huge_map_size_off = offsetof(Entry, map_size);
   l->huge_sampled_off = offsetof(Entry, sampled);
+  l->huge_cache_addr = reinterpret_cast<uint64_t>(&g.cache[0]);
+  l->huge_cache_count_addr = reinterpret_cast<uint64_t>(&g.ncached);
+  l->huge_cache_record_size = sizeof(Cached);
+  l->huge_cache_base_off = offsetof(Cached, base);
+  l->huge_cache_size_off = offsetof(Cached, size);
 }
 
 void LockForFork() { g.mu.Lock(); }

@@ -11,7 +11,7 @@
 extern "C" {
 
 #define ASSAY_LAYOUT_MAGIC 0x4c59414c59415341ull /* "ASAYLAYL" */
-#define ASSAY_LAYOUT_VERSION 1
+#define ASSAY_LAYOUT_VERSION 2
 
 struct AssayLayout {
   uint64_t magic;    // ASSAY_LAYOUT_MAGIC once filled
@@ -55,6 +55,16 @@ struct AssayLayout {
       entry_weight_bytes_off, entry_next_off;
   uint64_t stack_depth_off, stack_frames_off;
   uint64_t sampling_rate_addr;  // address of the running rate (uint64)
+
+  // Version 2.
+  uint64_t profiler_session_addr;  // address of the running session pointer (0: profiling off)
+  uint64_t central_batch_slots;    // batches a transfer cache holds
+  // Freed huge mappings kept for reuse (counted in the mapped total).
+  uint64_t huge_cache_addr, huge_cache_count_addr, huge_cache_record_size, huge_cache_base_off,
+      huge_cache_size_off;
+  // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
+  // bump and used, FreeList count, Batch count, class size, stack depth,
+  // nbatches: 4; span kind, cls, first, slices, sampled: 1; weights: double.
 };
 
 extern AssayLayout assay_layout;

@@ -559,6 +559,7 @@ void ResetAllocationProfile() {
 void DescribeLayout(AssayLayout* l) {
   entry_table::DescribeLayout(l);
   l->sampling_rate_addr = reinterpret_cast<uint64_t>(g_rate.rate_address());
+  l->profiler_session_addr = reinterpret_cast<uint64_t>(&g_session);
 }
 
 uint32_t ForkGeneration() { return __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED); }

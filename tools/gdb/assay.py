@@ -37,10 +37,10 @@ import sys
 import tempfile
 import time
 
-WALKER_LAYOUT_VERSION = 1
+WALKER_LAYOUT_VERSION = 2
 LAYOUT_MAGIC = 0x4C59414C59415341  # "ASAYLAYL"
 
-# The fields of struct AssayLayout, version 1, in order (all uint64).
+# The fields of struct AssayLayout, version 2, in order (all uint64).
 LAYOUT_FIELDS = (
     "magic version size "
     "segment_size slice_size slices_per_segment page_size "
@@ -64,7 +64,10 @@ LAYOUT_FIELDS = (
     "entry_points_off entry_stack_off entry_thread_off entry_weight_objects_off "
     "entry_weight_bytes_off entry_next_off "
     "stack_depth_off stack_frames_off "
-    "sampling_rate_addr"
+    "sampling_rate_addr "
+    "profiler_session_addr central_batch_slots "
+    "huge_cache_addr huge_cache_count_addr huge_cache_record_size huge_cache_base_off "
+    "huge_cache_size_off"
 ).split()
 
 MAX_STACK_DEPTH = 256  # MALLOC_PROF depth is 1..256
@@ -297,7 +300,7 @@ class Heap(object):
 
     def _walk_central(self):
         L, mem = self.L, self.mem
-        slots = max(0, (L.central_record_size - L.central_batches_off) // max(1, L.batch_record_size))
+        slots = L.central_batch_slots
         for pool in range(L.central_pools):
             for cls in range(1, L.num_classes):
                 rec = L.central_addr + (pool * L.num_classes + cls) * L.central_record_size
@@ -446,7 +449,18 @@ class Heap(object):
         return False
 
     def vm_bytes(self):
-        return len(self.segments) * self.L.segment_size + sum(h[2] for h in self.huge)
+        return (len(self.segments) * self.L.segment_size + sum(h[2] for h in self.huge)
+                + self.huge_cached_bytes())
+
+    def huge_cached_bytes(self):
+        """Freed huge mappings kept for reuse: mapped, not in use."""
+        L, mem = self.L, self.mem
+        n = mem.u64(L.huge_cache_count_addr)
+        if n > 64:
+            self.warn("huge cache: %d entries is implausible; not counted" % n)
+            return 0
+        return sum(mem.u64(L.huge_cache_addr + i * L.huge_cache_record_size + L.huge_cache_size_off)
+                   for i in range(n))
 
     def print_warnings(self):
         if not self.warnings:
@@ -658,6 +672,8 @@ def read_sampled(mem, L, warnings):
                 total += 1
                 e = nxt
     rate = mem.u64(L.sampling_rate_addr) if L.sampling_rate_addr else 0
+    if not mem.u64(L.profiler_session_addr):
+        rate = 0  # profiling off: no rate in force (entries may remain from a stopped session)
     stacks = sorted(by_frames.values(), key=lambda a: (-a.bytes, -a.blocks))
     return stacks, rate
 
@@ -1003,8 +1019,10 @@ def cmd_sampled(args):
     nblocks = sum(s.blocks for s in stacks)
     est_b = sum(s.bytes for s in stacks)
     est_o = sum(s.objects for s in stacks)
-    gdb.write("Sampled live blocks (profiler entry table): %s blocks from %s stacks, sampling rate %s byte%s\n"
-              % (_commas(nblocks), _commas(len(stacks)), _commas(rate), "" if rate == 1 else "s"))
+    rate_text = ("sampling rate %s byte%s" % (_commas(rate), "" if rate == 1 else "s")
+                 if rate else "profiling is off")
+    gdb.write("Sampled live blocks (profiler entry table): %s blocks from %s stacks, %s\n"
+              % (_commas(nblocks), _commas(len(stacks)), rate_text))
     gdb.write("Estimated live heap: %s bytes in %s objects\n" % (_commas(round(est_b)), _commas(round(est_o))))
     if not stacks:
         gdb.write("(no live sampled blocks: profiling is off, or nothing sampled is live)\n")
