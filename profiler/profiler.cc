@@ -15,6 +15,7 @@
 // go back to the arena when the last reference goes.
 #include "profiler/profiler.h"
 
+#include <cxxabi.h>
 #include <pthread.h>
 
 #include <cstdio>
@@ -106,6 +107,14 @@ Entry* g_young_head = nullptr;
 Entry* g_young_tail = nullptr;
 
 Session* CurrentSession() { return __atomic_load_n(&g_session, __ATOMIC_SEQ_CST); }
+
+// Threads reading a session's fields outside a callback (the sampling path).
+// A stopped session is freed only when none is, nor any callback.
+uint64_t g_session_readers = 0;  // atomic
+struct SessionReader {
+  SessionReader() { __atomic_fetch_add(&g_session_readers, 1, __ATOMIC_SEQ_CST); }
+  ~SessionReader() { __atomic_fetch_sub(&g_session_readers, 1, __ATOMIC_SEQ_CST); }
+};
 
 uint64_t CurrentTid(ThreadState& ts) {
   const uint32_t gen = __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
@@ -202,7 +211,12 @@ uint32_t Run(Entry* e, Action act, bool dropped) {
                         : act == Action::kPromote ? kPromoteDone
                                                   : kFreeDone;
   if (dropped) return done;
-  __atomic_fetch_add(&g_in_flight, 1, __ATOMIC_SEQ_CST);
+  // Counted until we return, or unwind: a thread may exit (pthread_exit,
+  // cancellation) inside a callback.
+  struct InFlight {
+    InFlight() { __atomic_fetch_add(&g_in_flight, 1, __ATOMIC_SEQ_CST); }
+    ~InFlight() { __atomic_fetch_sub(&g_in_flight, 1, __ATOMIC_SEQ_CST); }
+  } in_flight;
   Session* s = CurrentSession();
   uint32_t result = done;
   if (s == nullptr || s->id != e->session_id) {
@@ -224,6 +238,8 @@ uint32_t Run(Entry* e, Action act, bool dropped) {
           e->token = *t;
         else
           result |= kDropped;
+      } catch (abi::__forced_unwind&) {
+        throw;  // the thread is exiting: let it
       } catch (...) {
         ReportException("alloc");
         result |= kDropped;
@@ -237,6 +253,8 @@ uint32_t Run(Entry* e, Action act, bool dropped) {
           e->token = *t;
         else
           result |= kDropped;
+      } catch (abi::__forced_unwind&) {
+        throw;
       } catch (...) {
         ReportException("promote");  // the block keeps its token and gets its on_free
       }
@@ -244,11 +262,12 @@ uint32_t Run(Entry* e, Action act, bool dropped) {
   } else if (s->tracker.on_free) {
     try {
       s->tracker.on_free(e->token);
+    } catch (abi::__forced_unwind&) {
+      throw;
     } catch (...) {
       ReportException("free");
     }
   }
-  __atomic_fetch_sub(&g_in_flight, 1, __ATOMIC_SEQ_CST);
   return result;
 }
 
@@ -274,9 +293,20 @@ void Drive(Entry* e, bool alloc_event) {
                                      __ATOMIC_SEQ_CST)) {
       continue;
     }
-    const uint32_t add = Run(e, act, (s & kDropped) != 0);
-    __atomic_fetch_or(&e->cb, add, __ATOMIC_SEQ_CST);
-    __atomic_fetch_and(&e->cb, ~uint32_t{kBusy}, __ATOMIC_SEQ_CST);
+    // Releases the entry however Run ends: if the thread exits inside the
+    // callback, the step counts as done and the tracker follows it no more.
+    struct Release {
+      Entry* e;
+      uint32_t add;
+      ~Release() {
+        __atomic_fetch_or(&e->cb, add, __ATOMIC_SEQ_CST);
+        __atomic_fetch_and(&e->cb, ~uint32_t{kBusy}, __ATOMIC_SEQ_CST);
+      }
+    } release{e, (act == Action::kAlloc     ? kAllocDone
+                  : act == Action::kPromote ? kPromoteDone
+                                            : kFreeDone) |
+                     kDropped};
+    release.add = Run(e, act, (s & kDropped) != 0);
   }
 }
 
@@ -301,6 +331,7 @@ void KickThreads(int64_t value) {
 }  // namespace
 
 void SyncThread(ThreadCache* tc) {
+  SessionReader reading;
   ThreadState& ts = tls;
   const uint32_t epoch = Epoch();
   Session* s = CurrentSession();
@@ -318,6 +349,7 @@ void SyncThread(ThreadCache* tc) {
 }
 
 SampleDecision OnSamplePoint(ThreadCache* tc, size_t n) {
+  SessionReader reading;
   ThreadState& ts = tls;
   int64_t left = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED);
   Session* s = CurrentSession();
@@ -333,6 +365,7 @@ SampleDecision OnSamplePoint(ThreadCache* tc, size_t n) {
 
 Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, uint64_t points,
                    uint32_t batch_index, uint32_t batch_size) {
+  SessionReader reading;
   ThreadState& ts = tls;
   Session* s = CurrentSession();
   if (s == nullptr) return nullptr;
@@ -437,18 +470,35 @@ void OnSampledFree(void* p) {
 void SafePointSlow() {
   ThreadState& ts = tls;
   if (ts.in_callback != 0) return;
-  ts.in_callback = 1;
-  ts.suspended++;
+  // Restores the thread's state however the loop ends (a callback may end
+  // the thread: pthread_exit, cancellation); the rest of the queue waits for
+  // the thread-exit safe point.
+  struct Scope {
+    ThreadState& ts;
+    Event* current = nullptr;
+    explicit Scope(ThreadState& t) : ts(t) {
+      ts.in_callback = 1;
+      ts.suspended++;
+    }
+    ~Scope() {
+      if (current != nullptr) {
+        Unref(current->entry);
+        arena::Free(current, sizeof(Event));
+      }
+      ts.suspended--;
+      ts.in_callback = 0;
+    }
+  } scope(ts);
   while (tls_pending != nullptr) {
     Event* ev = static_cast<Event*>(tls_pending);
     tls_pending = ev->next;
     if (tls_pending == nullptr) ts.tail = nullptr;
+    scope.current = ev;
     Drive(ev->entry, ev->alloc);
+    scope.current = nullptr;
     Unref(ev->entry);
     arena::Free(ev, sizeof(Event));
   }
-  ts.suspended--;
-  ts.in_callback = 0;
 }
 
 void OnThreadExit() { SafePointSlow(); }
@@ -503,7 +553,8 @@ bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
       running->retired_next = g_retired;
       g_retired = running;
     }
-    if (tls.in_callback == 0 && __atomic_load_n(&g_in_flight, __ATOMIC_SEQ_CST) == 0) {
+    if (tls.in_callback == 0 && __atomic_load_n(&g_in_flight, __ATOMIC_SEQ_CST) == 0 &&
+        __atomic_load_n(&g_session_readers, __ATOMIC_SEQ_CST) == 0) {
       FreeRetiredSessions();
     }
     s->id = ++g_next_session_id;
@@ -580,31 +631,37 @@ bool Start(const ProfilerOptions& options, Tracker tracker) {
 }
 
 void Stop() {
+  bool stopped = false;
   bool restart_env = false;
   profiler::SessionOptions env_options{};
   {
     internal::LockGuard lock(profiler::g_control);
     profiler::Session* s = profiler::CurrentSession();
-    if (s == nullptr) return;
-    __atomic_store_n(&profiler::g_session, static_cast<profiler::Session*>(nullptr),
-                     __ATOMIC_SEQ_CST);
-    __atomic_fetch_add(&profiler::g_epoch, 1, __ATOMIC_RELEASE);
-    s->retired_next = profiler::g_retired;
-    profiler::g_retired = s;
-    restart_env = !s->env && profiler::g_env_enabled;
-    env_options = profiler::g_env_options;
-    // The young list only serves the session's promotions.
-    internal::LockGuard young(profiler::g_young_mu);
-    while (profiler::g_young_head != nullptr) {
-      profiler::Entry* e = profiler::g_young_head;
-      profiler::YoungUnlinkLocked(e);
-      profiler::Unref(e);  // never the last reference: the table or an event holds one
+    if (s != nullptr && !s->env) {  // only a tracker session stops (MALLOC_PROF's goes on)
+      stopped = true;
+      __atomic_store_n(&profiler::g_session, static_cast<profiler::Session*>(nullptr),
+                       __ATOMIC_SEQ_CST);
+      __atomic_fetch_add(&profiler::g_epoch, 1, __ATOMIC_RELEASE);
+      s->retired_next = profiler::g_retired;
+      profiler::g_retired = s;
+      restart_env = profiler::g_env_enabled;
+      env_options = profiler::g_env_options;
+      // The young list only serves the session's promotions.
+      internal::LockGuard young(profiler::g_young_mu);
+      while (profiler::g_young_head != nullptr) {
+        profiler::Entry* e = profiler::g_young_head;
+        profiler::YoungUnlinkLocked(e);
+        profiler::Unref(e);  // never the last reference: the table or an event holds one
+      }
     }
   }
-  profiler::KickThreads(internal::kSampleNever);
-  if (internal::tls_cache != &internal::g_empty_cache) profiler::SyncThread(internal::tls_cache);
+  if (stopped) {
+    profiler::KickThreads(internal::kSampleNever);
+    if (internal::tls_cache != &internal::g_empty_cache) profiler::SyncThread(internal::tls_cache);
+  }
   // Wait for callbacks running on other threads (ours, if Stop is called
-  // from inside one, is the one allowed to remain).
+  // from inside one, is the one allowed to remain), even when one of them
+  // stopped the session already: after Stop returns none runs.
   const uint64_t own = profiler::tls.in_callback;
   while (__atomic_load_n(&profiler::g_in_flight, __ATOMIC_SEQ_CST) > own) internal::os::Yield();
   // MALLOC_PROF profiling goes on after a tracker session.

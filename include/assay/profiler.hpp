@@ -14,6 +14,11 @@
 // order is always alloc, promote, free, each at most once; when a later
 // event of a block is raised while an earlier callback of it is still
 // running on another thread, that thread delivers it right after.
+//
+// A callback must not end its thread (pthread_exit, or cancellation while
+// it blocks): it runs inside malloc or free, which are noexcept, so the
+// unwind would terminate the process. The profiler's own state is restored
+// on such an unwind (no lock or counter stays held).
 #ifndef ASSAY_PROFILER_HPP_
 #define ASSAY_PROFILER_HPP_
 
