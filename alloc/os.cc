@@ -64,6 +64,11 @@ void Purge(void* p, size_t size) {
   madvise(p, size, MADV_DONTNEED);
 }
 
+bool ProtectNone(void* p, size_t size) {
+  ErrnoKeeper keep;
+  return mprotect(p, size, PROT_NONE) == 0;
+}
+
 void FutexWait(const uint32_t* word, uint32_t expected, int64_t timeout_ms) {
   ErrnoKeeper keep;
   struct timespec ts;

@@ -17,6 +17,8 @@ void Unmap(void* p, size_t size);
 void* Remap(void* p, size_t old_size, size_t new_size);
 // Gives the pages back: resident memory drops at once, contents read as zero.
 void Purge(void* p, size_t size);
+// Makes pages inaccessible (guard pages); true on success.
+bool ProtectNone(void* p, size_t size);
 
 // Futex wait while *word == expected (up to timeout_ms, or forever if < 0),
 // and wake up to `count` waiters.

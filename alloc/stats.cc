@@ -15,6 +15,7 @@
 #include "alloc/heap_walk.h"
 #include "alloc/huge.h"
 #include "alloc/layout.h"
+#include "alloc/object_cache.h"
 #include "alloc/os.h"
 #include "alloc/page_heap.h"
 #include "alloc/thread_cache.h"
@@ -183,6 +184,7 @@ ASSAY_EXPORT void assay_stats_print(FILE* f) {
           Grouped(t.s.unmapped_total, c, sizeof(c), 0));
   fprintf(f, "  metadata %s | profiler %s | threads %zu\n", Grouped(t.s.metadata, a, sizeof(a), 0),
           Grouped(t.profiler, b, sizeof(b), 0), t.s.threads);
+  object_cache::PrintStats(f);
   fflush(f);
 }
 
