@@ -171,9 +171,31 @@ void OnThreadExit(void* arg) {
   free(t);
 }
 
+// Fork: the registry and every depot lock are taken, so the child never
+// inherits one held by a thread that does not exist there.
+void ForkPrepare() {
+  g.mu.Lock();
+  for (assay_cache* c = g.caches; c != nullptr; c = c->next) c->mu.Lock();
+}
+void ForkParent() {
+  for (assay_cache* c = g.caches; c != nullptr; c = c->next) c->mu.Unlock();
+  g.mu.Unlock();
+}
+void ForkChild() {
+  for (assay_cache* c = g.caches; c != nullptr; c = c->next) c->mu.ResetAfterFork();
+  g.mu.ResetAfterFork();
+}
+
+void InitOnce() {
+  pthread_once(&g_key_once, [] {
+    pthread_key_create(&g_key, OnThreadExit);
+    pthread_atfork(ForkPrepare, ForkParent, ForkChild);
+  });
+}
+
 ThreadMagazines* Mine() {
   if (tls_mags != nullptr) return tls_mags;
-  pthread_once(&g_key_once, [] { pthread_key_create(&g_key, OnThreadExit); });
+  InitOnce();
   auto* t = static_cast<ThreadMagazines*>(calloc(1, sizeof(ThreadMagazines)));
   if (t == nullptr) return nullptr;
   {
@@ -330,6 +352,7 @@ ASSAY_EXPORT assay_cache_t* assay_cache_create(const char* name, size_t size, si
     errno = EINVAL;
     return nullptr;
   }
+  InitOnce();
   auto* c = static_cast<assay_cache*>(malloc(sizeof(assay_cache)));
   if (c == nullptr) return nullptr;
   new (c) assay_cache();
