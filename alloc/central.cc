@@ -210,10 +210,7 @@ void LockForFork() {
 void UnlockAfterFork(bool child) {
   for (auto& pool : g_lists) {
     for (size_t cls = 1; cls < kNumClasses; ++cls) {
-      if (child)
-        pool[cls].mu.ResetAfterFork();
-      else
-        pool[cls].mu.Unlock();
+      pool[cls].mu.UnlockAfterFork(child);
     }
   }
 }

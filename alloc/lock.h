@@ -33,6 +33,14 @@ class Mutex {
   }
   // Only in a fork child, where the thread that held it no longer exists.
   void ResetAfterFork() { __atomic_store_n(&state_, 0, __ATOMIC_RELAXED); }
+  // Releases a lock taken before fork: unlocks in the parent, resets in the child.
+  void UnlockAfterFork(bool child) {
+    if (child) {
+      ResetAfterFork();
+    } else {
+      Unlock();
+    }
+  }
 
  private:
   ASSAY_NOINLINE void LockSlow();

@@ -19,7 +19,9 @@
 using namespace assay::internal;
 
 // Marks the start of this file's code (see alloc/entry_points.h).
-extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_api_begin() { asm volatile(""); }
+extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_api_begin() {
+  asm volatile("");
+}
 
 namespace {
 

@@ -41,8 +41,6 @@ size_t MappedBytes() {
 }
 
 void LockForFork() { g.mu.Lock(); }
-void UnlockAfterFork(bool child) {
-  if (child) g.mu.ResetAfterFork(); else g.mu.Unlock();
-}
+void UnlockAfterFork(bool child) { g.mu.UnlockAfterFork(child); }
 
 }  // namespace assay::internal::meta

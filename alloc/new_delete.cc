@@ -9,7 +9,9 @@
 using namespace assay::internal;
 
 // Marks the start of this file's code (see alloc/entry_points.h).
-extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_new_begin() { asm volatile(""); }
+extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_new_begin() {
+  asm volatile("");
+}
 
 namespace {
 
@@ -59,7 +61,9 @@ ASSAY_INLINE void* NewAlignedNothrow(size_t n, std::align_val_t al) noexcept {
 ASSAY_EXPORT void* operator new(size_t n) { return New(n); }
 ASSAY_EXPORT void* operator new[](size_t n) { return New(n); }
 ASSAY_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept { return NewNothrow(n); }
-ASSAY_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept { return NewNothrow(n); }
+ASSAY_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  return NewNothrow(n);
+}
 ASSAY_EXPORT void* operator new(size_t n, std::align_val_t al) { return NewAligned(n, al); }
 ASSAY_EXPORT void* operator new[](size_t n, std::align_val_t al) { return NewAligned(n, al); }
 ASSAY_EXPORT void* operator new(size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {

@@ -315,12 +315,7 @@ void DescribeLayout(AssayLayout* l) {
 }
 
 void LockForFork() { g.mu.Lock(); }
-void UnlockAfterFork(bool child) {
-  if (child)
-    g.mu.ResetAfterFork();
-  else
-    g.mu.Unlock();
-}
+void UnlockAfterFork(bool child) { g.mu.UnlockAfterFork(child); }
 
 }  // namespace page_heap
 }  // namespace assay::internal

@@ -118,10 +118,7 @@ void LockForFork() {
 }
 void UnlockAfterFork(bool child) {
   for (Shard& s : g_shards) {
-    if (child)
-      s.mu.ResetAfterFork();
-    else
-      s.mu.Unlock();
+    s.mu.UnlockAfterFork(child);
   }
 }
 
