@@ -393,12 +393,13 @@ void* Realloc(void* p, size_t n) {
   const Location loc = Locate(p);
   if (loc.home == Home::kInvalid) ReportInvalid("realloc", p);
   const size_t old = UsableOf(loc, p);
-  // In place when the block's class or slices allow. A sampled block moves
-  // instead (its entry describes the old size), except a huge one, which
-  // mremap moves without copying: its entry is freed and the new block is
-  // accounted as a fresh allocation.
+  // In place when the block's class or slices allow (a sampled small block
+  // too: its entry keeps the size first requested). A sampled large block
+  // moves instead; a huge one moves by mremap without copying: its entry is
+  // freed and the new block is accounted as a fresh allocation.
   switch (loc.home) {
     case Home::kSmall:
+    case Home::kSampled:
       if (n <= old && (n > old / 2 || old <= 32)) return p;
       break;
     case Home::kLarge:
@@ -427,7 +428,6 @@ void* Realloc(void* p, size_t n) {
         return q;
       }
       break;
-    case Home::kSampled:
     case Home::kInvalid:
       break;
   }

@@ -21,7 +21,7 @@ struct Entry {
 // Freed mappings kept for reuse (most recent last). A huge block that is
 // freed and allocated again — a common pattern for big buffers — then costs
 // neither mmap/munmap nor page faults.
-inline constexpr size_t kCacheSlots = 8;
+inline constexpr size_t kCacheSlots = 32;
 inline constexpr size_t kCacheMaxBytes = 256 << 20;
 
 struct Cached {
@@ -101,18 +101,75 @@ bool RemoveLocked(uintptr_t p, Entry* out) {
   return true;
 }
 
-// Takes a cached mapping of at least `size` bytes (and at most 1/4 more)
-// whose base satisfies align; 0 if none.
+// Takes the cached mapping to reuse for `size` bytes at `align`: the
+// smallest that is large enough, else (page alignment only) the largest,
+// which the caller grows with mremap; its resident pages come along either
+// way, so the new block does not fault them in again. 0 if none.
 Cached TakeCachedLocked(size_t size, size_t align) {
-  for (size_t i = g.ncached; i-- > 0;) {
-    const Cached c = g.cache[i];
-    if (c.size >= size && c.size - size <= size / 4 && (c.base & (align - 1)) == 0) {
-      g.cache[i] = g.cache[--g.ncached];
-      g.stats.cached -= c.size;
-      return c;
+  size_t best = g.ncached;
+  for (size_t i = 0; i < g.ncached; ++i) {
+    const Cached& c = g.cache[i];
+    if ((c.base & (align - 1)) != 0) continue;
+    const bool fits = c.size >= size;
+    if (best == g.ncached) {
+      best = i;
+    } else if (fits && (g.cache[best].size < size || c.size < g.cache[best].size)) {
+      best = i;  // a smaller fitting one
+    } else if (!fits && g.cache[best].size < size && c.size > g.cache[best].size) {
+      best = i;  // none fits yet: the largest
     }
   }
-  return Cached{};
+  if (best == g.ncached) return Cached{};
+  const Cached c = g.cache[best];
+  if (c.size < size && align > kPageSize) return Cached{};  // mremap keeps only page alignment
+  g.cache[best] = g.cache[--g.ncached];
+  g.stats.cached -= c.size;
+  return c;
+}
+
+// Keeps a freed range of pages for reuse (or, with decay_ms=0 or when it is
+// too big, gives it back at once); over the slot or byte budget the oldest
+// ranges go back to the OS.
+void CacheLocked(uintptr_t base, size_t size) {
+  auto unmap = [](uintptr_t b, size_t n) {
+    g.stats.unmapped_total += n;
+    ASSAY_PROBE2(heap_shrink, b, n);
+    os::Unmap(reinterpret_cast<void*>(b), n);
+  };
+  if (GetOptions().decay_ms == 0 || size > kCacheMaxBytes / 4) {
+    unmap(base, size);
+    return;
+  }
+  if (g.ncached == kCacheSlots) {  // evict the oldest
+    const Cached old = g.cache[0];
+    for (size_t i = 1; i < g.ncached; ++i) g.cache[i - 1] = g.cache[i];
+    g.ncached--;
+    g.stats.cached -= old.size;
+    unmap(old.base, old.size);
+  }
+  g.cache[g.ncached++] = Cached{base, size, os::NowMs()};
+  g.stats.cached += size;
+  while (g.stats.cached > kCacheMaxBytes) {  // over budget: drop the oldest
+    const Cached old = g.cache[0];
+    for (size_t i = 1; i < g.ncached; ++i) g.cache[i - 1] = g.cache[i];
+    g.ncached--;
+    g.stats.cached -= old.size;
+    unmap(old.base, old.size);
+  }
+}
+
+// Fits a cached mapping to `size` bytes: as it is when large enough (the
+// caller splits off a long tail), else grown with mremap, which may move it. Returns the base, or 0
+// on failure (the mapping is then gone).
+uintptr_t FitCached(Cached c, size_t size) {
+  if (c.size >= size) return c.base;  // a tail beyond size goes back to the cache
+  void* q = os::Remap(reinterpret_cast<void*>(c.base), c.size, size);
+  if (q == nullptr) {
+    os::Unmap(reinterpret_cast<void*>(c.base), c.size);
+    return 0;
+  }
+  ASSAY_PROBE2(heap_grow, q, size - c.size);
+  return reinterpret_cast<uintptr_t>(q);
 }
 
 }  // namespace
@@ -121,18 +178,23 @@ void* Alloc(size_t n, size_t align, bool* zeroed) {
   if (align < kPageSize) align = kPageSize;
   const size_t map_size = AlignUp(n == 0 ? 1 : n, kPageSize);  // even 0 bytes get a page
   if (map_size < n) return nullptr;
+  Cached c;
   {
     LockGuard lock(g.mu);
-    const Cached c = TakeCachedLocked(map_size, align);
-    if (c.base != 0) {
-      if (InsertLocked(Entry{c.base, c.base, c.size, false})) {
-        *zeroed = false;
-        return reinterpret_cast<void*>(c.base);
-      }
-      os::Unmap(reinterpret_cast<void*>(c.base), c.size);
-      g.stats.unmapped_total += c.size;
-      return nullptr;
+    c = TakeCachedLocked(map_size, align);
+  }
+  if (c.base != 0) {
+    // A tail of more than 1/8 is split off and stays cached (resident).
+    const size_t kept = c.size >= map_size && c.size - map_size <= map_size / 8 ? c.size : map_size;
+    const uintptr_t base = FitCached(c, map_size);
+    LockGuard lock(g.mu);
+    if (base != 0 && c.size > kept) CacheLocked(base + kept, c.size - kept);
+    if (base != 0 && InsertLocked(Entry{base, base, kept, false})) {
+      *zeroed = false;
+      return reinterpret_cast<void*>(base);
     }
+    if (base != 0) os::Unmap(reinterpret_cast<void*>(base), kept);
+    return nullptr;
   }
   void* p = os::MapAligned(map_size, align);
   if (p == nullptr) return nullptr;
@@ -148,39 +210,10 @@ void* Alloc(size_t n, size_t align, bool* zeroed) {
 }
 
 bool Free(void* p) {
+  LockGuard lock(g.mu);
   Entry e;
-  Cached evicted{};
-  {
-    LockGuard lock(g.mu);
-    if (!RemoveLocked(reinterpret_cast<uintptr_t>(p), &e)) return false;
-    const bool keep = GetOptions().decay_ms != 0 && e.map_size <= kCacheMaxBytes / 4;
-    if (keep) {
-      if (g.ncached == kCacheSlots) {  // evict the oldest
-        evicted = g.cache[0];
-        for (size_t i = 1; i < g.ncached; ++i) g.cache[i - 1] = g.cache[i];
-        g.ncached--;
-        g.stats.cached -= evicted.size;
-      }
-      g.cache[g.ncached++] = Cached{e.base, e.map_size, os::NowMs()};
-      g.stats.cached += e.map_size;
-      while (g.stats.cached > kCacheMaxBytes) {  // over budget: drop the oldest
-        const Cached old = g.cache[0];
-        for (size_t i = 1; i < g.ncached; ++i) g.cache[i - 1] = g.cache[i];
-        g.ncached--;
-        g.stats.cached -= old.size;
-        g.stats.unmapped_total += old.size;
-        ASSAY_PROBE2(heap_shrink, old.base, old.size);
-        os::Unmap(reinterpret_cast<void*>(old.base), old.size);
-      }
-    } else {
-      evicted = Cached{e.base, e.map_size, 0};
-    }
-    g.stats.unmapped_total += evicted.size;
-  }
-  if (evicted.base != 0) {
-    ASSAY_PROBE2(heap_shrink, evicted.base, evicted.size);
-    os::Unmap(reinterpret_cast<void*>(evicted.base), evicted.size);
-  }
+  if (!RemoveLocked(reinterpret_cast<uintptr_t>(p), &e)) return false;
+  CacheLocked(e.base, e.map_size);
   return true;
 }
 
