@@ -33,6 +33,9 @@ uint64_t HashFrames(const uintptr_t* frames, size_t depth) {
   return h;
 }
 
+// The bucket of a stack in a shard of n buckets (the shard took h % kShards).
+size_t BucketOf(uint64_t h, size_t n) { return (h / kShards) & (n - 1); }
+
 size_t StackBytes(size_t depth) { return offsetof(Stack, frames) + depth * sizeof(uintptr_t); }
 
 bool Grow(Shard& s) {
@@ -42,7 +45,7 @@ bool Grow(Shard& s) {
   for (size_t i = 0; i < s.nbuckets; ++i) {
     for (Stack* st = s.buckets[i]; st != nullptr;) {
       Stack* next = st->next;
-      Stack*& head = b[st->hash & (n - 1)];
+      Stack*& head = b[BucketOf(st->hash, n)];
       st->next = head;
       head = st;
       st = next;
@@ -55,7 +58,7 @@ bool Grow(Shard& s) {
 }
 
 void RemoveLocked(Shard& s, Stack* stack) {
-  Stack** link = &s.buckets[stack->hash & (s.nbuckets - 1)];
+  Stack** link = &s.buckets[BucketOf(stack->hash, s.nbuckets)];
   while (*link != stack) link = &(*link)->next;
   *link = stack->next;
   s.count--;
@@ -69,7 +72,7 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   Shard& s = g_shards[h % kShards];
   LockGuard lock(s.mu);
   if (s.nbuckets != 0) {
-    for (Stack* st = s.buckets[(h / kShards) & (s.nbuckets - 1)]; st != nullptr; st = st->next) {
+    for (Stack* st = s.buckets[BucketOf(h, s.nbuckets)]; st != nullptr; st = st->next) {
       if (st->hash == h && st->depth == depth &&
           std::memcmp(st->frames, frames, depth * sizeof(uintptr_t)) == 0) {
         st->refs++;
@@ -90,7 +93,7 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   st->alloc_objects = objects;
   st->alloc_bytes = bytes;
   std::memcpy(st->frames, frames, depth * sizeof(uintptr_t));
-  Stack*& head = s.buckets[(h / kShards) & (s.nbuckets - 1)];
+  Stack*& head = s.buckets[BucketOf(h, s.nbuckets)];
   st->next = head;
   head = st;
   s.count++;
