@@ -27,10 +27,10 @@ void Give(size_t cls, void* head, size_t n, Pool pool = kNormal);
 size_t Drain(bool idle_only);
 
 struct ClassStats {
-  size_t spans;           // spans of this class
-  size_t span_bytes;      // their bytes
-  size_t blocks_out;      // blocks held by threads or the program
-  size_t transfer_blocks; // free blocks in the transfer cache
+  size_t spans;            // spans of this class
+  size_t span_bytes;       // their bytes
+  size_t blocks_out;       // blocks held by threads or the program
+  size_t transfer_blocks;  // free blocks in the transfer cache
 };
 ClassStats GetClassStats(size_t cls, Pool pool = kNormal);
 

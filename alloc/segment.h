@@ -28,19 +28,19 @@ enum class SpanKind : uint8_t {
 // class; kind/cls/slices change only under the page heap lock, while no
 // block of the span is live.
 struct Span {
-  void* free_list;   // small: freed blocks of this span, linked through their first word
-  uint32_t bump;     // small: offset of the first never-handed-out block (lazy carving)
-  uint32_t used;     // small: blocks handed out (in thread caches or the program)
-  Span* next;        // small: in the class's list of spans with free blocks
+  void* free_list;  // small: freed blocks of this span, linked through their first word
+  uint32_t bump;    // small: offset of the first never-handed-out block (lazy carving)
+  uint32_t used;    // small: blocks handed out (in thread caches or the program)
+  Span* next;       // small: in the class's list of spans with free blocks
   Span* prev;
   SpanKind kind;
-  uint8_t cls;        // small: the size class
-  uint8_t first;      // index of the first slice of this span in its segment
-  uint8_t slices;     // length of the span in slices
-  uint8_t in_list;    // small: 1 while on the class's list of spans with free blocks
-  uint8_t sampled;    // large: the block holds a sample point (the profiler has its entry)
+  uint8_t cls;      // small: the size class
+  uint8_t first;    // index of the first slice of this span in its segment
+  uint8_t slices;   // length of the span in slices
+  uint8_t in_list;  // small: 1 while on the class's list of spans with free blocks
+  uint8_t sampled;  // large: the block holds a sample point (the profiler has its entry)
   uint8_t pad[2];
-  uint64_t aux;       // large: bytes requested; reserved for the profiler otherwise
+  uint64_t aux;  // large: bytes requested; reserved for the profiler otherwise
 };
 
 // The free fast path reads only this: two bytes per slice, one load.

@@ -36,8 +36,8 @@ constexpr uint32_t ClassSizeOf(size_t cls) {
   if (cls == 0) return 0;
   if (cls == 1) return 8;
   if (cls <= 9) return static_cast<uint32_t>((cls - 1) * 16);
-  const size_t i = cls - 10;        // 0.. : eight per doubling above 128
-  const size_t lg = 7 + i / 8;      // interval (2^lg, 2^(lg+1)]
+  const size_t i = cls - 10;    // 0.. : eight per doubling above 128
+  const size_t lg = 7 + i / 8;  // interval (2^lg, 2^(lg+1)]
   return static_cast<uint32_t>((size_t{1} << lg) + (i % 8 + 1) * (size_t{1} << (lg - 3)));
 }
 

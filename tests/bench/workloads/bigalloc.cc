@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
     }
     const size_t n = r.LogRange(64 << 10, 32 << 20);
     auto* p = static_cast<unsigned char*>(malloc(n));
-    for (size_t off = 0; off < n; off += off < (256 << 10) ? 4096 : (64 << 10)) p[off] = static_cast<unsigned char>(s);
+    for (size_t off = 0; off < n; off += off < (256 << 10) ? 4096 : (64 << 10))
+      p[off] = static_cast<unsigned char>(s);
     p[n - 1] = static_cast<unsigned char>(s >> 3);
     live[k] = p;
     size[k] = n;

@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
   wl::Timer t;
   std::vector<std::thread> ts;
   std::vector<uint64_t> checks(a.threads);
-  for (int i = 0; i < a.threads; ++i) ts.emplace_back([&, i] { checks[i] = Worker(i, per_thread); });
+  for (int i = 0; i < a.threads; ++i)
+    ts.emplace_back([&, i] { checks[i] = Worker(i, per_thread); });
   for (auto& th : ts) th.join();
   uint64_t check = 0;
   for (uint64_t c : checks) check += c;

@@ -121,8 +121,8 @@ int main(int argc, char** argv) {
         "dump %d%s: rc=%d time_ms=%.1f rss_before_kb=%ld hwm_after_kb=%ld "
         "peak_growth_kb=%ld (%s) rss_after_kb=%ld rss_growth_kb=%ld file_bytes=%ld\n",
         round, round == 1 ? " (first: loads the writer)" : "", rc, t1 - t0, rss0, hwm1,
-        hwm1 - (reset ? rss0 : hwm0), reset ? "VmHWM reset before the dump" : "VmHWM not resettable",
-        rss1, rss1 - rss0, size);
+        hwm1 - (reset ? rss0 : hwm0),
+        reset ? "VmHWM reset before the dump" : "VmHWM not resettable", rss1, rss1 - rss0, size);
     if (rc != 0 || size <= 0) ++failures;
   }
   return failures == 0 ? 0 : 1;

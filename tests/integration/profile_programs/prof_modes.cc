@@ -124,8 +124,7 @@ int Signal() {
 
 int Fork(const char* prefix) {
   KeepLarge();
-  const std::string first =
-      std::string(prefix) + "." + std::to_string(getpid()) + ".0.heap.pb.gz";
+  const std::string first = std::string(prefix) + "." + std::to_string(getpid()) + ".0.heap.pb.gz";
   int rc = WriteProfile("heap", nullptr);
   struct stat st {};
   if (rc != 0 || stat(first.c_str(), &st) != 0) {
