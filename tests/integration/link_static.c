@@ -14,14 +14,14 @@
 
 static int failures = 0;
 
-#define CHECK(cond, ...)                       \
-  do {                                         \
-    if (!(cond)) {                             \
-      fprintf(stderr, "FAIL: %s: ", #cond);    \
-      fprintf(stderr, __VA_ARGS__);            \
-      fprintf(stderr, "\n");                   \
-      failures++;                              \
-    }                                          \
+#define CHECK(cond, ...)                    \
+  do {                                      \
+    if (!(cond)) {                          \
+      fprintf(stderr, "FAIL: %s: ", #cond); \
+      fprintf(stderr, __VA_ARGS__);         \
+      fprintf(stderr, "\n");                \
+      failures++;                           \
+    }                                       \
   } while (0)
 
 static size_t allocated_now(void) {
@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "";
 
   const char* v = assay_version();
-  CHECK(v != NULL && strncmp(v, "assay ", 6) == 0, "assay_version() returned '%s'", v ? v : "(null)");
+  CHECK(v != NULL && strncmp(v, "assay ", 6) == 0, "assay_version() returned '%s'",
+        v ? v : "(null)");
   printf("assay_version: %s\n", v ? v : "(null)");
 
   /* assay_version must also be what the dynamic linker finds. */
@@ -46,7 +47,8 @@ int main(int argc, char** argv) {
 
   void* p = malloc(1000);
   CHECK(p != NULL, "malloc(1000) returned NULL");
-  CHECK(malloc_usable_size(p) >= 1000, "malloc_usable_size(malloc(1000)) = %zu", malloc_usable_size(p));
+  CHECK(malloc_usable_size(p) >= 1000, "malloc_usable_size(malloc(1000)) = %zu",
+        malloc_usable_size(p));
   memset(p, 0xab, 1000);
   p = realloc(p, 100000);
   CHECK(p != NULL && ((unsigned char*)p)[999] == 0xab, "realloc lost the contents");
@@ -69,7 +71,8 @@ int main(int argc, char** argv) {
   size_t before = allocated_now();
   char* big = malloc(8 << 20);
   size_t grew = allocated_now() - before;
-  CHECK(big != NULL && grew >= (8u << 20), "assay_stats.allocated grew by %zu for malloc(8 MiB)", grew);
+  CHECK(big != NULL && grew >= (8u << 20), "assay_stats.allocated grew by %zu for malloc(8 MiB)",
+        grew);
   free(big);
 
   /* libc's internal allocations are served by assay too: strdup mallocs inside
@@ -82,7 +85,8 @@ int main(int argc, char** argv) {
     before = allocated_now();
     char* copy = strdup(text);
     grew = allocated_now() - before;
-    CHECK(copy != NULL && grew >= (4u << 20), "strdup inside libc: assay_stats.allocated grew by %zu", grew);
+    CHECK(copy != NULL && grew >= (4u << 20),
+          "strdup inside libc: assay_stats.allocated grew by %zu", grew);
     CHECK(copy != NULL && malloc_usable_size(copy) >= (4u << 20), "usable size of strdup's block");
     free(copy);
     free(text);
@@ -96,8 +100,10 @@ int main(int argc, char** argv) {
     const char* from = info.dli_fname ? info.dli_fname : "";
     printf("malloc from: %s\n", from[0] ? from : "(the executable)");
     CHECK(strstr(from, "libc.so") == NULL, "malloc resolves to libc: %s", from);
-    if (strcmp(mode, "shared") == 0) CHECK(strstr(from, "libassay") != NULL, "malloc from %s", from);
-    if (strcmp(mode, "static") == 0) CHECK(strstr(from, "libassay") == NULL, "malloc from %s", from);
+    if (strcmp(mode, "shared") == 0)
+      CHECK(strstr(from, "libassay") != NULL, "malloc from %s", from);
+    if (strcmp(mode, "static") == 0)
+      CHECK(strstr(from, "libassay") == NULL, "malloc from %s", from);
   }
 
   if (failures != 0) {

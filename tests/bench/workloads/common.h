@@ -33,7 +33,9 @@ class Rng {
     return z ^ (z >> 31);
   }
   // Uniform in [0, n).
-  uint64_t Below(uint64_t n) { return static_cast<uint64_t>((static_cast<__uint128_t>(Next()) * n) >> 64); }
+  uint64_t Below(uint64_t n) {
+    return static_cast<uint64_t>((static_cast<__uint128_t>(Next()) * n) >> 64);
+  }
   // Uniform in [lo, hi].
   uint64_t Range(uint64_t lo, uint64_t hi) { return lo + Below(hi - lo + 1); }
   // Log-uniform in [lo, hi]: as many blocks per doubling.
@@ -102,8 +104,8 @@ inline long MaxRssKiB() {
 }
 
 inline void Report(const char* name, const Args& a, const Timer& t, uint64_t check) {
-  printf("%s scale=%g threads=%d seconds=%.3f maxrss_kib=%ld check=%llu\n", name, a.scale, a.threads,
-         t.Seconds(), MaxRssKiB(), static_cast<unsigned long long>(check));
+  printf("%s scale=%g threads=%d seconds=%.3f maxrss_kib=%ld check=%llu\n", name, a.scale,
+         a.threads, t.Seconds(), MaxRssKiB(), static_cast<unsigned long long>(check));
 }
 
 }  // namespace wl
