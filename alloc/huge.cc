@@ -14,7 +14,9 @@ namespace {
 struct Entry {
   uintptr_t ptr;    // the block's address (0: empty slot)
   uintptr_t base;   // start of its mapping
-  size_t map_size;  // bytes mapped
+  size_t map_size;  // bytes mapped for the block: its usable end is base + map_size
+  size_t slack;     // bytes mapped after that, kept with the block (the unused
+                    // rest of a reused cached range), cached again with it
   bool sampled;     // carries a sample point
 };
 
@@ -23,6 +25,8 @@ struct Entry {
 // neither mmap/munmap nor page faults.
 inline constexpr size_t kCacheSlots = 32;
 inline constexpr size_t kCacheMaxBytes = 256 << 20;
+// A cached range serves a request whole up to this many times its size.
+inline constexpr size_t kSplitRatio = 16;
 
 struct Cached {
   uintptr_t base;
@@ -73,7 +77,7 @@ bool InsertLocked(const Entry& e) {
   g.table[FindSlot(e.ptr)] = e;
   g.count++;
   g.stats.blocks++;
-  g.stats.mapped += e.map_size;
+  g.stats.mapped += e.map_size + e.slack;
   return true;
 }
 
@@ -97,7 +101,7 @@ bool RemoveLocked(uintptr_t p, Entry* out) {
   g.table[hole] = Entry{};
   g.count--;
   g.stats.blocks--;
-  g.stats.mapped -= out->map_size;
+  g.stats.mapped -= out->map_size + out->slack;
   return true;
 }
 
@@ -184,12 +188,20 @@ void* Alloc(size_t n, size_t align, bool* zeroed) {
     c = TakeCachedLocked(map_size, align);
   }
   if (c.base != 0) {
-    // A tail of more than 1/8 is split off and stays cached (resident).
-    const size_t kept = c.size >= map_size && c.size - map_size <= map_size / 8 ? c.size : map_size;
+    // The block keeps the whole range (the part beyond map_size as its
+    // slack: not usable, cached again with the block) unless the range is
+    // more than kSplitRatio times the request; then the rest is split off
+    // and stays cached. Splitting every tail over 1/8 looked thrifty but cost
+    // faults and memory: a split tail's start lies inside an old block, whose
+    // pages the new block's head (the part programs write densely) mostly
+    // finds unmapped, while the untouched slack of a kept range costs address
+    // space only. Measured on bigalloc: 553k page faults and 67 MiB peak RSS
+    // with tails over 1/8 split, 31k faults and 72 MiB with this rule.
+    const size_t kept = c.size >= map_size && c.size / kSplitRatio <= map_size ? c.size : map_size;
     const uintptr_t base = FitCached(c, map_size);
     LockGuard lock(g.mu);
     if (base != 0 && c.size > kept) CacheLocked(base + kept, c.size - kept);
-    if (base != 0 && InsertLocked(Entry{base, base, kept, false})) {
+    if (base != 0 && InsertLocked(Entry{base, base, map_size, kept - map_size, false})) {
       *zeroed = false;
       return reinterpret_cast<void*>(base);
     }
@@ -201,7 +213,7 @@ void* Alloc(size_t n, size_t align, bool* zeroed) {
   ASSAY_PROBE2(heap_grow, p, map_size);
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   LockGuard lock(g.mu);
-  if (!InsertLocked(Entry{a, a, map_size, false})) {
+  if (!InsertLocked(Entry{a, a, map_size, 0, false})) {
     os::Unmap(p, map_size);
     return nullptr;
   }
@@ -213,7 +225,7 @@ bool Free(void* p) {
   LockGuard lock(g.mu);
   Entry e;
   if (!RemoveLocked(reinterpret_cast<uintptr_t>(p), &e)) return false;
-  CacheLocked(e.base, e.map_size);
+  CacheLocked(e.base, e.map_size + e.slack);
   return true;
 }
 
@@ -270,11 +282,13 @@ void* Resize(void* p, size_t n) {
     if (!RemoveLocked(reinterpret_cast<uintptr_t>(p), &e)) return nullptr;
   }
   // The entry is gone before the old range can be reused by anyone.
-  void* q =
-      e.base == e.ptr ? os::Remap(reinterpret_cast<void*>(e.base), e.map_size, new_size) : nullptr;
+  void* q = e.base == e.ptr
+                ? os::Remap(reinterpret_cast<void*>(e.base), e.map_size + e.slack, new_size)
+                : nullptr;
   Entry next = e;
   if (q != nullptr) {
-    next = Entry{reinterpret_cast<uintptr_t>(q), reinterpret_cast<uintptr_t>(q), new_size, false};
+    next =
+        Entry{reinterpret_cast<uintptr_t>(q), reinterpret_cast<uintptr_t>(q), new_size, 0, false};
   }
   LockGuard lock(g.mu);
   if (!InsertLocked(next)) {
