@@ -7,6 +7,11 @@
 // magazine with the cache's depot, under the cache's lock. Objects are
 // constructed when the depot has none to give, and destroyed only by reap or
 // destroy. A thread's magazines go back to the depot when it exits.
+//
+// Heap profiles: the cache's own memory (its objects, its magazines, the
+// cache itself) is malloc'ed with the profiler's thread-local cache label set
+// to the cache's interned name, so sampled blocks carry the pprof label
+// cache=NAME. Guarded objects are mapped directly, never sampled.
 #include "alloc/object_cache.h"
 
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include "alloc/os.h"
 #include "alloc/thread_cache.h"
 #include "assay/cache.h"
+#include "profiler/profiler.h"
 
 namespace assay::internal::object_cache {
 namespace {
@@ -48,6 +54,7 @@ struct ThreadMagazines {
 
 struct assay_cache {
   char name[64];
+  const char* label;  // interned copy of name (never freed), for profile labels; may be null
   size_t size;
   size_t align;
   size_t guard_buffer;  // ASSAY_CACHE_GUARD: the power-of-two buffer size, else 0
@@ -82,6 +89,7 @@ ASSAY_TLS ThreadMagazines* tls_mags = nullptr;
 
 void* NewMemory(assay_cache* c) {
   if (c->guard_buffer == 0) {
+    assay::profiler::ScopedCacheLabel label(c->label);
     void* p = nullptr;
     if (c->align <= kMinAlign) return malloc(c->size);
     return posix_memalign(&p, c->align, c->size) == 0 ? p : nullptr;
@@ -130,8 +138,12 @@ void* Construct(assay_cache* c) {
   return p;
 }
 
-Magazine* NewMagazine() {
-  auto* m = static_cast<Magazine*>(malloc(sizeof(Magazine)));
+Magazine* NewMagazine(assay_cache* c) {
+  Magazine* m;
+  {
+    assay::profiler::ScopedCacheLabel label(c->label);
+    m = static_cast<Magazine*>(malloc(sizeof(Magazine)));
+  }
   if (m != nullptr) {
     m->next = nullptr;
     m->rounds = 0;
@@ -273,7 +285,7 @@ ASSAY_NOINLINE void FreeSlow(assay_cache* c, void* obj) {
       empty = c->empty;
       if (empty != nullptr) c->empty = empty->next;
     }
-    if (empty == nullptr) empty = NewMagazine();
+    if (empty == nullptr) empty = NewMagazine(c);
     if (empty != nullptr) {
       LockGuard lock(c->mu);
       if (previous != nullptr) {
@@ -300,7 +312,7 @@ ASSAY_NOINLINE void FreeSlow(assay_cache* c, void* obj) {
       }
     }
   }
-  if (Magazine* m = NewMagazine(); m != nullptr) {  // depot only, or no magazine to trade
+  if (Magazine* m = NewMagazine(c); m != nullptr) {  // depot only, or no magazine to trade
     m->obj[m->rounds++] = obj;
     LockGuard lock(c->mu);
     m->next = c->full;
@@ -353,10 +365,18 @@ ASSAY_EXPORT assay_cache_t* assay_cache_create(const char* name, size_t size, si
     return nullptr;
   }
   InitOnce();
-  auto* c = static_cast<assay_cache*>(malloc(sizeof(assay_cache)));
+  char copy[sizeof(assay_cache::name)];
+  snprintf(copy, sizeof(copy), "%s", name != nullptr ? name : "unnamed");
+  const char* label = assay::profiler::InternCacheName(copy);
+  assay_cache* c;
+  {
+    assay::profiler::ScopedCacheLabel scope(label);
+    c = static_cast<assay_cache*>(malloc(sizeof(assay_cache)));
+  }
   if (c == nullptr) return nullptr;
   new (c) assay_cache();
-  snprintf(c->name, sizeof(c->name), "%s", name != nullptr ? name : "unnamed");
+  memcpy(c->name, copy, sizeof(copy));
+  c->label = label;
   c->size = size < sizeof(void*) ? sizeof(void*) : size;
   c->align = align;
   if (flags & ASSAY_CACHE_GUARD) {

@@ -115,16 +115,18 @@ struct Key {
   int64_t thread;
   int64_t batch_index;
   int32_t generation;
+  const char* cache;  // interned object-cache name (compared by address), or null
   bool operator==(const Key& o) const {
     return frame_offset == o.frame_offset && depth == o.depth && requested == o.requested &&
            alignment == o.alignment && thread == o.thread && batch_index == o.batch_index &&
-           generation == o.generation;
+           generation == o.generation && cache == o.cache;
   }
 };
 struct KeyHash {
   size_t operator()(const Key& k) const {
     uint64_t h = k.frame_offset * 0x9E3779B97F4A7C15ull;
-    for (int64_t v : {k.requested, k.alignment, k.thread, k.batch_index, int64_t{k.generation}}) {
+    for (int64_t v : {k.requested, k.alignment, k.thread, k.batch_index, int64_t{k.generation},
+                      static_cast<int64_t>(reinterpret_cast<uintptr_t>(k.cache))}) {
       h = (h ^ static_cast<uint64_t>(v)) * 0xff51afd7ed558ccdull;
     }
     return h ^ (h >> 29);
@@ -141,7 +143,12 @@ struct Snapshot {
   std::unordered_map<const Stack*, std::pair<uint32_t, uint32_t>> stack_slot;  // offset, depth
   std::unordered_map<Key, Weights, KeyHash> live;          // live blocks, with labels
   std::unordered_map<uint32_t, Weights> live_since_reset;  // per stack slot
-  std::unordered_map<uint32_t, std::pair<Weights, uint32_t>> cumulative;  // per slot, with depth
+  struct Cumulative {
+    Weights w;
+    uint32_t depth;
+    const char* cache;  // the stack's object cache, or null
+  };
+  std::unordered_map<uint32_t, Cumulative> cumulative;  // per stack slot
   ClockState clock{};
   size_t live_blocks = 0;
 };
@@ -168,7 +175,8 @@ void TakeSnapshot(Snapshot* s, bool cumulative) {
                       static_cast<int64_t>(e->alignment),
                       static_cast<int64_t>(e->thread_id),
                       e->batch_size > 1 ? static_cast<int64_t>(e->batch_index) : -1,
-                      old ? 2 : 1};
+                      old ? 2 : 1,
+                      e->stack->cache};
         Weights& w = s->live[key];
         w.objects += e->weight_objects;
         w.bytes += e->weight_bytes;
@@ -186,10 +194,11 @@ void TakeSnapshot(Snapshot* s, bool cumulative) {
         if (st->alloc_samples == 0) return;
         auto* s = static_cast<Snapshot*>(arg);
         const auto slot = SlotOf(s, st);
-        auto& [w, depth] = s->cumulative[slot.first];
-        w.objects += st->alloc_objects;
-        w.bytes += st->alloc_bytes;
-        depth = slot.second;
+        Snapshot::Cumulative& c = s->cumulative[slot.first];
+        c.w.objects += st->alloc_objects;
+        c.w.bytes += st->alloc_bytes;
+        c.depth = slot.second;
+        c.cache = st->cache;
       },
       s);
 }
@@ -224,11 +233,12 @@ int Write(const char* kind, const std::string& path, std::string* error,
     p.thread_id = k.thread;
     p.batch_index = k.batch_index;
     p.generation = k.generation;
+    p.cache = k.cache;
     samples.push_back(p);
   }
   // Allocations since the reset that are no longer live: alloc_* only.
   for (const auto& [slot, cum] : snap.cumulative) {
-    Weights freed = cum.first;
+    Weights freed = cum.w;
     if (auto it = snap.live_since_reset.find(slot); it != snap.live_since_reset.end()) {
       freed.objects -= it->second.objects;
       freed.bytes -= it->second.bytes;
@@ -236,11 +246,12 @@ int Write(const char* kind, const std::string& path, std::string* error,
     if (Round(freed.objects) <= 0 && Round(freed.bytes) <= 0) continue;
     AssayProfileSample p{};
     p.frame_offset = slot;
-    p.depth = cum.second;
+    p.depth = cum.depth;
     p.values[0] = Round(freed.objects);
     p.values[1] = Round(freed.bytes);
     p.requested_bytes = -1;
     p.batch_index = -1;
+    p.cache = cum.cache;
     samples.push_back(p);
   }
   char comment[160];

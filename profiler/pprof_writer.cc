@@ -131,6 +131,7 @@ void BuildProfile(const AssayProfileData& d, pb::Profile* p) {
     if (s.batch_index >= 0) AddLabel(ps, st, "batch_index", s.batch_index, nullptr);
     if (s.generation == 1) AddLabel(ps, st, "generation", "young");
     if (s.generation == 2) AddLabel(ps, st, "generation", "old");
+    if (s.cache != nullptr) AddLabel(ps, st, "cache", s.cache);
   }
 }
 

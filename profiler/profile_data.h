@@ -20,6 +20,7 @@ struct AssayProfileSample {
   int64_t thread_id;        // label "thread" (0: none)
   int64_t batch_index;      // label "batch_index" (-1: none)
   int32_t generation;       // label "generation": 0 none, 1 young, 2 old
+  const char* cache;        // label "cache": the object cache's name (null: none)
 };
 
 struct AssayProfileData {

@@ -19,6 +19,7 @@
 #include <pthread.h>
 
 #include <cstdio>
+#include <cstring>
 #include <new>
 
 #include "alloc/lock.h"
@@ -40,6 +41,7 @@ using internal::ThreadCache;
 
 uint32_t g_epoch = 0;
 __thread void* tls_pending __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread const char* tls_cache_label __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 
@@ -377,7 +379,7 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   const double q = g_rate.SampledProbability(requested == 0 ? 1 : requested);
   const double objects = q > 0 ? 1.0 / q : 0;
   const double bytes = objects * static_cast<double>(requested);
-  Stack* stack = stack_table::Intern(frames, depth, objects, bytes);
+  Stack* stack = stack_table::Intern(frames, depth, objects, bytes, tls_cache_label);
   Entry* e = stack != nullptr ? static_cast<Entry*>(arena::Alloc(sizeof(Entry))) : nullptr;
   if (e == nullptr) {
     if (stack != nullptr) stack_table::Unref(stack);
@@ -432,6 +434,50 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   return e;
 }
 
+namespace {
+
+// Interned cache names: push-only lists (lock-free, so fork needs no
+// handler), nodes from the arena, never freed.
+struct InternedName {
+  InternedName* next;
+  char name[64];
+};
+constexpr size_t kNameBuckets = 64;
+InternedName* g_names[kNameBuckets];  // atomic heads
+
+}  // namespace
+
+const char* InternCacheName(const char* name) {
+  if (name == nullptr) return nullptr;
+  const size_t len = strnlen(name, sizeof(InternedName::name) - 1);
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (size_t i = 0; i < len; ++i) h = (h ^ static_cast<unsigned char>(name[i])) * 0x100000001b3ull;
+  InternedName** head = &g_names[h % kNameBuckets];
+  InternedName* checked = nullptr;  // the list from here on was searched already
+  InternedName* fresh = nullptr;
+  for (;;) {
+    InternedName* first = __atomic_load_n(head, __ATOMIC_ACQUIRE);
+    for (InternedName* n = first; n != checked; n = n->next) {
+      if (std::strncmp(n->name, name, len) == 0 && n->name[len] == '\0') {
+        if (fresh != nullptr) arena::Free(fresh, sizeof(InternedName));
+        return n->name;
+      }
+    }
+    if (fresh == nullptr) {
+      fresh = static_cast<InternedName*>(arena::Alloc(sizeof(InternedName)));
+      if (fresh == nullptr) return nullptr;
+      std::memcpy(fresh->name, name, len);
+      fresh->name[len] = '\0';
+    }
+    fresh->next = first;
+    if (__atomic_compare_exchange_n(head, &first, fresh, false, __ATOMIC_RELEASE,
+                                    __ATOMIC_ACQUIRE)) {
+      return fresh->name;
+    }
+    checked = fresh->next;  // another thread pushed: search only the newer nodes
+  }
+}
+
 void CancelAlloc(void* p) {
   Entry* e = entry_table::Remove(reinterpret_cast<uintptr_t>(p));
   if (e == nullptr) return;
@@ -476,15 +522,18 @@ void SafePointSlow() {
   struct Scope {
     ThreadState& ts;
     Event* current = nullptr;
-    explicit Scope(ThreadState& t) : ts(t) {
+    const char* cache_label;  // a callback's allocations are not the cache's
+    explicit Scope(ThreadState& t) : ts(t), cache_label(tls_cache_label) {
       ts.in_callback = 1;
       ts.suspended++;
+      tls_cache_label = nullptr;
     }
     ~Scope() {
       if (current != nullptr) {
         Unref(current->entry);
         arena::Free(current, sizeof(Event));
       }
+      tls_cache_label = cache_label;
       ts.suspended--;
       ts.in_callback = 0;
     }

@@ -32,9 +32,36 @@ struct SampleDecision {
 // and moves the countdown past it.
 SampleDecision OnSamplePoint(internal::ThreadCache* tc, size_t n);
 
-// Records sampled block p (already allocated from the sampled pools) and
-// queues its alloc event on this thread. Returns the entry, or nullptr if
-// the profiler had no memory for it.
+// ---- Labels: on whose behalf a thread allocates ----
+
+// The interned copy of an object cache's name (at most 63 bytes are kept):
+// one copy per distinct name, in the profiler's arena, never freed, so an
+// entry or stack may point at it after its cache is destroyed. nullptr when
+// the arena has no memory.
+const char* InternCacheName(const char* name);
+
+// The interned name of the object cache on whose behalf this thread is
+// allocating now, or nullptr: RecordAlloc labels the sampled block with it
+// (pprof label cache=NAME). Cleared while tracker callbacks run.
+extern __thread const char* tls_cache_label __attribute__((tls_model("initial-exec")));
+
+// Sets tls_cache_label for a scope (restoring the previous value after).
+class ScopedCacheLabel {
+ public:
+  explicit ScopedCacheLabel(const char* interned_name) : saved_(tls_cache_label) {
+    tls_cache_label = interned_name;
+  }
+  ~ScopedCacheLabel() { tls_cache_label = saved_; }
+  ScopedCacheLabel(const ScopedCacheLabel&) = delete;
+  ScopedCacheLabel& operator=(const ScopedCacheLabel&) = delete;
+
+ private:
+  const char* saved_;
+};
+
+// Records sampled block p (already allocated from the sampled pools), with
+// the label of tls_cache_label, and queues its alloc event on this thread. Returns the entry, or
+// nullptr if the profiler had no memory for it.
 Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, uint64_t points,
                    uint32_t batch_index, uint32_t batch_size);
 

@@ -23,8 +23,8 @@ struct alignas(64) Shard {
 };
 constinit Shard g_shards[kShards];
 
-uint64_t HashFrames(const uintptr_t* frames, size_t depth) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ depth;
+uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
+  uint64_t h = (0x9E3779B97F4A7C15ull ^ depth) + reinterpret_cast<uintptr_t>(cache);
   for (size_t i = 0; i < depth; ++i) {
     h ^= frames[i];
     h *= 0xff51afd7ed558ccdull;
@@ -67,13 +67,14 @@ void RemoveLocked(Shard& s, Stack* stack) {
 
 }  // namespace
 
-Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes) {
-  const uint64_t h = HashFrames(frames, depth);
+Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
+              const char* cache) {
+  const uint64_t h = HashFrames(frames, depth, cache);
   Shard& s = g_shards[h % kShards];
   LockGuard lock(s.mu);
   if (s.nbuckets != 0) {
     for (Stack* st = s.buckets[BucketOf(h, s.nbuckets)]; st != nullptr; st = st->next) {
-      if (st->hash == h && st->depth == depth &&
+      if (st->hash == h && st->depth == depth && st->cache == cache &&
           std::memcmp(st->frames, frames, depth * sizeof(uintptr_t)) == 0) {
         st->refs++;
         st->alloc_samples++;
@@ -89,6 +90,7 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   st->hash = h;
   st->depth = static_cast<uint32_t>(depth);
   st->refs = 1;
+  st->cache = cache;
   st->alloc_samples = 1;
   st->alloc_objects = objects;
   st->alloc_bytes = bytes;

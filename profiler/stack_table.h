@@ -14,6 +14,10 @@ struct Stack {
   uint64_t hash;
   uint32_t depth;  // frames[0..depth), innermost first (return addresses)
   uint32_t refs;   // live entries pointing here; guarded by the shard lock
+  // The object cache the blocks were allocated for (an interned name, see
+  // profiler::InternCacheName; never freed), or nullptr. Part of the stack's
+  // identity: one call path serving two caches makes two stacks.
+  const char* cache;
   // Cumulative since start or the last reset, guarded by the shard lock:
   uint64_t alloc_samples;  // sampled blocks
   double alloc_objects;    // unbiased estimate of blocks allocated here
@@ -23,9 +27,11 @@ struct Stack {
 
 namespace stack_table {
 
-// The interned copy of frames[0..depth), with one more reference and the
+// The interned copy of frames[0..depth) for `cache` (an interned cache name
+// compared by address, or nullptr), with one more reference and the
 // cumulative estimates increased by (objects, bytes). nullptr on OOM.
-Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes);
+Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
+              const char* cache = nullptr);
 
 // Drops a reference. A stack with no references and no cumulative counts is freed.
 void Unref(Stack* stack);

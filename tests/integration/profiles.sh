@@ -14,6 +14,8 @@
 #     and interval dumps, signal dumps, fork (file names and numbering, and
 #     forks while a dump runs), exit from a thread, exit inside a tracker
 #     callback, _exit, fork+exec
+#   - object caches: the label cache=NAME on the cache's sampled blocks (and
+#     on no ordinary malloc) in the final heap, leak and peak profiles
 #   - the cost of one dump of 100 000 sampled blocks (printed, not asserted)
 # Every check runs; the test fails at the end if any failed.
 #
@@ -543,6 +545,47 @@ else
 fi
 check "fork+exec: the parent and each profiled /bin/true wrote its own seq-0 heap file ($npids, want 6)" \
   test "$npids" -eq 6
+
+# ======================================================================
+section "object caches: the label cache=NAME in heap, leak and peak profiles"
+# 40000 objects of 100 bytes from the cache, 40000 ordinary 100-byte mallocs.
+prun cache 30 "prefix=$WORK/cache/p,rate=4k,leak=1,peak=1" "$PROGS/prof_modes" cache 40000
+if [[ $RC -ne 0 ]] || ! grep -qx 'cache: done' "$WORK/cache.out"; then
+  flunk "prof_modes cache: status $RC"
+  show cache
+fi
+CB=$(bound 40000 100 4096 bytes)
+# label_bytes RAWFILE VALUE: inuse_space of the samples labelled cache:[VALUE]
+# ("-": the 100-byte samples with no cache label).
+label_bytes() {
+  awk -v want="$2" '
+    /^Samples:/ { sec = 1; next }
+    /^Locations/ { sec = 0 }
+    sec && /^ *-?[0-9]+( +-?[0-9]+)*:/ { flush(); split($0, v, " "); val = v[4]; cache = "-"; b = 0; next }
+    sec && /cache:\[/ { c = $0; sub(/.*cache:\[/, "", c); sub(/\].*/, "", c); cache = c }
+    sec && /bytes:\[100 bytes\]/ { b = 1 }
+    function flush() { if (val != "" && cache == want && (want != "-" || b)) s += val; val = "" }
+    END { flush(); printf "%.0f\n", s }' "$1"
+}
+for kind in heap leak peak; do
+  f=$(ls -t "$WORK"/cache/p.*."$kind".pb.gz 2>/dev/null | head -n 1 || true)
+  if [[ -z "$f" ]] || ! raw "$f"; then
+    flunk "object caches: a readable $kind profile ('${f:-none}')"
+    continue
+  fi
+  if [[ "$kind" == peak ]]; then  # a peak snapshot may predate the last allocations
+    v=$(label_bytes "$f.raw" prof-modes-cache)
+    check "object caches: peak profile has cache=prof-modes-cache samples ($v bytes)" test "$v" -gt 0
+    continue
+  fi
+  within "object caches: $kind inuse_space of cache=prof-modes-cache" \
+    "$(label_bytes "$f.raw" prof-modes-cache)" 4000000 "$CB"
+  within "object caches: $kind inuse_space of the unlabelled 100-byte mallocs" \
+    "$(label_bytes "$f.raw" -)" 4000000 "$CB"
+done
+f=$(ls "$WORK"/cache/p.*.heap.pb.gz 2>/dev/null | head -n 1 || true)
+[[ -n "$f" ]] && check "object caches: pprof -tags lists cache: prof-modes-cache" \
+  grep -q 'prof-modes-cache' <(pprof -tags "$f" 2>/dev/null)
 
 # ======================================================================
 section "dump overhead: 100 000 sampled blocks from 20 stacks (rate=1), measured, not asserted"

@@ -14,6 +14,9 @@
 //   thread_exit         a second thread allocates and calls exit(0)
 //   underscore_exit     allocates, then _exit(0)
 //   fork_exec N         N times: fork, exec /bin/true, wait
+//   cache N             an object cache "prof-modes-cache" (assay_cache_*, found
+//                       with dlsym) of 100-byte objects: keeps N of them, plus
+//                       N ordinary 100-byte mallocs, and exits (both leak)
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
@@ -252,6 +255,29 @@ int ForkExec(int n) {
   return 0;
 }
 
+// Keeps n objects of an object cache and n ordinary mallocs of the same size.
+int Cache(int n) {
+  using CreateFn = void* (*)(const char*, size_t, size_t, int (*)(void*, void*),
+                             void (*)(void*, void*), void*, unsigned);
+  using AllocFn = void* (*)(void*, unsigned);
+  auto create = reinterpret_cast<CreateFn>(dlsym(RTLD_DEFAULT, "assay_cache_create"));
+  auto alloc = reinterpret_cast<AllocFn>(dlsym(RTLD_DEFAULT, "assay_cache_alloc"));
+  if (create == nullptr || alloc == nullptr) {
+    std::fprintf(stderr, "prof_modes: assay_cache_* not found (no LD_PRELOAD?)\n");
+    return 2;
+  }
+  void* cache = create("prof-modes-cache", 100, 0, nullptr, nullptr, nullptr, 0);
+  if (cache == nullptr) return 2;
+  auto** keep = static_cast<void**>(std::malloc(2 * static_cast<size_t>(n) * sizeof(void*)));
+  if (keep == nullptr) return 2;
+  for (int i = 0; i < n; ++i) {
+    keep[2 * i] = Touch(alloc(cache, 0), 100);
+    keep[2 * i + 1] = Touch(std::malloc(100), 100);
+  }
+  std::printf("cache: done\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -266,6 +292,7 @@ int main(int argc, char** argv) {
   if (mode == "thread_exit") return ThreadExit();
   if (mode == "underscore_exit") return UnderscoreExit();
   if (mode == "fork_exec" && arg > 0) return ForkExec(arg);
+  if (mode == "cache" && arg > 0) return Cache(arg);
   std::fprintf(stderr, "usage: prof_modes MODE [ARG] (see the source)\n");
   return 2;
 }
