@@ -26,6 +26,14 @@ namespace {
 // of the thread (from other destructors) bypass the cache.
 ASSAY_TLS uint8_t tls_exited = 0;
 
+// Per class: 1 once this thread has refilled the class's list, i.e. it
+// allocates blocks of the class and not only frees them. A list only earns
+// room (PushOverflow's slow start) when its thread also allocates from it: a
+// thread that only frees a class (the consumer of a producer/consumer pair)
+// gains nothing from holding its blocks, which the producer must then carve
+// anew. Zero-filled per thread; lists of a reused cache start again at batch.
+ASSAY_TLS uint8_t tls_allocates[kNumClasses];
+
 struct Registry {
   Mutex mu;
   ThreadCache* live = nullptr;   // linked by next/prev
@@ -128,6 +136,7 @@ void* Refill(ThreadCache* tc, size_t cls) {
   void* head;
   const size_t n = central::Take(cls, kClasses[cls].batch, &head);
   if (n == 0) return nullptr;
+  tls_allocates[cls] = 1;
   l.head = *static_cast<void**>(head);
   l.count = static_cast<uint32_t>(n - 1);
   return head;
@@ -139,7 +148,7 @@ void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
   *static_cast<void**>(p) = l.head;
   l.head = p;
   l.count++;
-  if (l.max < c.max_cached) {
+  if (l.max < c.max_cached && tls_allocates[cls] != 0) {
     // Slow start: a list that keeps overflowing earns room, one batch at a time.
     l.max = l.max + c.batch < c.max_cached ? l.max + c.batch : c.max_cached;
   } else {
