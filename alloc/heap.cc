@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc/central.h"
+#include "alloc/debug.h"
 #include "alloc/huge.h"
 #include "alloc/layout.h"
 #include "alloc/meta.h"
@@ -174,8 +175,37 @@ ASSAY_INLINE void SyncProfiler(ThreadCache* tc) {
   if (ASSAY_UNLIKELY(tc->prof_epoch != profiler::Epoch())) profiler::SyncThread(tc);
 }
 
+// ASSAY_DEBUG: the debug heap serves every block; the profiler still
+// samples them (its entry is keyed by the pointer the program sees).
+ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align) {
+  void* p = debug::Alloc(n, align);
+  if (p == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (tc == nullptr) return p;
+  SyncProfiler(tc);
+  const int64_t left =
+      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+  if (left >= 0) {
+    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+    return p;
+  }
+  const profiler::SampleDecision d = profiler::OnSamplePoint(tc, n);
+  if (d.record &&
+      profiler::RecordAlloc(p, n, n, align > kMinAlign ? align : 0, d.points, 0, 1) != nullptr) {
+    debug::MarkProfiled(p);
+    profiler::SafePoint();
+  }
+  return p;
+}
+
 void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
   ThreadCache* tc = thread_cache::Current();
+  if (ASSAY_UNLIKELY(debug::g_on)) {
+    *zeroed = false;
+    return DebugAlloc(tc, n, align);
+  }
   if (ASSAY_LIKELY(tc != nullptr)) {
     SyncProfiler(tc);
     const int64_t left =
@@ -213,6 +243,7 @@ constinit uint32_t g_init_state = kUninitialised;
 constinit uint64_t g_init_thread = 0;
 
 void ForkPrepare() {
+  debug::LockForFork();
   profiler::LockForFork();
   thread_cache::LockForFork();
   central::LockForFork();
@@ -228,6 +259,7 @@ void ForkParent() {
   central::UnlockAfterFork(false);
   thread_cache::UnlockAfterFork(false);
   profiler::UnlockAfterFork(false);
+  debug::UnlockAfterFork(false);
 }
 
 void ForkChild() {
@@ -237,6 +269,7 @@ void ForkChild() {
   central::UnlockAfterFork(true);
   thread_cache::UnlockAfterFork(true);
   profiler::UnlockAfterFork(true);
+  debug::UnlockAfterFork(true);
   purger::AfterForkChild();
 }
 
@@ -253,6 +286,7 @@ void* MallocSlow(size_t n) {
 
 void FreeSlow(void* p) {
   if (p == nullptr) return;
+  if (ASSAY_UNLIKELY(debug::g_on)) return debug::Free(p);
   const Location loc = Locate(p);
   switch (loc.home) {
     case Home::kSmall: {
@@ -340,12 +374,14 @@ void EnsureInit() {
                                   __ATOMIC_ACQUIRE)) {
     g_init_thread = os::ThreadId();
     InitOptions(os::GetEnv("ASSAY_OPTIONS"));
+    debug::Init(os::GetEnv("ASSAY_DEBUG"));
     thread_cache::InitKey();
     FillLayout();
     __atomic_store_n(&g_init_state, kReady, __ATOMIC_RELEASE);
     // May allocate: the state is kReady, so that allocation proceeds.
     pthread_atfork(ForkPrepare, ForkParent, ForkChild);
     if (GetOptions().stats_at_exit != 0) atexit([] { assay_stats_print(nullptr); });
+    if (debug::g_on) debug::InitLate();
     return;
   }
   while (__atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE) != kReady) {
@@ -379,6 +415,7 @@ void* AlignedAlloc(size_t align, size_t n) {
 }
 
 size_t UsableSize(const void* p) {
+  if (ASSAY_UNLIKELY(debug::g_on)) return debug::UsableSize(p);
   const Location loc = Locate(p);
   if (loc.home == Home::kInvalid) ReportInvalid("malloc_usable_size", p);
   return UsableOf(loc, p);
@@ -390,6 +427,7 @@ void* Realloc(void* p, size_t n) {
     Free(p);
     return nullptr;
   }
+  if (ASSAY_UNLIKELY(debug::g_on)) return debug::Realloc(p, n);
   const Location loc = Locate(p);
   if (loc.home == Home::kInvalid) ReportInvalid("realloc", p);
   const size_t old = UsableOf(loc, p);
@@ -486,8 +524,28 @@ int ComallocSampled(ThreadCache* tc, size_t n, const size_t* sizes, void** out) 
 
 }  // namespace
 
+// Comalloc in the debug heap: block by block, out[] saved aside so that a
+// failure leaves it as it was.
+int ComallocDebug(size_t n, const size_t* sizes, void** out) {
+  void** saved = static_cast<void**>(Malloc(n * sizeof(void*) + 1));
+  if (saved == nullptr) return ENOMEM;
+  memcpy(saved, out, n * sizeof(void*));
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = Malloc(sizes[i]);
+    if (out[i] == nullptr) {
+      for (size_t j = 0; j < i; ++j) Free(out[j]);
+      memcpy(out, saved, n * sizeof(void*));
+      Free(saved);
+      return ENOMEM;
+    }
+  }
+  Free(saved);
+  return 0;
+}
+
 int Comalloc(size_t n, const size_t* sizes, void** out) {
   ThreadCache* tc = thread_cache::Current();
+  if (ASSAY_UNLIKELY(debug::g_on)) return ComallocDebug(n, sizes, out);
   // One countdown step for the whole batch when no sample point lies in it.
   size_t total = 0;
   for (size_t i = 0; i < n; ++i) {

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "alloc/central.h"
+#include "alloc/debug.h"
 #include "alloc/heap.h"
 #include "alloc/heap_walk.h"
 #include "alloc/huge.h"
@@ -185,6 +186,17 @@ ASSAY_EXPORT void assay_stats_print(FILE* f) {
   fprintf(f, "  metadata %s | profiler %s | threads %zu\n", Grouped(t.s.metadata, a, sizeof(a), 0),
           Grouped(t.profiler, b, sizeof(b), 0), t.s.threads);
   object_cache::PrintStats(f);
+  if (debug::g_on) {
+    char opts[160];
+    debug::FormatOptions(opts, sizeof(opts));
+    const debug::Counters d = debug::GetCounters();
+    fprintf(
+        f, "  debug heap (%s): live %llu blocks, %s | guarded %llu | quarantine %llu blocks, %s\n",
+        opts, static_cast<unsigned long long>(d.live_blocks),
+        Grouped(d.live_bytes, a, sizeof(a), 0), static_cast<unsigned long long>(d.guarded_total),
+        static_cast<unsigned long long>(d.quarantine_blocks),
+        Grouped(d.quarantine_bytes, b, sizeof(b), 0));
+  }
   fflush(f);
 }
 
@@ -216,6 +228,17 @@ ASSAY_EXPORT size_t assay_stats_json(char* buf, size_t size) {
   put("\"metadata\":%zu,\"profiler\":%llu,\"segments\":%zu,\"huge_blocks\":%zu,\"threads\":%zu}",
       t.s.metadata, static_cast<unsigned long long>(t.profiler), t.s.segments, t.s.huge_blocks,
       t.s.threads);
+  if (debug::g_on) {
+    const debug::Counters d = debug::GetCounters();
+    n--;  // reopen the object
+    put(",\"debug\":{\"live_blocks\":%llu,\"live_bytes\":%llu,\"guarded_total\":%llu,"
+        "\"quarantine_blocks\":%llu,\"quarantine_bytes\":%llu}}",
+        static_cast<unsigned long long>(d.live_blocks),
+        static_cast<unsigned long long>(d.live_bytes),
+        static_cast<unsigned long long>(d.guarded_total),
+        static_cast<unsigned long long>(d.quarantine_blocks),
+        static_cast<unsigned long long>(d.quarantine_bytes));
+  }
   if (size > 0) buf[n < size ? n : size - 1] = '\0';
   return n;
 }

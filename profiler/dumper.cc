@@ -504,6 +504,25 @@ int WriteProfile(const char* kind, const char* path) {
   return Dump(kind, path, nullptr);
 }
 
+int WriteProfileData(const AssayProfileData* data, const char* path) {
+  ScopedSuspend suspend;
+  AssayProfileData d = *data;
+  if (d.time_nanos == 0) d.time_nanos = NowWallNs();
+  std::string why;
+  int rc = ENOSYS;
+  if (AssayPprofWriteFn writer = LoadWriter(&why); writer != nullptr) {
+    char err[512] = "";
+    rc = writer(&d, path, err, sizeof(err));
+    why = err;
+  }
+  if (rc != 0) {
+    const std::string line = "assay: cannot write " + std::string(d.kind) + " profile " +
+                             std::string(path) + ": " + why + "\n";
+    internal::os::WriteStderr(line.c_str());
+  }
+  return rc;
+}
+
 void OnRecorded(uint64_t clock, int64_t live_bytes) {
   if (!g_cfg.enabled) return;
   if (WantsThread() && __atomic_load_n(&g_thread_fork_gen, __ATOMIC_RELAXED) != ForkGeneration()) {

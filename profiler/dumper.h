@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "profiler/profile_data.h"
+
 namespace assay::profiler::dumper {
 
 // Reads MALLOC_PROF once; if it asks for profiling, starts the session, the
@@ -15,6 +17,10 @@ void InitFromEnvironment();
 // Writes a profile of `kind` to `path` (null or "": the next MALLOC_PROF
 // name). Returns 0 or an errno value; a failure is reported on stderr once.
 int WriteProfile(const char* kind, const char* path);
+
+// Writes a profile built elsewhere (the debug heap's leak profile) to path;
+// returns 0 or an errno value, reported on stderr.
+int WriteProfileData(const AssayProfileData* data, const char* path);
 
 // A sample was recorded: the clock and the live estimate moved (interval and
 // peak dumps watch them).

@@ -1,0 +1,660 @@
+// The debug heap: options, block layout, allocation, free with its checks,
+// the quarantine and the table of mapped blocks (debug.h).
+#include "alloc/debug.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc/central.h"
+#include "alloc/lock.h"
+#include "alloc/options.h"
+#include "alloc/os.h"
+#include "alloc/page_heap.h"
+#include "alloc/segment.h"
+#include "alloc/size_classes.h"
+#include "alloc/thread_cache.h"
+#include "profiler/profiler.h"
+#include "profiler/stack_capture.h"
+#include "profiler/stack_table.h"
+
+namespace assay::internal::debug {
+
+constinit bool g_on = false;
+
+namespace {
+
+constinit Config g_config;
+
+// Statistics, updated with relaxed atomics.
+constinit uint64_t g_live_blocks = 0;
+constinit uint64_t g_live_bytes = 0;
+constinit uint64_t g_guarded_total = 0;
+constinit uint64_t g_q_blocks = 0;
+
+void Count(uint64_t* c, int64_t d) {
+  __atomic_fetch_add(c, static_cast<uint64_t>(d), __ATOMIC_RELAXED);
+}
+
+// ---- ASSAY_DEBUG ----
+
+void Complain(const char* key, size_t len, const char* form) {
+  char line[320];
+  const int n =
+      snprintf(line, sizeof(line), "assay: ASSAY_DEBUG: bad option '%.*s' (%s); ignored\n",
+               static_cast<int>(len > 64 ? 64 : len), key, form);
+  os::WriteStderr(line, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+bool Is(const char* key, size_t len, const char* name) {
+  return strlen(name) == len && memcmp(key, name, len) == 0;
+}
+
+void ParseOne(const char* item, size_t len) {
+  const char* eq = static_cast<const char*>(memchr(item, '=', len));
+  const size_t klen = eq != nullptr ? static_cast<size_t>(eq - item) : len;
+  const char* val = eq != nullptr ? eq + 1 : nullptr;
+  const size_t vlen = eq != nullptr ? len - klen - 1 : 0;
+  int64_t v = 0;
+  Config& c = g_config;
+  if (Is(item, klen, "redzone") && val == nullptr) {
+    c.redzone = true;
+  } else if (Is(item, klen, "guard")) {
+    if (val != nullptr && (!ParseSize(val, vlen, &v) || v < 1)) {
+      return Complain(item, len, "guard or guard=N, N >= 1");
+    }
+    c.guard = true;
+    c.guard_every = val != nullptr ? static_cast<uint64_t>(v) : 0;
+  } else if (Is(item, klen, "freecheck") && val == nullptr) {
+    c.freecheck = true;
+  } else if (Is(item, klen, "quarantine")) {
+    if (val == nullptr || !ParseSize(val, vlen, &v) || v < 0) {
+      return Complain(item, len, "quarantine=BYTES, k/m/g suffixes");
+    }
+    c.quarantine_bytes = static_cast<uint64_t>(v);
+  } else if (Is(item, klen, "audit")) {
+    if (val != nullptr && (!ParseSize(val, vlen, &v) || v < 1 ||
+                           v > static_cast<int64_t>(profiler::kMaxStackDepth))) {
+      return Complain(item, len, "audit or audit=DEPTH, 1..256 frames");
+    }
+    c.audit = true;
+    if (val != nullptr) c.audit_depth = static_cast<int>(v);
+  } else if (Is(item, klen, "leaks")) {
+    if (val != nullptr && !(vlen == 5 && memcmp(val, "error", 5) == 0)) {
+      return Complain(item, len, "leaks or leaks=error");
+    }
+    c.leaks = true;
+    c.leaks_error = val != nullptr;
+  } else if (Is(item, klen, "leak_profile") && val != nullptr) {
+    if (vlen >= sizeof(c.leak_profile)) return Complain(item, len, "a path under 256 bytes");
+    memcpy(c.leak_profile, val, vlen);
+    c.leak_profile[vlen] = '\0';
+  } else {
+    Complain(item, len,
+             "known: redzone, guard[=N], freecheck, quarantine=BYTES, audit[=DEPTH], "
+             "leaks[=error], leak_profile=PATH");
+  }
+}
+
+// ---- Mapped blocks: a mapping each, its record in its first page ----
+
+struct MappedRecord {
+  Header h;
+  char* base;  // the mapping
+  size_t length;
+  char* user;
+  char* end;  // end of the block's memory after user (a guard page, or the mapping's end)
+};
+static_assert(sizeof(MappedRecord) <= kPageSize - 16);
+
+// User pointer -> record, linear probing, backward-shift deletion. Its
+// memory is mapped directly (never malloc).
+constinit Mutex g_table_mu;
+constinit MappedRecord** g_table = nullptr;
+constinit size_t g_table_cap = 0;  // power of two
+constinit size_t g_table_count = 0;
+
+size_t Slot(uintptr_t a, size_t cap) {
+  return static_cast<size_t>(((a >> 4) * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+}
+
+bool TableInsert(MappedRecord* r) {
+  if ((g_table_count + 1) * 2 > g_table_cap) {
+    const size_t cap = g_table_cap == 0 ? 512 : g_table_cap * 2;
+    auto* t = static_cast<MappedRecord**>(os::MapAligned(cap * sizeof(void*), kPageSize));
+    if (t == nullptr) return false;
+    for (size_t i = 0; i < g_table_cap; ++i) {
+      MappedRecord* old = g_table[i];
+      if (old == nullptr) continue;
+      size_t s = Slot(reinterpret_cast<uintptr_t>(old->user), cap);
+      while (t[s] != nullptr) s = (s + 1) & (cap - 1);
+      t[s] = old;
+    }
+    if (g_table != nullptr) os::Unmap(g_table, g_table_cap * sizeof(void*));
+    g_table = t;
+    g_table_cap = cap;
+  }
+  size_t s = Slot(reinterpret_cast<uintptr_t>(r->user), g_table_cap);
+  while (g_table[s] != nullptr) s = (s + 1) & (g_table_cap - 1);
+  g_table[s] = r;
+  g_table_count++;
+  return true;
+}
+
+size_t TableFindSlot(uintptr_t user) {
+  if (g_table_cap == 0) return SIZE_MAX;
+  for (size_t s = Slot(user, g_table_cap);; s = (s + 1) & (g_table_cap - 1)) {
+    if (g_table[s] == nullptr) return SIZE_MAX;
+    if (reinterpret_cast<uintptr_t>(g_table[s]->user) == user) return s;
+  }
+}
+
+void TableErase(size_t s) {
+  g_table[s] = nullptr;
+  g_table_count--;
+  // Backward shift: move later entries of the run into the hole when their
+  // home slot does not lie (cyclically) between the hole and them.
+  for (size_t j = (s + 1) & (g_table_cap - 1); g_table[j] != nullptr;
+       j = (j + 1) & (g_table_cap - 1)) {
+    const size_t home = Slot(reinterpret_cast<uintptr_t>(g_table[j]->user), g_table_cap);
+    const bool stays = s <= j ? (home > s && home <= j) : (home > s || home <= j);
+    if (stays) continue;
+    g_table[s] = g_table[j];
+    g_table[j] = nullptr;
+    s = j;
+  }
+}
+
+void* AllocMapped(size_t n, size_t align, bool guard) {
+  const size_t a = align < kMinAlign ? kMinAlign : align;
+  const bool guard_front = guard && a >= kPageSize;
+  const size_t rz = g_config.redzone ? 16 : 0;
+  const size_t over = a > kPageSize ? a : 0;
+  size_t length;
+  if (guard_front) {
+    length = 2 * kPageSize + over + AlignUp(n, kPageSize) + kPageSize;
+  } else if (guard) {
+    length = kPageSize + AlignUp(n, kPageSize) + kPageSize;
+  } else {
+    length = kPageSize + AlignUp(n + rz + over, kPageSize);
+  }
+  if (length < n) return nullptr;  // overflow
+  char* base = static_cast<char*>(os::MapAligned(length, kPageSize));
+  if (base == nullptr) return nullptr;
+  char* user;
+  char* end;
+  uint32_t flags = kMapped;
+  if (guard_front) {
+    user = reinterpret_cast<char*>(AlignUp(reinterpret_cast<uintptr_t>(base) + 2 * kPageSize, a));
+    end = user + AlignUp(n, kPageSize);
+    os::ProtectNone(user - kPageSize, kPageSize);
+    os::ProtectNone(end, kPageSize);
+    flags |= kGuarded | kGuardFront;
+  } else if (guard) {
+    end = base + kPageSize + AlignUp(n, kPageSize);
+    user = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(end) - n) & ~(uintptr_t{a} - 1));
+    os::ProtectNone(end, kPageSize);
+    flags |= kGuarded;
+  } else {
+    user = reinterpret_cast<char*>(AlignUp(reinterpret_cast<uintptr_t>(base) + kPageSize, a));
+    end = base + length;
+  }
+  auto* r = reinterpret_cast<MappedRecord*>(base);
+  r->h = Header{n, nullptr, nullptr, flags, kLive, nullptr, kCanary};
+  r->base = base;
+  r->length = length;
+  r->user = user;
+  r->end = end;
+  {
+    LockGuard g(g_table_mu);
+    if (!TableInsert(r)) {
+      os::Unmap(base, length);
+      return nullptr;
+    }
+  }
+  return user;
+}
+
+void ReleaseMapped(const Block& b) {
+  auto* r = reinterpret_cast<MappedRecord*>(b.header);
+  {
+    LockGuard g(g_table_mu);
+    const size_t s = TableFindSlot(reinterpret_cast<uintptr_t>(r->user));
+    if (s != SIZE_MAX) TableErase(s);
+  }
+  os::Unmap(r->base, r->length);
+}
+
+// ---- Small blocks: one block of the sampled pool each ----
+
+inline constexpr size_t kSmallOverhead = sizeof(Header);
+
+Block SmallBlockAt(const Span* span, uintptr_t a) {
+  const size_t size = kClasses[span->cls].size;
+  char* start = SpanStart(span);
+  char* inner = start + (a - reinterpret_cast<uintptr_t>(start)) / size * size;
+  return {reinterpret_cast<Header*>(inner), inner + kSmallOverhead, inner + size};
+}
+
+// The sampled-pool span holding a, or nullptr.
+const Span* SampledSpanOf(uintptr_t a) {
+  if (!segment_map::Contains(a)) return nullptr;
+  Segment* seg = SegmentOf(a);
+  SliceEntry e;
+  __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
+  if (e.cls != 0) return nullptr;
+  const Span* span = &seg->spans[e.first];
+  if (span->kind != SpanKind::kSampled || span->first != e.first) return nullptr;
+  return span;
+}
+
+// ---- Fill patterns ----
+
+void Fill(char* p, size_t n, uint8_t byte) { memset(p, byte, n); }
+
+// Offset of the first byte of [p, p + n) that is not `byte`, or n.
+size_t FirstNot(const char* p, size_t n, uint8_t byte) {
+  const uint64_t word = 0x0101010101010101ull * byte;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    if (w != word) break;
+  }
+  for (; i < n; ++i) {
+    if (static_cast<uint8_t>(p[i]) != byte) return i;
+  }
+  return n;
+}
+
+inline constexpr size_t kTailCheck = 4096;  // redzone bytes checked past a block's end
+
+size_t FrontZone(const Header* h) {
+  if ((h->flags & kMapped) == 0) return 8;  // the header's canary
+  return (h->flags & kGuardFront) != 0 ? 0 : 16;
+}
+
+void FillRedzones(const Block& b) {
+  const size_t front = FrontZone(b.header);
+  if ((b.header->flags & kMapped) != 0 && front > 0) Fill(b.user - front, front, kRedzoneByte);
+  char* tail = b.user + b.header->size;
+  const size_t tail_len = static_cast<size_t>(b.end - tail);
+  Fill(tail, tail_len < kTailCheck ? tail_len : kTailCheck, kRedzoneByte);
+}
+
+void CheckRedzones(const char* when, const Block& b) {
+  const size_t front = FrontZone(b.header);
+  const size_t bad_front = FirstNot(b.user - front, front, kRedzoneByte);
+  if (bad_front < front) {
+    ReportOverrun(when, b, -static_cast<ptrdiff_t>(front - bad_front));
+  }
+  const char* tail = b.user + b.header->size;
+  size_t tail_len = static_cast<size_t>(b.end - tail);
+  if (tail_len > kTailCheck) tail_len = kTailCheck;
+  const size_t bad = FirstNot(tail, tail_len, kRedzoneByte);
+  if (bad < tail_len) ReportOverrun(when, b, static_cast<ptrdiff_t>(b.header->size + bad));
+}
+
+// ---- Quarantine: freed blocks wait here, oldest first ----
+
+constinit Mutex g_quarantine_mu;
+constinit void* g_q_head = nullptr;  // user pointers, linked through Header::next
+constinit void* g_q_tail = nullptr;
+constinit uint64_t g_q_bytes = 0;
+
+void Release(const Block& b) {
+  Header* h = b.header;
+  if (h->alloc_stack != nullptr) profiler::stack_table::Unref(h->alloc_stack);
+  if (h->free_stack != nullptr) profiler::stack_table::Unref(h->free_stack);
+  h->alloc_stack = h->free_stack = nullptr;
+  if ((h->flags & kMapped) != 0) {
+    h->state = 0;
+    ReleaseMapped(b);
+    return;
+  }
+  const Span* span = SampledSpanOf(reinterpret_cast<uintptr_t>(h));
+  __atomic_store_n(&h->state, 0u, __ATOMIC_RELEASE);
+  *reinterpret_cast<void**>(h) = nullptr;
+  central::Give(span->cls, h, 1, central::kSampled);
+}
+
+// Pages of a mapped block's user memory (made inaccessible in quarantine).
+void UserPages(const Block& b, char** start, size_t* len) {
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(b.user) & ~(uintptr_t{kPageSize} - 1);
+  const uintptr_t hi = AlignUp(reinterpret_cast<uintptr_t>(b.user) + b.header->size, kPageSize);
+  *start = reinterpret_cast<char*>(lo);
+  *len = hi - lo;
+}
+
+// A block leaving quarantine: its fill must be intact.
+void CheckFreedFill(const char* when, const Block& b) {
+  if ((b.header->flags & kMapped) != 0) return;  // inaccessible: a write faulted already
+  const size_t bad = FirstNot(b.user, b.header->size, kFreedByte);
+  if (bad < b.header->size) ReportUseAfterFree(when, b, bad);
+  if (g_config.redzone) CheckRedzones(when, b);
+}
+
+void Quarantine(const Block& b) {
+  Header* h = b.header;
+  if ((h->flags & kMapped) != 0) {
+    char* start;
+    size_t len;
+    UserPages(b, &start, &len);
+    if (len > 0) os::ProtectNone(start, len);
+  } else {
+    Fill(b.user, h->size, kFreedByte);
+  }
+  h->next = nullptr;
+  void* evicted = nullptr;  // a list of blocks to release, outside the lock
+  {
+    LockGuard g(g_quarantine_mu);
+    if (g_q_tail != nullptr) {
+      FindExact(g_q_tail).header->next = b.user;
+    } else {
+      g_q_head = b.user;
+    }
+    g_q_tail = b.user;
+    g_q_bytes += h->size + 1;
+    g_q_blocks++;
+    void* last = nullptr;
+    while (g_q_bytes > g_config.quarantine_bytes && g_q_head != nullptr) {
+      void* old = g_q_head;
+      Header* oh = FindExact(old).header;
+      g_q_head = oh->next;
+      if (g_q_head == nullptr) g_q_tail = nullptr;
+      g_q_bytes -= oh->size + 1;
+      g_q_blocks--;
+      oh->next = nullptr;
+      if (last == nullptr) {
+        evicted = old;
+      } else {
+        FindExact(last).header->next = old;
+      }
+      last = old;
+    }
+  }
+  while (evicted != nullptr) {
+    const Block e = FindExact(evicted);
+    evicted = e.header->next;
+    CheckFreedFill("leaving quarantine", e);
+    Release(e);
+  }
+}
+
+// guard=N: a per-thread Bernoulli(1/N) choice per small block. Seeded by the
+// order in which threads first allocate, so a run repeats its choices.
+ASSAY_TLS uint64_t tls_guard_rng = 0;
+constinit uint64_t g_guard_threads = 0;
+bool GuardThisOne() {
+  if (g_config.guard_every == 0) return false;
+  uint64_t x = tls_guard_rng;
+  if (x == 0) {
+    const uint64_t index = __atomic_fetch_add(&g_guard_threads, 1, __ATOMIC_RELAXED);
+    x = 0x9E3779B97F4A7C15ull ^ ((index + 1) * 0xff51afd7ed558ccdull);
+  }
+  x ^= x << 13;  // xorshift64
+  x ^= x >> 7;
+  x ^= x << 17;
+  tls_guard_rng = x;
+  return (x >> 11) % g_config.guard_every == 0;
+}
+
+ASSAY_TLS bool tls_capturing = false;
+
+void ExitChecks() {
+  fflush(nullptr);  // a report aborts: the program's buffered output goes first
+  if (g_config.freecheck) {
+    LockGuard g(g_quarantine_mu);
+    for (void* p = g_q_head; p != nullptr;) {
+      const Block b = FindExact(p);
+      CheckFreedFill("at exit", b);
+      p = b.header->next;
+    }
+  }
+  if (g_config.leaks && CheckLeaks() > 0 && g_config.leaks_error) _exit(23);
+}
+
+}  // namespace
+
+const Config& GetConfig() { return g_config; }
+
+void Init(const char* text) {
+  if (text == nullptr || *text == '\0') return;
+  for (const char* s = text; *s != '\0';) {
+    const char* comma = strchr(s, ',');
+    const size_t len = comma != nullptr ? static_cast<size_t>(comma - s) : strlen(s);
+    if (len > 0) ParseOne(s, len);
+    s += len;
+    if (*s == ',') ++s;
+  }
+  Config& c = g_config;
+  if (c.leaks) c.audit = true;  // a leak report is grouped by allocation stack
+  if (c.leaks && c.leak_profile[0] == '\0') {
+    snprintf(c.leak_profile, sizeof(c.leak_profile), "assay.%d.leak.pb.gz",
+             static_cast<int>(getpid()));
+  }
+  g_on = c.redzone || c.guard || c.freecheck || c.audit || c.leaks;
+}
+
+void InitLate() {
+  if (g_config.guard || g_config.freecheck) InstallFaultHandler();
+  if (g_config.freecheck || g_config.leaks) atexit(ExitChecks);
+}
+
+profiler::Stack* CaptureSite() {
+  if (!g_config.audit || tls_capturing) return nullptr;
+  tls_capturing = true;  // the unwinder may allocate: that allocation goes unrecorded
+  uintptr_t frames[profiler::kMaxStackDepth];
+  const size_t depth = profiler::CaptureStack(frames, static_cast<size_t>(g_config.audit_depth),
+                                              profiler::StackMethod::kUnwind, 0, 0);
+  profiler::Stack* s = profiler::stack_table::Intern(frames, depth, 0, 0);
+  tls_capturing = false;
+  return s;
+}
+
+Block FindExact(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (a == 0 || (a & (kMinAlign - 1)) != 0) return {};
+  if (segment_map::Contains(a)) {
+    const Span* span = SampledSpanOf(a);
+    if (span == nullptr) return {};
+    const Block b = SmallBlockAt(span, a);
+    if (b.user != p) return {};
+    return b;
+  }
+  LockGuard g(g_table_mu);
+  const size_t s = TableFindSlot(a);
+  if (s == SIZE_MAX) return {};
+  MappedRecord* r = g_table[s];
+  return {&r->h, r->user, r->end};
+}
+
+Block FindContaining(uintptr_t a) {
+  const Span* span = SampledSpanOf(a);
+  if (span == nullptr) return {};
+  const Block b = SmallBlockAt(span, a);
+  if (__atomic_load_n(&b.header->state, __ATOMIC_ACQUIRE) != kLive) return {};
+  if (a < reinterpret_cast<uintptr_t>(b.user) ||
+      a > reinterpret_cast<uintptr_t>(b.user) + b.header->size) {
+    return {};
+  }
+  return b;
+}
+
+void* Alloc(size_t n, size_t align) {
+  const bool over_aligned = align > kMinAlign;
+  const size_t rz = g_config.redzone ? 16 : 0;
+  const bool guard = g_config.guard && (n >= kPageSize || align >= kPageSize || GuardThisOne());
+  const bool small = !guard && !over_aligned && n <= kMaxSmallSize - kSmallOverhead - rz;
+  Block b;
+  if (small) {
+    // At least one byte past the header, so that the user pointer lies in the block.
+    const size_t cls = ClassOfSize(kSmallOverhead + (n == 0 ? 1 : n) + rz);
+    void* inner;
+    if (central::Take(cls, 1, &inner, central::kSampled) == 0) return nullptr;
+    auto* h = static_cast<Header*>(inner);
+    *h = Header{n, nullptr, nullptr, 0, 0, nullptr, kCanary};
+    b = {h, static_cast<char*>(inner) + kSmallOverhead,
+         static_cast<char*>(inner) + kClasses[cls].size};
+  } else {
+    void* user = AllocMapped(n, align, guard);
+    if (user == nullptr) return nullptr;
+    b = FindExact(user);
+  }
+  if (g_config.redzone) FillRedzones(b);
+  if (g_config.freecheck) Fill(b.user, n, kFreshByte);
+  Count(&g_live_blocks, 1);
+  Count(&g_live_bytes, static_cast<int64_t>(n));
+  if ((b.header->flags & kGuarded) != 0) Count(&g_guarded_total, 1);
+  b.header->alloc_stack = CaptureSite();
+  __atomic_store_n(&b.header->state, kLive, __ATOMIC_RELEASE);
+  return b.user;
+}
+
+bool MappedExtent(const Header* h, uintptr_t* lo, uintptr_t* hi) {
+  if ((h->flags & kMapped) == 0) return false;
+  const auto* r = reinterpret_cast<const MappedRecord*>(h);
+  *lo = reinterpret_cast<uintptr_t>(r->base);
+  *hi = *lo + r->length;
+  return true;
+}
+
+void MarkProfiled(void* p) { FindExact(p).header->flags |= kProfiled; }
+
+// Checks p as free and realloc must: a live block, redzones intact.
+Block CheckLive(const char* op, void* p) {
+  const Block b = FindExact(p);
+  if (b.header == nullptr) ReportInvalidFree(op, p);
+  const uint32_t state = __atomic_load_n(&b.header->state, __ATOMIC_ACQUIRE);
+  if (state == kFreed) ReportDoubleFree(op, b);
+  if (state != kLive) ReportInvalidFree(op, p);
+  if (g_config.redzone) CheckRedzones(op, b);
+  return b;
+}
+
+void Free(void* p) {
+  Block b = CheckLive("free", p);
+  Header* h = b.header;
+  uint32_t expected = kLive;
+  if (!__atomic_compare_exchange_n(&h->state, &expected, kFreed, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    ReportDoubleFree("free", b);  // another thread freed it meanwhile
+  }
+  if ((h->flags & kProfiled) != 0) profiler::OnSampledFree(p);
+  Count(&g_live_blocks, -1);
+  Count(&g_live_bytes, -static_cast<int64_t>(h->size));
+  if (g_config.freecheck) {
+    h->free_stack = CaptureSite();
+    Quarantine(b);
+  } else {
+    Release(b);
+  }
+  profiler::SafePoint();
+}
+
+void* Realloc(void* p, size_t n) {
+  const Block b = CheckLive("realloc", p);
+  void* q = Malloc(n);
+  if (q == nullptr) return nullptr;
+  const size_t old = b.header->size;
+  memcpy(q, p, n < old ? n : old);
+  Free(p);
+  return q;
+}
+
+size_t UsableSize(const void* p) {
+  const Block b = FindExact(p);
+  if (b.header == nullptr || __atomic_load_n(&b.header->state, __ATOMIC_ACQUIRE) != kLive) {
+    ReportInvalidFree("malloc_usable_size", p);
+  }
+  return b.header->size;
+}
+
+void ForEachLive(void (*fn)(const Block& b, void* arg), void* arg) {
+  struct Ctx {
+    void (*fn)(const Block& b, void* arg);
+    void* arg;
+  } ctx{fn, arg};
+  page_heap::ForEachSegment(
+      [](const Segment* seg, void* c) {
+        const Ctx& x = *static_cast<Ctx*>(c);
+        for (size_t i = 1; i < kSlicesPerSegment; ++i) {
+          const Span* span = &seg->spans[i];
+          if (span->kind != SpanKind::kSampled || span->first != i) continue;
+          const size_t size = kClasses[span->cls].size;
+          char* start = SpanStart(span);
+          for (size_t off = 0; off + size <= span->bump; off += size) {
+            auto* h = reinterpret_cast<Header*>(start + off);
+            if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != kLive) continue;
+            if (h->size > size - kSmallOverhead) continue;  // not a header
+            x.fn(Block{h, start + off + kSmallOverhead, start + off + size}, x.arg);
+          }
+        }
+      },
+      &ctx);
+  LockGuard g(g_table_mu);
+  for (size_t i = 0; i < g_table_cap; ++i) {
+    MappedRecord* r = g_table[i];
+    if (r != nullptr && r->h.state == kLive) fn(Block{&r->h, r->user, r->end}, arg);
+  }
+}
+
+// Used by the fault handler: the mapped block whose memory or guard pages
+// hold address a (nullptr header if none). Lock-free reading of the table:
+// the process is about to die.
+Block FindMappedNear(uintptr_t a, bool* in_guard) {
+  for (size_t i = 0; i < g_table_cap; ++i) {
+    MappedRecord* r = g_table[i];
+    if (r == nullptr) continue;
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(r->base);
+    if (a < lo || a >= lo + r->length) continue;
+    const uintptr_t end = reinterpret_cast<uintptr_t>(r->end);
+    *in_guard =
+        (r->h.flags & kGuarded) != 0 && (a >= end || a < reinterpret_cast<uintptr_t>(r->user));
+    return {&r->h, r->user, r->end};
+  }
+  return {};
+}
+
+Counters GetCounters() {
+  Counters c;
+  c.live_blocks = __atomic_load_n(&g_live_blocks, __ATOMIC_RELAXED);
+  c.live_bytes = __atomic_load_n(&g_live_bytes, __ATOMIC_RELAXED);
+  c.guarded_total = __atomic_load_n(&g_guarded_total, __ATOMIC_RELAXED);
+  LockGuard g(g_quarantine_mu);
+  c.quarantine_blocks = g_q_blocks;
+  c.quarantine_bytes = g_q_bytes - g_q_blocks;
+  return c;
+}
+
+void FormatOptions(char* buf, size_t size) {
+  const Config& c = g_config;
+  size_t n = 0;
+  buf[0] = '\0';
+  auto put = [&](const char* fmt, auto... args) {
+    if (n >= size) return;
+    const int w = snprintf(buf + n, size - n, fmt, n == 0 ? "" : ",", args...);
+    if (w > 0) n += static_cast<size_t>(w);
+  };
+  if (c.redzone) put("%sredzone");
+  if (c.guard && c.guard_every == 0) put("%sguard");
+  if (c.guard && c.guard_every != 0)
+    put("%sguard=%llu", static_cast<unsigned long long>(c.guard_every));
+  if (c.freecheck)
+    put("%sfreecheck,quarantine=%llu", static_cast<unsigned long long>(c.quarantine_bytes));
+  if (c.audit) put("%saudit=%d", c.audit_depth);
+  if (c.leaks) put("%sleaks%s", c.leaks_error ? "=error" : "");
+}
+
+void LockForFork() {
+  g_quarantine_mu.Lock();
+  g_table_mu.Lock();
+}
+
+void UnlockAfterFork(bool child) {
+  g_table_mu.UnlockAfterFork(child);
+  g_quarantine_mu.UnlockAfterFork(child);
+}
+
+}  // namespace assay::internal::debug
