@@ -59,7 +59,11 @@ size_t ReturnToSpan(ClassList& l, void* block) {
     return 0;
   }
   if (span->in_list) ListRemove(l, span);
-  if (l.empty_kept == nullptr) {
+  // An empty span is kept for the class only while it is one slice: a
+  // longer one (classes above ~10 KiB) goes back to the page heap, whose
+  // dirty-first fit gives its resident slices to whichever class or large
+  // block needs memory next instead of reserving them for this class.
+  if (l.empty_kept == nullptr && span->slices == 1) {
     l.empty_kept = span;
     return 0;
   }
