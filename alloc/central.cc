@@ -74,22 +74,6 @@ size_t ReturnToSpan(ClassList& l, void* block) {
   return bytes;
 }
 
-// Pops one block from a span with room; the span leaves the list when full.
-ASSAY_INLINE void* CarveFrom(ClassList& l, Span* span, const SizeClassInfo& c) {
-  void* b = span->free_list;
-  if (b != nullptr) {
-    span->free_list = *static_cast<void**>(b);
-  } else {
-    b = SpanStart(span) + span->bump;
-    span->bump += c.size;
-  }
-  span->used++;
-  if (span->free_list == nullptr && span->bump + c.size > span->slices * kSliceSize) {
-    ListRemove(l, span);
-  }
-  return b;
-}
-
 Span* NewSpan(ClassList& l, size_t cls, Pool pool) {
   Span* span = l.empty_kept;
   if (span != nullptr) {
@@ -111,31 +95,62 @@ Span* NewSpan(ClassList& l, size_t cls, Pool pool) {
 
 }  // namespace
 
-size_t Take(size_t cls, size_t want, void** head, Pool pool) {
+size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
   ClassList& l = g_lists[pool][cls];
   const SizeClassInfo& c = kClasses[cls];
   LockGuard lock(l.mu);
   l.touches++;
-  if (l.nbatches > 0) {
+  if (l.nbatches > 0 && want >= c.batch) {  // a batch is c.batch blocks: never more than asked
     const Batch b = l.batches[--l.nbatches];
     l.stats.transfer_blocks -= b.count;
     *head = b.head;
     return b.count;
   }
-  void* first = nullptr;
-  void** link = &first;
+  // The list is built front-first, so that a span's free list can be taken
+  // whole as its tail without walking it: freed blocks are linked in the
+  // order they were freed, scattered over the span, and walking them here
+  // is a chain of dependent cache misses with nothing to overlap them,
+  // where the thread cache's pops overlap them with the program's own work.
+  void* list = nullptr;
   size_t n = 0;
   while (n < want) {
     Span* span = l.nonempty;
     if (span == nullptr && (span = NewSpan(l, cls, pool)) == nullptr) break;
-    void* b = CarveFrom(l, span, c);
-    *link = b;
-    link = static_cast<void**>(b);
-    ++n;
+    const uint32_t span_bytes = static_cast<uint32_t>(span->slices * kSliceSize);
+    if (span->free_list != nullptr) {
+      const uint32_t nfree = span->bump / c.size - span->used;
+      if (n == 0 && nfree <= whole) {
+        list = span->free_list;
+        span->free_list = nullptr;
+        span->used += nfree;
+        n = nfree;
+      } else {
+        void* b = span->free_list;
+        span->free_list = *static_cast<void**>(b);
+        *static_cast<void**>(b) = list;
+        list = b;
+        span->used++;
+        ++n;
+      }
+    } else {
+      // Never-used blocks: carve up to what is missing in address order,
+      // linked ahead of what the list holds.
+      const uint32_t room = (span_bytes - span->bump) / c.size;
+      const uint32_t k = static_cast<uint32_t>(want - n < room ? want - n : room);
+      char* const start = SpanStart(span) + span->bump;
+      for (uint32_t i = 0; i + 1 < k; ++i) {
+        *reinterpret_cast<void**>(start + size_t{i} * c.size) = start + size_t{i + 1} * c.size;
+      }
+      *reinterpret_cast<void**>(start + size_t{k - 1} * c.size) = list;
+      list = start;
+      span->bump += k * c.size;
+      span->used += k;
+      n += k;
+    }
+    if (span->free_list == nullptr && span->bump + c.size > span_bytes) ListRemove(l, span);
   }
-  *link = nullptr;
   l.stats.blocks_out += n;
-  *head = first;
+  *head = list;
   return n;
 }
 

@@ -16,7 +16,9 @@ enum Pool : int { kNormal = 0, kSampled = 1 };
 
 // Takes up to `want` (>= 1) blocks of class cls, linked through their first
 // word and null-terminated, into *head; returns how many (0: out of memory).
-size_t Take(size_t cls, size_t want, void** head, Pool pool = kNormal);
+// When the first span it takes from has at most `whole` freed blocks on its
+// free list, it takes that list whole (then up to max(want, whole) blocks).
+size_t Take(size_t cls, size_t want, void** head, Pool pool = kNormal, size_t whole = 0);
 
 // Gives back n blocks of class cls linked from head (null-terminated).
 void Give(size_t cls, void* head, size_t n, Pool pool = kNormal);

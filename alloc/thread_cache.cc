@@ -134,7 +134,9 @@ ThreadCache* Current() {
 void* Refill(ThreadCache* tc, size_t cls) {
   FreeList& l = tc->lists[cls];
   void* head;
-  const size_t n = central::Take(cls, kClasses[cls].batch, &head);
+  // A span's whole free list, when it fits the list's bound, comes without
+  // being walked (central::Take).
+  const size_t n = central::Take(cls, kClasses[cls].batch, &head, central::kNormal, l.max);
   if (n == 0) return nullptr;
   tls_allocates[cls] = 1;
   l.head = *static_cast<void**>(head);
