@@ -2,6 +2,7 @@
 // the quarantine and the table of mapped blocks (debug.h).
 #include "alloc/debug.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,16 @@
 #include "alloc/size_classes.h"
 #include "alloc/thread_cache.h"
 #include "profiler/profiler.h"
+#include "profiler/sampler.h"
 #include "profiler/stack_capture.h"
 #include "profiler/stack_table.h"
 
 namespace assay::internal::debug {
 
 constinit bool g_on = false;
+constinit bool g_guard = false;
+constinit bool g_guard_all_big = false;
+constinit bool g_guard_sampling = false;
 
 namespace {
 
@@ -65,7 +70,11 @@ void ParseOne(const char* item, size_t len) {
       return Complain(item, len, "guard or guard=N, N >= 1");
     }
     c.guard = true;
-    c.guard_every = val != nullptr ? static_cast<uint64_t>(v) : 0;
+    if (val != nullptr) {
+      c.guard_every = static_cast<uint64_t>(v);
+    } else {
+      c.guard_big = true;
+    }
   } else if (Is(item, klen, "freecheck") && val == nullptr) {
     c.freecheck = true;
   } else if (Is(item, klen, "quarantine")) {
@@ -166,21 +175,51 @@ void TableErase(size_t s) {
   }
 }
 
-void* AllocMapped(size_t n, size_t align, bool guard) {
+// `guard` alone (no full debug heap): the mappings of freed small guarded
+// blocks are kept for reuse, their guard page still PROT_NONE, so that a
+// guarded allocation of the same length makes no system call. Guarded by
+// g_table_mu. Not with the full debug heap: there, freed memory is
+// quarantined and stale mappings would hide leaks from the scan.
+inline constexpr size_t kGuardCacheSlots = 256;
+inline constexpr size_t kGuardCacheMaxLength = 6 * kPageSize;
+constinit MappedRecord* g_guard_cache[kGuardCacheSlots] = {};
+constinit size_t g_guard_cache_count = 0;
+
+char* TakeCachedMapping(size_t length) {
+  LockGuard g(g_table_mu);
+  for (size_t i = g_guard_cache_count; i-- > 0;) {
+    MappedRecord* r = g_guard_cache[i];
+    if (r->length != length) continue;
+    g_guard_cache[i] = g_guard_cache[--g_guard_cache_count];
+    return r->base;
+  }
+  return nullptr;
+}
+
+// capacity > 0: a grown block (kGrown) with room for capacity bytes, at the
+// front of its pages, ending at its guard page.
+void* AllocMapped(size_t n, size_t align, bool guard, size_t capacity = 0) {
   const size_t a = align < kMinAlign ? kMinAlign : align;
   const bool guard_front = guard && a >= kPageSize;
+  const bool grown = guard && !guard_front && capacity >= n && capacity > 0;
   const size_t rz = g_config.redzone ? 16 : 0;
   const size_t over = a > kPageSize ? a : 0;
   size_t length;
   if (guard_front) {
     length = 2 * kPageSize + over + AlignUp(n, kPageSize) + kPageSize;
+  } else if (grown) {
+    length = kPageSize + AlignUp(capacity, kPageSize) + kPageSize;
   } else if (guard) {
     length = kPageSize + AlignUp(n, kPageSize) + kPageSize;
   } else {
     length = kPageSize + AlignUp(n + rz + over, kPageSize);
   }
   if (length < n) return nullptr;  // overflow
-  char* base = static_cast<char*>(os::MapAligned(length, kPageSize));
+  const bool cacheable =
+      !g_on && guard && !guard_front && !grown && a == kMinAlign && length <= kGuardCacheMaxLength;
+  char* base = cacheable ? TakeCachedMapping(length) : nullptr;
+  const bool reused = base != nullptr;
+  if (!reused) base = static_cast<char*>(os::MapAligned(length, kPageSize));
   if (base == nullptr) return nullptr;
   char* user;
   char* end;
@@ -191,10 +230,15 @@ void* AllocMapped(size_t n, size_t align, bool guard) {
     os::ProtectNone(user - kPageSize, kPageSize);
     os::ProtectNone(end, kPageSize);
     flags |= kGuarded | kGuardFront;
+  } else if (grown) {
+    user = base + kPageSize;
+    end = user + AlignUp(capacity, kPageSize);
+    os::ProtectNone(end, kPageSize);
+    flags |= kGuarded | kGrown;
   } else if (guard) {
     end = base + kPageSize + AlignUp(n, kPageSize);
     user = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(end) - n) & ~(uintptr_t{a} - 1));
-    os::ProtectNone(end, kPageSize);
+    if (!reused) os::ProtectNone(end, kPageSize);
     flags |= kGuarded;
   } else {
     user = reinterpret_cast<char*>(AlignUp(reinterpret_cast<uintptr_t>(base) + kPageSize, a));
@@ -218,10 +262,17 @@ void* AllocMapped(size_t n, size_t align, bool guard) {
 
 void ReleaseMapped(const Block& b) {
   auto* r = reinterpret_cast<MappedRecord*>(b.header);
+  const bool cacheable = !g_on && (r->h.flags & (kGuarded | kGuardFront)) == kGuarded &&
+                         reinterpret_cast<uintptr_t>(r->user) % kPageSize != 0 &&
+                         r->length <= kGuardCacheMaxLength;
   {
     LockGuard g(g_table_mu);
     const size_t s = TableFindSlot(reinterpret_cast<uintptr_t>(r->user));
     if (s != SIZE_MAX) TableErase(s);
+    if (cacheable && g_guard_cache_count < kGuardCacheSlots) {
+      g_guard_cache[g_guard_cache_count++] = r;
+      return;
+    }
   }
   os::Unmap(r->base, r->length);
 }
@@ -386,6 +437,11 @@ void Quarantine(const Block& b) {
 // order in which threads first allocate, so a run repeats its choices.
 ASSAY_TLS uint64_t tls_guard_rng = 0;
 constinit uint64_t g_guard_threads = 0;
+
+// guard=N alone: the byte sampler of guard points.
+constinit profiler::SamplingRate g_guard_rate;
+ASSAY_TLS profiler::Rng tls_guard_bytes_rng;
+ASSAY_TLS bool tls_guard_seeded = false;
 bool GuardThisOne() {
   if (g_config.guard_every == 0) return false;
   uint64_t x = tls_guard_rng;
@@ -434,7 +490,22 @@ void Init(const char* text) {
     snprintf(c.leak_profile, sizeof(c.leak_profile), "assay.%d.leak.pb.gz",
              static_cast<int>(getpid()));
   }
-  g_on = c.redzone || c.guard || c.freecheck || c.audit || c.leaks;
+  g_on = c.redzone || c.freecheck || c.audit || c.leaks;
+  g_guard = c.guard;
+  g_guard_all_big = c.guard_big;
+  g_guard_sampling = c.guard && c.guard_every != 0 && !g_on;
+  if (g_guard_sampling) g_guard_rate.Set(kGuardSampleBytes * c.guard_every);
+}
+
+bool GuardOneInN() { return GuardThisOne(); }
+
+int64_t DrawGuardGap() {
+  if (!tls_guard_seeded) {
+    const uint64_t index = __atomic_fetch_add(&g_guard_threads, 1, __ATOMIC_RELAXED);
+    tls_guard_bytes_rng.Seed(0x6173736179677264ull + index * 0x9E3779B97F4A7C15ull);
+    tls_guard_seeded = true;
+  }
+  return g_guard_rate.DrawGap(tls_guard_bytes_rng);
 }
 
 void InitLate() {
@@ -482,10 +553,50 @@ Block FindContaining(uintptr_t a) {
   return b;
 }
 
+// Everything a new block gets once it has memory: patterns, counts, its stack.
+static void* Finish(const Block& b, size_t n) {
+  if (g_config.redzone) FillRedzones(b);
+  if (g_config.freecheck) Fill(b.user, n, kFreshByte);
+  Count(&g_live_blocks, 1);
+  Count(&g_live_bytes, static_cast<int64_t>(n));
+  if ((b.header->flags & kGuarded) != 0) Count(&g_guarded_total, 1);
+  b.header->alloc_stack = CaptureSite();
+  __atomic_store_n(&b.header->state, kLive, __ATOMIC_RELEASE);
+  return b.user;
+}
+
+void* AllocGuarded(size_t n, size_t align) {
+  void* user = AllocMapped(n, align, /*guard=*/true);
+  if (user == nullptr) return nullptr;
+  return Finish(FindExact(user), n);
+}
+
+bool FreeMapped(void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (segment_map::Contains(a)) return false;
+  {
+    LockGuard g(g_table_mu);
+    if (TableFindSlot(a) == SIZE_MAX) return false;
+  }
+  Free(p);
+  return true;
+}
+
+bool MappedSize(const void* p, size_t* size) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (segment_map::Contains(a)) return false;
+  LockGuard g(g_table_mu);
+  const size_t s = TableFindSlot(a);
+  if (s == SIZE_MAX || g_table[s]->h.state != kLive) return false;
+  *size = g_table[s]->h.size;
+  return true;
+}
+
 void* Alloc(size_t n, size_t align) {
   const bool over_aligned = align > kMinAlign;
   const size_t rz = g_config.redzone ? 16 : 0;
-  const bool guard = g_config.guard && (n >= kPageSize || align >= kPageSize || GuardThisOne());
+  const bool guard =
+      (g_config.guard_big && (n >= kPageSize || align >= kPageSize)) || GuardThisOne();
   const bool small = !guard && !over_aligned && n <= kMaxSmallSize - kSmallOverhead - rz;
   Block b;
   if (small) {
@@ -502,14 +613,7 @@ void* Alloc(size_t n, size_t align) {
     if (user == nullptr) return nullptr;
     b = FindExact(user);
   }
-  if (g_config.redzone) FillRedzones(b);
-  if (g_config.freecheck) Fill(b.user, n, kFreshByte);
-  Count(&g_live_blocks, 1);
-  Count(&g_live_bytes, static_cast<int64_t>(n));
-  if ((b.header->flags & kGuarded) != 0) Count(&g_guarded_total, 1);
-  b.header->alloc_stack = CaptureSite();
-  __atomic_store_n(&b.header->state, kLive, __ATOMIC_RELEASE);
-  return b.user;
+  return Finish(b, n);
 }
 
 bool MappedExtent(const Header* h, uintptr_t* lo, uintptr_t* hi) {
@@ -529,7 +633,7 @@ Block CheckLive(const char* op, void* p) {
   const uint32_t state = __atomic_load_n(&b.header->state, __ATOMIC_ACQUIRE);
   if (state == kFreed) ReportDoubleFree(op, b);
   if (state != kLive) ReportInvalidFree(op, p);
-  if (g_config.redzone) CheckRedzones(op, b);
+  if (g_config.redzone || (b.header->flags & kGrown) != 0) CheckRedzones(op, b);
   return b;
 }
 
@@ -553,7 +657,70 @@ void Free(void* p) {
   profiler::SafePoint();
 }
 
+namespace {
+
+Block CheckLiveState(const char* op, void* p) {
+  const Block b = FindExact(p);
+  if (b.header == nullptr) ReportInvalidFree(op, p);
+  const uint32_t state = __atomic_load_n(&b.header->state, __ATOMIC_ACQUIRE);
+  if (state == kFreed) ReportDoubleFree(op, b);
+  if (state != kLive) ReportInvalidFree(op, p);
+  return b;
+}
+
+}  // namespace
+
+bool GrowsGuarded(const void* p, size_t n) {
+  if (!g_config.guard_big || n < kPageSize) return false;
+  const Block b = FindExact(p);
+  return b.header != nullptr &&
+         (b.header->flags & (kMapped | kGuarded | kGuardFront)) == (kMapped | kGuarded);
+}
+
+void* ReallocGuarded(void* p, size_t n) {
+  const Block b = CheckLiveState("realloc", p);
+  Header* h = b.header;
+  const size_t old = h->size;
+  char* const user = b.user;
+  if ((h->flags & kGrown) != 0) {
+    // The first bytes past the end must still be redzone (the full window is
+    // checked at free).
+    const size_t room = static_cast<size_t>(b.end - user);
+    const size_t quick = room - old < 16 ? room - old : 16;
+    const size_t bad = FirstNot(user + old, quick, kRedzoneByte);
+    if (bad < quick) ReportOverrun("realloc", b, static_cast<ptrdiff_t>(old + bad));
+    if (n <= room) {
+      if (n < old) {
+        Fill(user + n, old - n, kRedzoneByte);
+      } else {
+        // Extend the redzone window to kTailCheck bytes past the new end.
+        const size_t from = old + kTailCheck > n ? old + kTailCheck : n;
+        const size_t to = n + kTailCheck < room ? n + kTailCheck : room;
+        if (to > from) Fill(user + from, to - from, kRedzoneByte);
+      }
+      Count(&g_live_bytes, static_cast<int64_t>(n) - static_cast<int64_t>(old));
+      h->size = n;
+      return p;
+    }
+  } else if (g_config.redzone) {
+    CheckRedzones("realloc", b);
+  }
+  const size_t capacity = n + n / 2 < n ? n : n + n / 2;
+  void* q = AllocMapped(n, kMinAlign, /*guard=*/true, capacity);
+  if (q == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  const Block nb = FindExact(q);
+  Finish(nb, n);
+  FillRedzones(nb);  // a grown block always has its window
+  memcpy(q, p, n < old ? n : old);
+  Free(p);
+  return q;
+}
+
 void* Realloc(void* p, size_t n) {
+  if (GrowsGuarded(p, n)) return ReallocGuarded(p, n);
   const Block b = CheckLive("realloc", p);
   void* q = Malloc(n);
   if (q == nullptr) return nullptr;
@@ -638,9 +805,8 @@ void FormatOptions(char* buf, size_t size) {
     if (w > 0) n += static_cast<size_t>(w);
   };
   if (c.redzone) put("%sredzone");
-  if (c.guard && c.guard_every == 0) put("%sguard");
-  if (c.guard && c.guard_every != 0)
-    put("%sguard=%llu", static_cast<unsigned long long>(c.guard_every));
+  if (c.guard_big) put("%sguard");
+  if (c.guard_every != 0) put("%sguard=%llu", static_cast<unsigned long long>(c.guard_every));
   if (c.freecheck)
     put("%sfreecheck,quarantine=%llu", static_cast<unsigned long long>(c.quarantine_bytes));
   if (c.audit) put("%saudit=%d", c.audit_depth);

@@ -30,8 +30,9 @@ namespace assay::internal::debug {
 
 struct Config {
   bool redzone = false;
-  bool guard = false;
-  uint64_t guard_every = 0;  // guard=N: also 1 in N smaller blocks (0: none)
+  bool guard = false;        // any guard option
+  bool guard_big = false;    // `guard`: every block of a page or more
+  uint64_t guard_every = 0;  // `guard=N`: 1 in N blocks (0: none)
   bool freecheck = false;
   uint64_t quarantine_bytes = 16 << 20;
   bool audit = false;
@@ -45,6 +46,23 @@ struct Config {
 // here. Set once, during the allocator's initialisation, before any block
 // is handed out, and never cleared.
 extern bool g_on;
+// Any guard option: some blocks are mapped debug blocks (free, realloc and
+// malloc_usable_size look them up when the allocator does not know a pointer).
+extern bool g_guard;
+// `guard`: every block of a page or more is guarded.
+extern bool g_guard_all_big;
+// `guard=N` without the full debug heap (the production guard): the
+// allocator stays as it is. Blocks up to kMaxTableSize are sampled by a guard
+// countdown that shares the fast path's with the profiler (heap.cc): a guard
+// point every kGuardSampleBytes * N bytes on average, so a 64-byte block is
+// guarded with probability about 1/N. Bigger blocks take the slow path anyway
+// and are guarded with probability exactly 1/N (GuardOneInN).
+extern bool g_guard_sampling;
+bool GuardOneInN();
+inline constexpr uint64_t kGuardSampleBytes = 64;
+// Gap in bytes to the calling thread's next guard point (Geometric, mean
+// kGuardSampleBytes * N; seeded by thread start order).
+int64_t DrawGuardGap();
 const Config& GetConfig();
 
 // Parses ASSAY_DEBUG (may be null). A bad key prints one line naming it;
@@ -54,6 +72,23 @@ void Init(const char* text);
 void InitLate();
 
 void* Alloc(size_t n, size_t align);
+// A block of its own mapping against a guard page (the `guard` options
+// outside the full debug heap).
+void* AllocGuarded(size_t n, size_t align);
+// If p is a mapped debug block, frees it (with free's checks) and returns
+// true; false if p is not one.
+bool FreeMapped(void* p);
+// The requested size of mapped debug block p; false if p is not one.
+bool MappedSize(const void* p, size_t* size);
+// realloc of a block that is guarded at its end (its pointer was checked to be
+// a mapped debug block): grows in place while its pages allow, else moves to
+// a block with room for half as much again, so that a growing buffer is
+// copied O(log n) times. nullptr (errno ENOMEM) on failure.
+void* ReallocGuarded(void* p, size_t n);
+// Whether realloc(p, n) takes ReallocGuarded: with `guard` (every block of a
+// page or more guarded), p guarded at its end and n a page or more. A block
+// guarded by guard=N's sampling moves instead, sampled afresh.
+bool GrowsGuarded(const void* p, size_t n);
 void Free(void* p);
 void* Realloc(void* p, size_t n);
 // The size the block was requested with (what the program may use).
@@ -74,6 +109,9 @@ inline constexpr uint32_t kProfiled = 2;     // the profiler holds an entry for 
 inline constexpr uint32_t kGuarded = 4;      // ends (and maybe starts) at a PROT_NONE page
 inline constexpr uint32_t kMarked = 8;       // reached by the leak scan
 inline constexpr uint32_t kGuardFront = 16;  // starts right after a PROT_NONE page
+// A guarded block that realloc grew: it starts at the front of its pages and
+// has room to grow in place up to its guard page; the room is redzone.
+inline constexpr uint32_t kGrown = 32;
 
 struct Header {
   uint64_t size;                 // bytes requested

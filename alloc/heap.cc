@@ -175,10 +175,11 @@ ASSAY_INLINE void SyncProfiler(ThreadCache* tc) {
   if (ASSAY_UNLIKELY(tc->prof_epoch != profiler::Epoch())) profiler::SyncThread(tc);
 }
 
-// ASSAY_DEBUG: the debug heap serves every block; the profiler still
-// samples them (its entry is keyed by the pointer the program sees).
-ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align) {
-  void* p = debug::Alloc(n, align);
+// ASSAY_DEBUG: the debug heap serves every block (or, with `guard` alone,
+// the blocks of a page or more); the profiler still samples them (its entry
+// is keyed by the pointer the program sees).
+ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align, bool guarded_only) {
+  void* p = guarded_only ? debug::AllocGuarded(n, align) : debug::Alloc(n, align);
   if (p == nullptr) {
     errno = ENOMEM;
     return nullptr;
@@ -200,11 +201,83 @@ ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align) {
   return p;
 }
 
+// ---- guard=N alone: guard points on the fast path's countdown ----
+//
+// The fast path counts down C = min(P, G): P is the profiler's countdown, G
+// the guard sampler's (bytes to the next guard point). Between slow paths,
+// tc->prof_over = P - C and tc->guard_over = G - C. A slow path splits C
+// back into P (in sample_left, where the profiler reads and moves it) and G,
+// then joins them again. A session start or stop that resets sample_left
+// from another thread makes the next slow path redraw P (its epoch changed)
+// and shifts G by a little: harmless for a sampler.
+
+ASSAY_TLS bool tls_guard_started = false;
+
+ASSAY_INLINE int64_t SplitCountdown(ThreadCache* tc) {
+  const int64_t c = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED);
+  __atomic_store_n(&tc->sample_left, c + tc->prof_over, __ATOMIC_RELAXED);
+  int64_t g = c + tc->guard_over;
+  tc->prof_over = tc->guard_over = 0;
+  if (ASSAY_UNLIKELY(!tls_guard_started)) {
+    tls_guard_started = true;
+    g = debug::DrawGuardGap() - 1;
+  }
+  return g;
+}
+
+ASSAY_INLINE void JoinCountdown(ThreadCache* tc, int64_t g) {
+  const int64_t p = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED);
+  const int64_t c = p < g ? p : g;
+  tc->prof_over = p - c;
+  tc->guard_over = g - c;
+  __atomic_store_n(&tc->sample_left, c, __ATOMIC_RELAXED);
+}
+
+ASSAY_NOINLINE void* GuardSampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
+  int64_t g = SplitCountdown(tc);
+  SyncProfiler(tc);
+  bool guard;
+  if (n <= kMaxTableSize) {
+    // A guard point lies in the block iff g < n; the distance to the next one
+    // after the block is then a fresh draw (geometric gaps are memoryless).
+    guard = g < 0 || static_cast<uint64_t>(g) < n;
+    g = guard ? debug::DrawGuardGap() - 1 : g - static_cast<int64_t>(n);
+  } else {
+    guard = debug::GuardOneInN();  // never on the fast path: counted one by one
+  }
+  if (debug::g_guard_all_big && (n >= kPageSize || align >= kPageSize)) guard = true;
+  void* p;
+  if (guard) {
+    // sample_left holds P while split: DebugAlloc runs the profiler's countdown on it.
+    p = DebugAlloc(tc, n, align, /*guarded_only=*/true);
+    *zeroed = false;
+  } else {
+    const int64_t left =
+        __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+    if (left < 0) {
+      p = SampledAlloc(tc, n, align, zeroed);
+    } else {
+      __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+      p = AllocPlain(tc, n, align, zeroed);
+      if (p == nullptr) errno = ENOMEM;
+    }
+  }
+  JoinCountdown(tc, g);
+  return p;
+}
+
 void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
   ThreadCache* tc = thread_cache::Current();
   if (ASSAY_UNLIKELY(debug::g_on)) {
     *zeroed = false;
-    return DebugAlloc(tc, n, align);
+    return DebugAlloc(tc, n, align, /*guarded_only=*/false);
+  }
+  if (ASSAY_UNLIKELY(debug::g_guard)) {
+    if (debug::g_guard_sampling && tc != nullptr) return GuardSampledAlloc(tc, n, align, zeroed);
+    if (debug::g_guard_all_big && (n >= kPageSize || align >= kPageSize)) {
+      *zeroed = false;
+      return DebugAlloc(tc, n, align, /*guarded_only=*/true);
+    }
   }
   if (ASSAY_LIKELY(tc != nullptr)) {
     SyncProfiler(tc);
@@ -329,6 +402,7 @@ void FreeSlow(void* p) {
       }
       break;  // freed by another thread meanwhile: a double free
     case Home::kInvalid:
+      if (ASSAY_UNLIKELY(debug::g_guard) && debug::FreeMapped(p)) return;
       break;
   }
   ReportInvalidFree(p);
@@ -381,7 +455,7 @@ void EnsureInit() {
     // May allocate: the state is kReady, so that allocation proceeds.
     pthread_atfork(ForkPrepare, ForkParent, ForkChild);
     if (GetOptions().stats_at_exit != 0) atexit([] { assay_stats_print(nullptr); });
-    if (debug::g_on) debug::InitLate();
+    if (debug::g_on || debug::g_guard) debug::InitLate();
     return;
   }
   while (__atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE) != kReady) {
@@ -417,7 +491,11 @@ void* AlignedAlloc(size_t align, size_t n) {
 size_t UsableSize(const void* p) {
   if (ASSAY_UNLIKELY(debug::g_on)) return debug::UsableSize(p);
   const Location loc = Locate(p);
-  if (loc.home == Home::kInvalid) ReportInvalid("malloc_usable_size", p);
+  if (loc.home == Home::kInvalid) {
+    size_t size;
+    if (debug::g_guard && debug::MappedSize(p, &size)) return size;
+    ReportInvalid("malloc_usable_size", p);
+  }
   return UsableOf(loc, p);
 }
 
@@ -429,7 +507,16 @@ void* Realloc(void* p, size_t n) {
   }
   if (ASSAY_UNLIKELY(debug::g_on)) return debug::Realloc(p, n);
   const Location loc = Locate(p);
-  if (loc.home == Home::kInvalid) ReportInvalid("realloc", p);
+  if (loc.home == Home::kInvalid) {
+    size_t old;
+    if (!debug::g_guard || !debug::MappedSize(p, &old)) ReportInvalid("realloc", p);
+    if (debug::GrowsGuarded(p, n)) return debug::ReallocGuarded(p, n);
+    void* q = Malloc(n);
+    if (q == nullptr) return nullptr;
+    memcpy(q, p, n < old ? n : old);
+    Free(p);
+    return q;
+  }
   const size_t old = UsableOf(loc, p);
   // In place when the block's class or slices allow (a sampled small block
   // too: its entry keeps the size first requested). A sampled large block
@@ -545,7 +632,7 @@ int ComallocDebug(size_t n, const size_t* sizes, void** out) {
 
 int Comalloc(size_t n, const size_t* sizes, void** out) {
   ThreadCache* tc = thread_cache::Current();
-  if (ASSAY_UNLIKELY(debug::g_on)) return ComallocDebug(n, sizes, out);
+  if (ASSAY_UNLIKELY(debug::g_on || debug::g_guard)) return ComallocDebug(n, sizes, out);
   // One countdown step for the whole batch when no sample point lies in it.
   size_t total = 0;
   for (size_t i = 0; i < n; ++i) {

@@ -186,7 +186,7 @@ ASSAY_EXPORT void assay_stats_print(FILE* f) {
   fprintf(f, "  metadata %s | profiler %s | threads %zu\n", Grouped(t.s.metadata, a, sizeof(a), 0),
           Grouped(t.profiler, b, sizeof(b), 0), t.s.threads);
   object_cache::PrintStats(f);
-  if (debug::g_on) {
+  if (debug::g_on || debug::g_guard) {
     char opts[160];
     debug::FormatOptions(opts, sizeof(opts));
     const debug::Counters d = debug::GetCounters();
@@ -228,7 +228,7 @@ ASSAY_EXPORT size_t assay_stats_json(char* buf, size_t size) {
   put("\"metadata\":%zu,\"profiler\":%llu,\"segments\":%zu,\"huge_blocks\":%zu,\"threads\":%zu}",
       t.s.metadata, static_cast<unsigned long long>(t.profiler), t.s.segments, t.s.huge_blocks,
       t.s.threads);
-  if (debug::g_on) {
+  if (debug::g_on || debug::g_guard) {
     const debug::Counters d = debug::GetCounters();
     n--;  // reopen the object
     put(",\"debug\":{\"live_blocks\":%llu,\"live_bytes\":%llu,\"guarded_total\":%llu,"

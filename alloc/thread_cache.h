@@ -32,6 +32,11 @@ struct ThreadCache {
   ThreadCache* prev;
   uint64_t thread_id;
   uint32_t prof_epoch;  // profiler epoch sample_left was drawn for (profiler/profiler.h)
+  // ASSAY_DEBUG=guard=N alone: sample_left counts down to the nearer of the
+  // profiler's next sample point and the guard sampler's next guard point;
+  // these say how much farther each one is (one of them is 0). See heap.cc.
+  int64_t prof_over;
+  int64_t guard_over;
 };
 
 inline constexpr int64_t kSampleNever = int64_t{1} << 62;

@@ -82,13 +82,13 @@ __attribute__((noinline)) void guard_small(void) {
   q[64] = 1;  // the first byte past the block is on the guard page
 }
 
-// Allocates 100000 blocks of 64 bytes and prints how many were guarded
-// (the debug heap's guarded_total from assay_stats_json).
-static void guard_sampling(void) {
-  enum { kBlocks = 100000 };
-  static char* blocks[kBlocks];
-  for (int i = 0; i < kBlocks; ++i) blocks[i] = make_buffer(64);
-  for (int i = 0; i < kBlocks; ++i) free(blocks[i]);
+// Allocates COUNT blocks of SIZE bytes (argv[2], argv[3]), frees them, and
+// prints how many were guarded (guarded_total from assay_stats_json).
+static void guard_sampling(size_t size, int count) {
+  char** blocks = malloc(sizeof(char*) * (size_t)count);
+  for (int i = 0; i < count; ++i) blocks[i] = make_buffer(size);
+  for (int i = 0; i < count; ++i) free(blocks[i]);
+  free(blocks);
   size_t (*stats_json)(char*, size_t) =
       (size_t(*)(char*, size_t))dlsym(RTLD_DEFAULT, "assay_stats_json");
   if (stats_json == NULL) {
@@ -102,7 +102,15 @@ static void guard_sampling(void) {
     fprintf(stderr, "no debug section in %s\n", json);
     exit(2);
   }
-  printf("guarded %ld of %d\n", strtol(g + strlen("\"guarded_total\":"), NULL, 10), kBlocks);
+  printf("guarded %ld of %d\n", strtol(g + strlen("\"guarded_total\":"), NULL, 10), count);
+}
+
+__attribute__((noinline)) void guard_realloc_overrun(void) {
+  char* p = make_buffer(5000);
+  p = realloc(p, 6000);
+  p = realloc(p, 7000);  // grown in place: room after it up to the guard page
+  p[7000] = 1;           // one past the end, still before the guard page
+  free(p);
 }
 
 static void clean(void) {
@@ -133,6 +141,22 @@ static void clean(void) {
   p = realloc(p, 64);
   p = realloc(p, 300000);
   memset(p, 0, 300000);
+  free(p);
+  // A buffer grown by small reallocs keeps its contents.
+  size_t len = 0;
+  p = NULL;
+  for (size_t n = 4096; n < 200000; n += 777) {
+    p = realloc(p, n);
+    for (size_t i = len; i < n; ++i) p[i] = (char)(i * 7);
+    len = n;
+  }
+  for (size_t i = 0; i < len; ++i) {
+    if (p[i] != (char)(i * 7)) abort();
+  }
+  p = realloc(p, 5000);  // and shrinks
+  for (size_t i = 0; i < 5000; ++i) {
+    if (p[i] != (char)(i * 7)) abort();
+  }
   free(p);
   p = calloc(10, 10);
   for (int i = 0; i < 100; ++i) {
@@ -174,10 +198,12 @@ int main(int argc, char** argv) {
     guard_aligned_underrun();
   else if (strcmp(what, "realloc_overrun") == 0)
     realloc_overrun();
+  else if (strcmp(what, "guard_realloc_overrun") == 0)
+    guard_realloc_overrun();
   else if (strcmp(what, "guard_small") == 0)
     guard_small();
-  else if (strcmp(what, "guard_sampling") == 0)
-    guard_sampling();
+  else if (strcmp(what, "guard_sampling") == 0 && argc > 3)
+    guard_sampling((size_t)atol(argv[2]), atoi(argv[3]));
   else if (strcmp(what, "clean") == 0)
     clean();
   else {

@@ -82,7 +82,11 @@ run_case guard_aligned guard 139
 first_line guard_aligned '^assay: overrun: access at offset -1 of the 8192-byte guarded block'
 echo "  ok: guard page before a page-aligned block"
 
-run_case guard_small guard=1 139
+run_case guard_realloc_overrun guard 134
+first_line guard_realloc_overrun '^assay: overrun: guarded block 0x[0-9a-f]+ of 7000 bytes has a changed byte at offset 7000 \(past its end\), detected at free$'
+echo "  ok: a block grown in place by realloc keeps a redzone up to its guard page"
+
+run_case guard_small guard=1,redzone 139
 first_line guard_small '^assay: overrun: access at offset 64 of the 64-byte guarded block'
 echo "  ok: guard=1 guards small blocks too"
 
@@ -110,12 +114,27 @@ grep -q '^done$' clean.out || fail "clean run did not finish"
 echo "  ok: ASSAY_DEBUG=$all"
 
 echo "checking: guard=N guards about 1 in N blocks"
-# 100000 blocks, p = 1/100: guarded ~ Binomial(1e5, 0.01), mean 1000, sd 31.5;
-# the choice is seeded (thread order), so the count is fixed; +-6 sd bounds.
-run_case guard_sampling guard=100 0
-n="$(sed -n 's/^guarded \([0-9]*\) of 100000$/\1/p' guard_sampling.out)"
-[[ -n "$n" && "$n" -ge 811 && "$n" -le 1189 ]] || fail "guard=100 guarded '$n' of 100000 blocks (expected 811..1189)"
-echo "  ok: guard=100 guarded $n of 100000 blocks"
+# sampled SIZE COUNT OPTIONS LO HI: COUNT blocks of SIZE bytes under
+# ASSAY_DEBUG=OPTIONS; the number guarded must lie in [LO, HI]. The choices
+# are seeded (thread start order), so each count is fixed; the bounds are
+# the binomial mean +- 6 sd.
+sampled() {
+  local rc=0 n
+  env ASSAY_DEBUG="$3" LD_PRELOAD="$ASSAY_LIB" "$PROG" guard_sampling "$1" "$2" >sampled.out 2>sampled.err || rc=$?
+  [[ "$rc" -eq 0 ]] || { cat sampled.err >&2; fail "guard_sampling $1 $2 under $3 exited $rc"; }
+  n="$(sed -n "s/^guarded \([0-9]*\) of $2\$/\1/p" sampled.out)"
+  [[ -n "$n" && "$n" -ge "$4" && "$n" -le "$5" ]] || fail "$3: guarded '$n' of $2 blocks of $1 bytes (expected $4..$5)"
+  echo "  ok: $3, $1-byte blocks: $n of $2 guarded (expected $4..$5)"
+}
+# Full debug heap: each block with probability 1/100: Binomial(1e5, 0.01), mean 1000, sd 31.5.
+sampled 64 100000 guard=100,audit 811 1189
+# guard=N alone (the allocator's fast path, a guard point every 64*100 bytes):
+# q = 1 - (1 - 1/6400)^64 = 0.009950; mean 995.0, sd 31.4.
+sampled 64 100000 guard=100 807 1184
+# guard=N alone, blocks above 1 KiB (slow path, 1 in N each): Binomial(2e4, 0.01), mean 200, sd 14.1.
+sampled 8192 20000 guard=100 116 284
+# guard guards every block of a page or more (the test program adds a few of its own).
+sampled 8192 2000 guard 2000 2010  # and the program's own few big blocks
 
 echo "checking: a bad option is named and the rest applies"
 run_case overrun redzone,bogus,audit=999 134
@@ -149,4 +168,11 @@ check_program() {
 check_program python3 python3 -c "$py"
 check_program sqlite3 sqlite3 :memory: "$sql"
 check_program bash bash --norc --noprofile -c "$sh"
+all="guard=20"  # the production guard alone: the allocator's own fast paths
+check_program debug_errors-guard "$PROG" clean
+all="guard"
+check_program debug_errors-guard-big "$PROG" clean
+all="guard=20"
+check_program python3-guard python3 -c "$py"
+check_program sqlite3-guard sqlite3 :memory: "$sql"
 echo "PASS: debug_mode"
