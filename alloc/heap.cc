@@ -499,7 +499,9 @@ size_t UsableSize(const void* p) {
   return UsableOf(loc, p);
 }
 
-void* Realloc(void* p, size_t n) {
+namespace {
+
+ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
   if (p == nullptr) return Malloc(n);
   if (n == 0) {  // as glibc: frees p and returns NULL
     Free(p);
@@ -556,11 +558,43 @@ void* Realloc(void* p, size_t n) {
     case Home::kInvalid:
       break;
   }
-  void* q = Malloc(n);
+  // Moving to grow: take at least 25% more than the old block (as tcmalloc
+  // does), so a block grown a little at a time (a string appended to, a
+  // vector pushed to, each realloc to the exact length) moves O(log n)
+  // times instead of once per size class on its way up.
+  size_t want = n;
+  if (n > old) {
+    const size_t grown = old + old / 4;
+    if (grown > want) want = grown;
+  }
+  void* q = Malloc(want);
+  if (q == nullptr && want != n) q = Malloc(n);  // the slack is optional
   if (q == nullptr) return nullptr;
   memcpy(q, p, n < old ? n : old);
   Free(p);
   return q;
+}
+
+}  // namespace
+
+void* Realloc(void* p, size_t n) {
+  // Fast path: a block of a plain small span whose class still suits n (the
+  // common case of a buffer grown a little at a time): the checks of the free
+  // fast path, no Location built. n == 0 fails `n - 1 < size` and goes on to
+  // free p; a null p is in no segment; the debug heap takes the slow path.
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (ASSAY_LIKELY(segment_map::Contains(a) && !debug::g_on)) {
+    Segment* seg = SegmentOf(a);
+    SliceEntry e;
+    __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
+    const SizeClassInfo& c = kClasses[e.cls];
+    const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize);
+    if (ASSAY_LIKELY((e.cls != 0) & IsBlockOffset(c, offset) & (n - 1 < c.size) &
+                     ((n > c.size / 2) | (c.size <= 32)))) {
+      return p;
+    }
+  }
+  return ReallocSlow(p, n);
 }
 
 namespace {
