@@ -378,6 +378,18 @@ void UserPages(const Block& b, char** start, size_t* len) {
   *len = hi - lo;
 }
 
+// Whether a quarantined block's fill (and redzones, if kept) is unchanged.
+bool FreedFillIntact(const Block& b) {
+  if ((b.header->flags & kMapped) != 0) return true;
+  if (FirstNot(b.user, b.header->size, kFreedByte) < b.header->size) return false;
+  if (!g_config.redzone) return true;
+  const char* tail = b.user + b.header->size;
+  size_t tail_len = static_cast<size_t>(b.end - tail);
+  if (tail_len > kTailCheck) tail_len = kTailCheck;
+  return FirstNot(b.user - 8, 8, kRedzoneByte) == 8 &&
+         FirstNot(tail, tail_len, kRedzoneByte) == tail_len;
+}
+
 // A block leaving quarantine: its fill must be intact.
 void CheckFreedFill(const char* when, const Block& b) {
   if ((b.header->flags & kMapped) != 0) return;  // inaccessible: a write faulted already
@@ -461,12 +473,17 @@ ASSAY_TLS bool tls_capturing = false;
 void ExitChecks() {
   fflush(nullptr);  // a report aborts: the program's buffered output goes first
   if (g_config.freecheck) {
-    LockGuard g(g_quarantine_mu);
-    for (void* p = g_q_head; p != nullptr;) {
-      const Block b = FindExact(p);
-      CheckFreedFill("at exit", b);
-      p = b.header->next;
+    // Found under the lock, reported outside it: the report itself frees.
+    void* bad = nullptr;
+    {
+      LockGuard g(g_quarantine_mu);
+      for (void* p = g_q_head; p != nullptr && bad == nullptr;) {
+        const Block b = FindExact(p);
+        if (!FreedFillIntact(b)) bad = p;
+        p = b.header->next;
+      }
     }
+    if (bad != nullptr) CheckFreedFill("at exit", FindExact(bad));
   }
   if (g_config.leaks && CheckLeaks() > 0 && g_config.leaks_error) _exit(23);
 }

@@ -15,11 +15,27 @@
 
 #include "alloc/debug.h"
 #include "alloc/os.h"
+#include "profiler/dumper.h"
 #include "profiler/stack_capture.h"
 #include "profiler/stack_table.h"
 
+// Defined when the static library's pprof objects are linked in.
+extern "C" int assay_pprof_describe_pc(uintptr_t pc, char* out, size_t outlen)
+    __attribute__((weak));
+
 namespace assay::internal::debug {
 namespace {
+
+// In a fault handler nothing may be loaded (the fault may have hit inside the
+// dynamic loader): only a describer already there is used.
+bool g_in_fault = false;
+
+using DescribeFn = int (*)(uintptr_t, char*, size_t);
+DescribeFn Describer() {
+  if (assay_pprof_describe_pc != nullptr) return assay_pprof_describe_pc;
+  return reinterpret_cast<DescribeFn>(
+      profiler::dumper::PprofSymbol("assay_pprof_describe_pc", !g_in_fault));
+}
 
 void Write(const char* s) { os::WriteStderr(s); }
 
@@ -38,6 +54,12 @@ void WriteFrames(const uintptr_t* frames, size_t depth, int max_frames) {
     // A return address points after the call: look up the call itself.
     const uintptr_t pc = frames[i];
     const uintptr_t look = pc > 0 ? pc - 1 : pc;
+    char described[512];
+    if (DescribeFn describe = Describer();
+        describe != nullptr && describe(look, described, sizeof(described)) == 0) {
+      Printf("    #%zu 0x%lx %s\n", i, static_cast<unsigned long>(pc), described);
+      continue;
+    }
     Dl_info info;
     if (dladdr(reinterpret_cast<void*>(look), &info) != 0 && info.dli_fname != nullptr) {
       const char* file = info.dli_fname;
@@ -161,6 +183,7 @@ namespace {
 struct sigaction g_previous[2];  // SIGSEGV, SIGBUS
 
 void OnFault(int sig, siginfo_t* info, void* context) {
+  g_in_fault = true;
   const uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
   bool in_guard = false;
   const Block b = FindMappedNear(a, &in_guard);
@@ -192,6 +215,13 @@ void OnFault(int sig, siginfo_t* info, void* context) {
 }
 
 }  // namespace
+
+// With a fault handler installed, the describer is loaded before main (not
+// from inside malloc, where the dynamic loader may be the caller), so that
+// fault reports name their frames too. Nothing depends on it having run.
+__attribute__((constructor)) void PreloadDescriberForFaults() {
+  if (g_guard || GetConfig().freecheck) Describer();
+}
 
 void InstallFaultHandler() {
   struct sigaction sa;

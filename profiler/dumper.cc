@@ -64,6 +64,8 @@ int64_t g_peak_threshold = 0;  // live estimate that triggers the next peak dump
 
 // ---- The writer ----
 
+void* g_pprof_handle = nullptr;  // libassay_pprof.so, once loaded
+
 AssayPprofWriteFn LoadWriter(std::string* why) {
   if (assay_pprof_write != nullptr) return assay_pprof_write;
   static AssayPprofWriteFn loaded = nullptr;
@@ -99,6 +101,7 @@ AssayPprofWriteFn LoadWriter(std::string* why) {
     *why = load_error;
     return nullptr;
   }
+  g_pprof_handle = h;
   loaded = reinterpret_cast<AssayPprofWriteFn>(dlsym(h, "assay_pprof_write"));
   if (loaded == nullptr) load_error = path + " has no assay_pprof_write";
   *why = load_error;
@@ -502,6 +505,18 @@ int WriteProfile(const char* kind, const char* path) {
     }
   }
   return Dump(kind, path, nullptr);
+}
+
+void* PprofSymbol(const char* name, bool may_load) {
+  if (__atomic_load_n(&g_pprof_handle, __ATOMIC_ACQUIRE) == nullptr) {
+    if (!may_load) return nullptr;
+    ScopedSuspend suspend;
+    LockGuard lock(g_dump_mu);
+    std::string why;
+    LoadWriter(&why);
+  }
+  void* h = __atomic_load_n(&g_pprof_handle, __ATOMIC_ACQUIRE);
+  return h != nullptr ? dlsym(h, name) : nullptr;
 }
 
 int WriteProfileData(const AssayProfileData* data, const char* path) {

@@ -18,6 +18,11 @@ void InitFromEnvironment();
 // name). Returns 0 or an errno value; a failure is reported on stderr once.
 int WriteProfile(const char* kind, const char* path);
 
+// A symbol of libassay_pprof.so (loading it first if may_load), or nullptr
+// when it is not loaded or cannot be (the static library links its objects
+// in instead: look for them with a weak declaration first).
+void* PprofSymbol(const char* name, bool may_load);
+
 // Writes a profile built elsewhere (the debug heap's leak profile) to path;
 // returns 0 or an errno value, reported on stderr.
 int WriteProfileData(const AssayProfileData* data, const char* path);
