@@ -1,5 +1,8 @@
 // Profiler arena (arena.h): power-of-two size classes from 32 B to 1 MiB,
-// each with a free list, over the allocator's metadata bump allocator.
+// each with a free list, over the allocator's metadata bump allocator. The
+// small classes (entries, events: one per sample) also have a per-thread
+// cache, so that a sample's entry costs no lock (audit mode takes one per
+// allocation).
 #include "profiler/arena.h"
 
 #include <bit>
@@ -26,10 +29,37 @@ struct FreeBlock {
 struct State {
   Mutex mu;
   FreeBlock* free[kClasses] = {};
-  size_t footprint = 0;
-  size_t in_use = 0;
+  size_t footprint = 0;  // relaxed atomics
+  size_t in_use = 0;     // relaxed atomics; blocks in thread caches count as free
 };
 constinit State g;
+
+constexpr size_t kCachedClasses = 4;  // 32 B .. 256 B
+constexpr uint32_t kCacheMax = 64;    // blocks per class per thread
+constexpr uint32_t kRefill = 16;      // blocks moved per lock taken
+
+struct ThreadCache {
+  FreeBlock* head[kCachedClasses];
+  uint32_t count[kCachedClasses];
+  bool off;  // the thread flushed it at exit: later calls use the lists
+};
+__thread ThreadCache tls_arena __attribute__((tls_model("initial-exec")));
+
+void Count(size_t* c, ptrdiff_t d) {
+  __atomic_fetch_add(c, static_cast<size_t>(d), __ATOMIC_RELAXED);
+}
+
+// Moves up to n blocks of class cls from the thread cache to the shared list.
+void GiveBack(ThreadCache& tc, size_t cls, uint32_t n) {
+  LockGuard lock(g.mu);
+  while (n-- > 0 && tc.head[cls] != nullptr) {
+    FreeBlock* b = tc.head[cls];
+    tc.head[cls] = b->next;
+    tc.count[cls]--;
+    b->next = g.free[cls];
+    g.free[cls] = b;
+  }
+}
 
 size_t ClassOf(size_t size) {
   if (size <= (size_t{1} << kMinShift)) return 0;
@@ -41,37 +71,50 @@ size_t ClassOf(size_t size) {
 void* Alloc(size_t size) {
   const size_t cls = ClassOf(size);
   if (cls >= kClasses) {  // very large: straight from the OS
-    void* p =
-        internal::os::MapAligned(internal::AlignUp(size, internal::kPageSize), internal::kPageSize);
+    const size_t bytes = internal::AlignUp(size, internal::kPageSize);
+    void* p = internal::os::MapAligned(bytes, internal::kPageSize);
     if (p != nullptr) {
-      LockGuard lock(g.mu);
-      g.footprint += internal::AlignUp(size, internal::kPageSize);
-      g.in_use += internal::AlignUp(size, internal::kPageSize);
+      Count(&g.footprint, static_cast<ptrdiff_t>(bytes));
+      Count(&g.in_use, static_cast<ptrdiff_t>(bytes));
     }
     return p;
   }
   const size_t bytes = size_t{1} << (cls + kMinShift);
-  void* p;
-  {
+  ThreadCache& tc = tls_arena;
+  const bool cached = cls < kCachedClasses && !tc.off;
+  void* p = nullptr;
+  if (cached && tc.head[cls] == nullptr) {  // refill a batch under one lock
+    LockGuard lock(g.mu);
+    for (uint32_t i = 0; i < kRefill && g.free[cls] != nullptr; ++i) {
+      FreeBlock* b = g.free[cls];
+      g.free[cls] = b->next;
+      b->next = tc.head[cls];
+      tc.head[cls] = b;
+      tc.count[cls]++;
+    }
+  }
+  if (cached && tc.head[cls] != nullptr) {
+    FreeBlock* b = tc.head[cls];
+    tc.head[cls] = b->next;
+    tc.count[cls]--;
+    p = b;
+  } else if (!cached) {
     LockGuard lock(g.mu);
     FreeBlock* b = g.free[cls];
     if (b != nullptr) {
       g.free[cls] = b->next;
-      g.in_use += bytes;
       p = b;
-    } else {
-      p = nullptr;
     }
   }
   if (p != nullptr) {
+    Count(&g.in_use, static_cast<ptrdiff_t>(bytes));
     std::memset(p, 0, bytes);
     return p;
   }
   p = internal::meta::Alloc(bytes);  // zeroed by the OS, never handed out before
   if (p != nullptr) {
-    LockGuard lock(g.mu);
-    g.footprint += bytes;
-    g.in_use += bytes;
+    Count(&g.footprint, static_cast<ptrdiff_t>(bytes));
+    Count(&g.in_use, static_cast<ptrdiff_t>(bytes));
   }
   return p;
 }
@@ -82,27 +125,33 @@ void Free(void* p, size_t size) {
   if (cls >= kClasses) {
     const size_t bytes = internal::AlignUp(size, internal::kPageSize);
     internal::os::Unmap(p, bytes);
-    LockGuard lock(g.mu);
-    g.footprint -= bytes;
-    g.in_use -= bytes;
+    Count(&g.footprint, -static_cast<ptrdiff_t>(bytes));
+    Count(&g.in_use, -static_cast<ptrdiff_t>(bytes));
+    return;
+  }
+  Count(&g.in_use, -static_cast<ptrdiff_t>(size_t{1} << (cls + kMinShift)));
+  FreeBlock* b = static_cast<FreeBlock*>(p);
+  ThreadCache& tc = tls_arena;
+  if (cls < kCachedClasses && !tc.off) {
+    b->next = tc.head[cls];
+    tc.head[cls] = b;
+    if (++tc.count[cls] > kCacheMax) GiveBack(tc, cls, kCacheMax / 2);
     return;
   }
   LockGuard lock(g.mu);
-  FreeBlock* b = static_cast<FreeBlock*>(p);
   b->next = g.free[cls];
   g.free[cls] = b;
-  g.in_use -= size_t{1} << (cls + kMinShift);
 }
 
-size_t FootprintBytes() {
-  LockGuard lock(g.mu);
-  return g.footprint;
+void FlushThread() {
+  ThreadCache& tc = tls_arena;
+  for (size_t cls = 0; cls < kCachedClasses; ++cls) GiveBack(tc, cls, UINT32_MAX);
+  tc.off = true;
 }
 
-size_t InUseBytes() {
-  LockGuard lock(g.mu);
-  return g.in_use;
-}
+size_t FootprintBytes() { return __atomic_load_n(&g.footprint, __ATOMIC_RELAXED); }
+
+size_t InUseBytes() { return __atomic_load_n(&g.in_use, __ATOMIC_RELAXED); }
 
 void LockForFork() { g.mu.Lock(); }
 void UnlockAfterFork(bool child) { g.mu.UnlockAfterFork(child); }

@@ -12,6 +12,9 @@ namespace assay::profiler::arena {
 void* Alloc(size_t size);
 // Gives back memory from Alloc(size) with the same size.
 void Free(void* p, size_t size);
+// Gives the calling thread's cached blocks back; the thread's later calls use
+// the shared lists (called when the thread exits).
+void FlushThread();
 // Bytes obtained from the metadata pages so far (the profiler's footprint).
 size_t FootprintBytes();
 // Bytes handed out and not given back.

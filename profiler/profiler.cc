@@ -111,12 +111,39 @@ Entry* g_young_tail = nullptr;
 Session* CurrentSession() { return __atomic_load_n(&g_session, __ATOMIC_SEQ_CST); }
 
 // Threads reading a session's fields outside a callback (the sampling path).
-// A stopped session is freed only when none is, nor any callback.
-uint64_t g_session_readers = 0;  // atomic
-struct SessionReader {
-  SessionReader() { __atomic_fetch_add(&g_session_readers, 1, __ATOMIC_SEQ_CST); }
-  ~SessionReader() { __atomic_fetch_sub(&g_session_readers, 1, __ATOMIC_SEQ_CST); }
+// A stopped session is freed only when no thread reads one, nor runs a
+// callback. Readers count themselves in one of kReaderShards padded
+// counters (a thread always uses the same one), so that threads sampling at
+// once do not contend on one cache line; "no reader" is every shard at 0.
+// Sequentially consistent: a reader that increments a shard the writer has
+// already read as 0 comes after the writer retired the session, so it reads
+// the new one.
+constexpr size_t kReaderShards = 64;
+struct alignas(64) ReaderShard {
+  uint64_t count;
 };
+ReaderShard g_session_readers[kReaderShards];
+uint32_t g_reader_threads = 0;
+__thread uint32_t tls_reader_shard __attribute__((tls_model("initial-exec"))) = ~0u;
+
+struct SessionReader {
+  SessionReader() {
+    if (ASSAY_UNLIKELY(tls_reader_shard == ~0u)) {
+      tls_reader_shard = __atomic_fetch_add(&g_reader_threads, 1, __ATOMIC_RELAXED) % kReaderShards;
+    }
+    shard = &g_session_readers[tls_reader_shard].count;
+    __atomic_fetch_add(shard, 1, __ATOMIC_SEQ_CST);
+  }
+  ~SessionReader() { __atomic_fetch_sub(shard, 1, __ATOMIC_SEQ_CST); }
+  uint64_t* shard;
+};
+
+bool NoSessionReaders() {
+  for (const ReaderShard& r : g_session_readers) {
+    if (__atomic_load_n(&r.count, __ATOMIC_SEQ_CST) != 0) return false;
+  }
+  return true;
+}
 
 uint64_t CurrentTid(ThreadState& ts) {
   const uint32_t gen = __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
@@ -550,7 +577,10 @@ void SafePointSlow() {
   }
 }
 
-void OnThreadExit() { SafePointSlow(); }
+void OnThreadExit() {
+  SafePointSlow();
+  arena::FlushThread();
+}
 
 void LockForFork() {
   g_control.Lock();
@@ -603,7 +633,7 @@ bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
       g_retired = running;
     }
     if (tls.in_callback == 0 && __atomic_load_n(&g_in_flight, __ATOMIC_SEQ_CST) == 0 &&
-        __atomic_load_n(&g_session_readers, __ATOMIC_SEQ_CST) == 0) {
+        NoSessionReaders()) {
       FreeRetiredSessions();
     }
     s->id = ++g_next_session_id;
