@@ -94,12 +94,14 @@ bool g_env_enabled = false;
 SessionOptions g_env_options{};
 
 // Statistics and clocks (atomic).
-int64_t g_live_bytes = 0;  // estimated live bytes of recorded blocks
-uint32_t g_alloc_gen = 0;  // alloc-profile generation (ResetAllocationProfile)
-uint64_t g_since_ns = 0;   // first start, or the last reset
-uint64_t g_clock = 0;      // allocation clock: bytes allocated, as estimated by the samples
-uint64_t g_in_flight = 0;  // threads inside a tracker callback (or about to be)
-uint64_t g_samples = 0;
+// Written by every sample: each on a cache line of its own, apart from the
+// read-mostly configuration above.
+alignas(64) int64_t g_live_bytes = 0;  // estimated live bytes of recorded blocks
+alignas(64) uint32_t g_alloc_gen = 0;  // alloc-profile generation (ResetAllocationProfile)
+uint64_t g_since_ns = 0;               // first start, or the last reset
+alignas(64) uint64_t g_clock = 0;  // allocation clock: bytes allocated, as estimated by the samples
+alignas(64) uint64_t g_in_flight = 0;  // threads inside a tracker callback (or about to be)
+alignas(64) uint64_t g_samples = 0;
 uint64_t g_exceptions = 0;
 uint32_t g_exception_reported = 0;
 
