@@ -643,16 +643,26 @@ bool MappedExtent(const Header* h, uintptr_t* lo, uintptr_t* hi) {
 
 void MarkProfiled(void* p) { FindExact(p).header->flags |= kProfiled; }
 
-// Checks p as free and realloc must: a live block, redzones intact.
-Block CheckLive(const char* op, void* p) {
+namespace {
+
+// p must be a live block (else the report: invalid or double free).
+Block CheckLiveState(const char* op, void* p) {
   const Block b = FindExact(p);
   if (b.header == nullptr) ReportInvalidFree(op, p);
   const uint32_t state = __atomic_load_n(&b.header->state, __ATOMIC_ACQUIRE);
   if (state == kFreed) ReportDoubleFree(op, b);
   if (state != kLive) ReportInvalidFree(op, p);
+  return b;
+}
+
+// Checks p as free and realloc must: a live block, redzones intact.
+Block CheckLive(const char* op, void* p) {
+  const Block b = CheckLiveState(op, p);
   if (g_config.redzone || (b.header->flags & kGrown) != 0) CheckRedzones(op, b);
   return b;
 }
+
+}  // namespace
 
 void Free(void* p) {
   Block b = CheckLive("free", p);
@@ -673,19 +683,6 @@ void Free(void* p) {
   }
   profiler::SafePoint();
 }
-
-namespace {
-
-Block CheckLiveState(const char* op, void* p) {
-  const Block b = FindExact(p);
-  if (b.header == nullptr) ReportInvalidFree(op, p);
-  const uint32_t state = __atomic_load_n(&b.header->state, __ATOMIC_ACQUIRE);
-  if (state == kFreed) ReportDoubleFree(op, b);
-  if (state != kLive) ReportInvalidFree(op, p);
-  return b;
-}
-
-}  // namespace
 
 bool GrowsGuarded(const void* p, size_t n) {
   if (!g_config.guard_big || n < kPageSize) return false;

@@ -175,41 +175,44 @@ static void clean(void) {
   free((void*)(g_hidden ^ 0x5555));
 }
 
+static void leak(void) {
+  leak_via_freed();
+  g_hidden = (uintptr_t)make_leak() ^ 0x5555;  // masked: unreachable
+}
+
+static const struct {
+  const char* name;
+  void (*run)(void);
+} kCases[] = {
+    {"overrun", overrun_by_one},
+    {"underrun", underrun},
+    {"double_free", double_free},
+    {"invalid_free", invalid_free},
+    {"stack_free", stack_free},
+    {"use_after_free", use_after_free},
+    {"leak", leak},
+    {"guard_overrun", guard_overrun},
+    {"guard_aligned", guard_aligned_underrun},
+    {"realloc_overrun", realloc_overrun},
+    {"guard_realloc_overrun", guard_realloc_overrun},
+    {"guard_small", guard_small},
+    {"clean", clean},
+};
+
 int main(int argc, char** argv) {
   const char* what = argc > 1 ? argv[1] : "clean";
-  if (strcmp(what, "overrun") == 0)
-    overrun_by_one();
-  else if (strcmp(what, "underrun") == 0)
-    underrun();
-  else if (strcmp(what, "double_free") == 0)
-    double_free();
-  else if (strcmp(what, "invalid_free") == 0)
-    invalid_free();
-  else if (strcmp(what, "stack_free") == 0)
-    stack_free();
-  else if (strcmp(what, "use_after_free") == 0)
-    use_after_free();
-  else if (strcmp(what, "leak") == 0) {
-    leak_via_freed();
-    g_hidden = (uintptr_t)make_leak() ^ 0x5555;  // masked: unreachable
-  } else if (strcmp(what, "guard_overrun") == 0)
-    guard_overrun();
-  else if (strcmp(what, "guard_aligned") == 0)
-    guard_aligned_underrun();
-  else if (strcmp(what, "realloc_overrun") == 0)
-    realloc_overrun();
-  else if (strcmp(what, "guard_realloc_overrun") == 0)
-    guard_realloc_overrun();
-  else if (strcmp(what, "guard_small") == 0)
-    guard_small();
-  else if (strcmp(what, "guard_sampling") == 0 && argc > 3)
+  if (strcmp(what, "guard_sampling") == 0 && argc > 3) {
     guard_sampling((size_t)atol(argv[2]), atoi(argv[3]));
-  else if (strcmp(what, "clean") == 0)
-    clean();
-  else {
-    fprintf(stderr, "unknown case %s\n", what);
-    return 2;
+    puts("done");
+    return 0;
   }
-  puts("done");
-  return 0;
+  for (size_t i = 0; i < sizeof(kCases) / sizeof(kCases[0]); ++i) {
+    if (strcmp(what, kCases[i].name) == 0) {
+      kCases[i].run();
+      puts("done");
+      return 0;
+    }
+  }
+  fprintf(stderr, "unknown case %s\n", what);
+  return 2;
 }
