@@ -44,48 +44,6 @@ void Complain(const char* what, const char* key, size_t key_len, const char* for
 
 const Options& GetOptions() { return g_options; }
 
-bool ParseSize(const char* s, size_t len, int64_t* out) {
-  if (len == 0) return false;
-  bool negative = false;
-  size_t i = 0;
-  if (s[0] == '-') {
-    negative = true;
-    i = 1;
-  }
-  if (i == len) return false;
-  const size_t digits_start = i;
-  int64_t v = 0;
-  for (; i < len && s[i] >= '0' && s[i] <= '9'; ++i) {
-    if (v > (int64_t{1} << 50)) return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  if (i == digits_start) return false;  // no digits (a bare suffix or sign)
-  int shift = 0;
-  if (i < len) {
-    switch (s[i]) {
-      case 'k':
-      case 'K':
-        shift = 10;
-        break;
-      case 'm':
-      case 'M':
-        shift = 20;
-        break;
-      case 'g':
-      case 'G':
-        shift = 30;
-        break;
-      default:
-        return false;
-    }
-    if (++i != len) return false;
-  }
-  if (shift != 0 && v > (int64_t{1} << (62 - shift))) return false;
-  v <<= shift;
-  *out = negative ? -v : v;
-  return true;
-}
-
 void InitOptions(const char* text) {
   if (text == nullptr) return;
   const char* p = text;

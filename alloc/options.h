@@ -5,6 +5,7 @@
 #pragma once
 
 #include "alloc/base.h"
+#include "alloc/parse_size.h"
 
 namespace assay::internal {
 
@@ -21,9 +22,5 @@ const Options& GetOptions();
 // Parses `text` (the value of ASSAY_OPTIONS; may be null) into the options in
 // force. Called once from the allocator's initialisation.
 void InitOptions(const char* text);
-
-// Parses an integer with an optional one-letter k/m/g (or K/M/G) suffix,
-// multiplying by 2^10, 2^20 or 2^30. Returns false on anything else.
-bool ParseSize(const char* s, size_t len, int64_t* out);
 
 }  // namespace assay::internal

@@ -1,5 +1,7 @@
 #include "tools/assay/args.h"
 
+#include "alloc/parse_size.h"
+
 namespace assay::cli {
 
 std::vector<std::string> ArgReader::Rest() const {
@@ -45,38 +47,14 @@ bool WantsHelp(const std::vector<std::string>& args) {
 
 namespace {
 
-// Digits, then an optional suffix shift; false if malformed or too large.
+// Digits, then (if suffixes) an optional k/m/g suffix; false if malformed or
+// above 2^50.
 bool ParseNumber(std::string_view text, bool suffixes, int64_t* out) {
-  size_t i = 0;
+  if (text.empty() || text[0] < '0' || text[0] > '9') return false;  // no sign
+  if (!suffixes && (text.back() < '0' || text.back() > '9')) return false;
   int64_t v = 0;
-  constexpr int64_t kLimit = int64_t{1} << 50;
-  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-    v = v * 10 + (text[i] - '0');
-    if (v > kLimit) return false;
-  }
-  if (i == 0) return false;
-  int shift = 0;
-  if (i < text.size()) {
-    if (!suffixes || i + 1 != text.size()) return false;
-    switch (text[i]) {
-      case 'k':
-      case 'K':
-        shift = 10;
-        break;
-      case 'm':
-      case 'M':
-        shift = 20;
-        break;
-      case 'g':
-      case 'G':
-        shift = 30;
-        break;
-      default:
-        return false;
-    }
-  }
-  if (v > (kLimit >> shift)) return false;
-  *out = v << shift;
+  if (!internal::ParseSize(text.data(), text.size(), &v) || v > (int64_t{1} << 50)) return false;
+  *out = v;
   return true;
 }
 
