@@ -3,6 +3,7 @@
 #include "alloc/layout.h"
 #include "alloc/lock.h"
 #include "profiler/arena.h"
+#include "profiler/chain_shard.h"
 #include "profiler/entry.h"
 
 namespace assay::profiler::entry_table {
@@ -13,34 +14,14 @@ using internal::Mutex;
 
 constexpr size_t kShards = 64;
 
-struct alignas(64) Shard {
-  Mutex mu;
-  Entry** buckets = nullptr;
-  size_t nbuckets = 0;
-  size_t count = 0;
-};
+using Shard = ChainShard<Entry, &Entry::table_next>;
 constinit Shard g_shards[kShards];
 
 uint64_t Hash(uintptr_t p) { return (p >> 4) * 0x9E3779B97F4A7C15ull; }
 Shard& ShardOf(uint64_t h) { return g_shards[h >> 58]; }
 
 bool Grow(Shard& s) {
-  const size_t n = s.nbuckets == 0 ? 64 : s.nbuckets * 2;
-  Entry** b = static_cast<Entry**>(arena::Alloc(n * sizeof(Entry*)));
-  if (b == nullptr) return false;
-  for (size_t i = 0; i < s.nbuckets; ++i) {
-    for (Entry* e = s.buckets[i]; e != nullptr;) {
-      Entry* next = e->table_next;
-      Entry*& head = b[Hash(e->address) & (n - 1)];
-      e->table_next = head;
-      head = e;
-      e = next;
-    }
-  }
-  arena::Free(s.buckets, s.nbuckets * sizeof(Entry*));
-  s.buckets = b;
-  s.nbuckets = n;
-  return true;
+  return s.Grow(64, [](const Entry* e, size_t n) { return Hash(e->address) & (n - 1); });
 }
 
 }  // namespace
@@ -113,13 +94,7 @@ void DescribeLayout(AssayLayout* l) {
   l->stack_frames_off = offsetof(Stack, frames);
 }
 
-void LockForFork() {
-  for (Shard& s : g_shards) s.mu.Lock();
-}
-void UnlockAfterFork(bool child) {
-  for (Shard& s : g_shards) {
-    s.mu.UnlockAfterFork(child);
-  }
-}
+void LockForFork() { LockShards(g_shards); }
+void UnlockAfterFork(bool child) { UnlockShardsAfterFork(g_shards, child); }
 
 }  // namespace assay::profiler::entry_table

@@ -6,6 +6,7 @@
 
 #include "alloc/lock.h"
 #include "profiler/arena.h"
+#include "profiler/chain_shard.h"
 
 namespace assay::profiler::stack_table {
 namespace {
@@ -15,12 +16,7 @@ using internal::Mutex;
 
 constexpr size_t kShards = 16;
 
-struct alignas(64) Shard {
-  Mutex mu;
-  Stack** buckets = nullptr;
-  size_t nbuckets = 0;
-  size_t count = 0;
-};
+using Shard = ChainShard<Stack, &Stack::next>;
 constinit Shard g_shards[kShards];
 
 uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
@@ -39,22 +35,7 @@ size_t BucketOf(uint64_t h, size_t n) { return (h / kShards) & (n - 1); }
 size_t StackBytes(size_t depth) { return offsetof(Stack, frames) + depth * sizeof(uintptr_t); }
 
 bool Grow(Shard& s) {
-  const size_t n = s.nbuckets == 0 ? 256 : s.nbuckets * 2;
-  Stack** b = static_cast<Stack**>(arena::Alloc(n * sizeof(Stack*)));
-  if (b == nullptr) return false;
-  for (size_t i = 0; i < s.nbuckets; ++i) {
-    for (Stack* st = s.buckets[i]; st != nullptr;) {
-      Stack* next = st->next;
-      Stack*& head = b[BucketOf(st->hash, n)];
-      st->next = head;
-      head = st;
-      st = next;
-    }
-  }
-  arena::Free(s.buckets, s.nbuckets * sizeof(Stack*));
-  s.buckets = b;
-  s.nbuckets = n;
-  return true;
+  return s.Grow(256, [](const Stack* st, size_t n) { return BucketOf(st->hash, n); });
 }
 
 void RemoveLocked(Shard& s, Stack* stack) {
@@ -142,13 +123,7 @@ size_t Count() {
   return n;
 }
 
-void LockForFork() {
-  for (Shard& s : g_shards) s.mu.Lock();
-}
-void UnlockAfterFork(bool child) {
-  for (Shard& s : g_shards) {
-    s.mu.UnlockAfterFork(child);
-  }
-}
+void LockForFork() { LockShards(g_shards); }
+void UnlockAfterFork(bool child) { UnlockShardsAfterFork(g_shards, child); }
 
 }  // namespace assay::profiler::stack_table
