@@ -36,7 +36,6 @@ struct Entry {
   Stack* stack;           // interned, referenced
   uint64_t thread_id;     // kernel thread id of the allocating thread
   uint64_t birth_clock;   // allocation clock (bytes) when recorded
-  uint64_t birth_ns;      // monotonic time when recorded
   uint32_t batch_index;   // index in its comalloc batch (0 otherwise)
   uint32_t batch_size;    // size of that batch (1 otherwise)
   uint32_t alloc_gen;     // alloc-profile generation at birth (ResetAllocationProfile)

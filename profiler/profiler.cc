@@ -423,7 +423,6 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   e->stack = stack;
   e->thread_id = tid;
   e->birth_clock = __atomic_load_n(&g_clock, __ATOMIC_RELAXED);
-  e->birth_ns = internal::os::NowNs();
   e->batch_index = batch_index;
   e->batch_size = batch_size;
   e->alloc_gen = __atomic_load_n(&g_alloc_gen, __ATOMIC_RELAXED);
