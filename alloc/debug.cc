@@ -212,7 +212,8 @@ void* AllocMapped(size_t n, size_t align, bool guard, size_t capacity = 0) {
   } else if (guard) {
     length = kPageSize + AlignUp(n, kPageSize) + kPageSize;
   } else {
-    length = kPageSize + AlignUp(n + rz + over, kPageSize);
+    const size_t room = capacity > n ? capacity : n;  // realloc's room to grow in place
+    length = kPageSize + AlignUp(room + rz + over, kPageSize);
   }
   if (length < n) return nullptr;  // overflow
   const bool cacheable =
@@ -684,29 +685,36 @@ void Free(void* p) {
   profiler::SafePoint();
 }
 
-bool GrowsGuarded(const void* p, size_t n) {
-  if (!g_config.guard_big || n < kPageSize) return false;
+bool GrowsInPlace(const void* p, size_t n) {
   const Block b = FindExact(p);
-  return b.header != nullptr &&
-         (b.header->flags & (kMapped | kGuarded | kGuardFront)) == (kMapped | kGuarded);
+  if (b.header == nullptr || (b.header->flags & (kMapped | kGuardFront)) != kMapped) return false;
+  if ((b.header->flags & kGuarded) != 0) return g_config.guard_big && n >= kPageSize;
+  // A plain mapped block (full debug heap): while n still needs a mapping.
+  const size_t rz = g_config.redzone ? 16 : 0;
+  return g_on && n > kMaxSmallSize - sizeof(Header) - rz;
 }
 
-void* ReallocGuarded(void* p, size_t n) {
+void* ReallocInPlace(void* p, size_t n) {
   const Block b = CheckLiveState("realloc", p);
   Header* h = b.header;
   const size_t old = h->size;
   char* const user = b.user;
-  if ((h->flags & kGrown) != 0) {
+  const bool guarded = (h->flags & kGuarded) != 0;
+  const bool zoned = (h->flags & kGrown) != 0 || g_config.redzone;
+  if ((h->flags & kGrown) != 0 || !guarded) {  // the block sits at the front of its room
     // The first bytes past the end must still be redzone (the full window is
     // checked at free).
     const size_t room = static_cast<size_t>(b.end - user);
-    const size_t quick = room - old < 16 ? room - old : 16;
-    const size_t bad = FirstNot(user + old, quick, kRedzoneByte);
-    if (bad < quick) ReportOverrun("realloc", b, static_cast<ptrdiff_t>(old + bad));
+    if (zoned) {
+      const size_t quick = room - old < 16 ? room - old : 16;
+      const size_t bad = FirstNot(user + old, quick, kRedzoneByte);
+      if (bad < quick) ReportOverrun("realloc", b, static_cast<ptrdiff_t>(old + bad));
+      if (FirstNot(user - 16, 16, kRedzoneByte) < 16) CheckRedzones("realloc", b);
+    }
     if (n <= room) {
-      if (n < old) {
+      if (zoned && n < old) {
         Fill(user + n, old - n, kRedzoneByte);
-      } else {
+      } else if (zoned) {
         // Extend the redzone window to kTailCheck bytes past the new end.
         const size_t from = old + kTailCheck > n ? old + kTailCheck : n;
         const size_t to = n + kTailCheck < room ? n + kTailCheck : room;
@@ -720,21 +728,21 @@ void* ReallocGuarded(void* p, size_t n) {
     CheckRedzones("realloc", b);
   }
   const size_t capacity = n + n / 2 < n ? n : n + n / 2;
-  void* q = AllocMapped(n, kMinAlign, /*guard=*/true, capacity);
+  void* q = AllocMapped(n, kMinAlign, guarded, capacity);
   if (q == nullptr) {
     errno = ENOMEM;
     return nullptr;
   }
   const Block nb = FindExact(q);
   Finish(nb, n);
-  FillRedzones(nb);  // a grown block always has its window
+  if (guarded) FillRedzones(nb);  // a grown block always has its window
   memcpy(q, p, n < old ? n : old);
   Free(p);
   return q;
 }
 
 void* Realloc(void* p, size_t n) {
-  if (GrowsGuarded(p, n)) return ReallocGuarded(p, n);
+  if (GrowsInPlace(p, n)) return ReallocInPlace(p, n);
   const Block b = CheckLive("realloc", p);
   void* q = Malloc(n);
   if (q == nullptr) return nullptr;

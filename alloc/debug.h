@@ -80,15 +80,18 @@ void* AllocGuarded(size_t n, size_t align);
 bool FreeMapped(void* p);
 // The requested size of mapped debug block p; false if p is not one.
 bool MappedSize(const void* p, size_t* size);
-// realloc of a block that is guarded at its end (its pointer was checked to be
-// a mapped debug block): grows in place while its pages allow, else moves to
-// a block with room for half as much again, so that a growing buffer is
-// copied O(log n) times. nullptr (errno ENOMEM) on failure.
-void* ReallocGuarded(void* p, size_t n);
-// Whether realloc(p, n) takes ReallocGuarded: with `guard` (every block of a
-// page or more guarded), p guarded at its end and n a page or more. A block
-// guarded by guard=N's sampling moves instead, sampled afresh.
-bool GrowsGuarded(const void* p, size_t n);
+// realloc of a mapped block (see GrowsInPlace): grows or shrinks in place
+// while its room allows (a guarded block that sits against its guard page
+// has none: it moves once to a grown one), else moves to a block with room
+// for half as much again, so that a growing buffer is copied O(log n) times.
+// nullptr (errno ENOMEM) on failure.
+void* ReallocInPlace(void* p, size_t n);
+// Whether realloc(p, n) takes ReallocInPlace: p is a mapped block and n still
+// needs one: with `guard` (every block of a page or more guarded), p guarded
+// and n a page or more; in the full debug heap, p not guarded and n too big
+// for a small block. A block guarded by guard=N's sampling moves instead,
+// sampled afresh.
+bool GrowsInPlace(const void* p, size_t n);
 void Free(void* p);
 void* Realloc(void* p, size_t n);
 // The size the block was requested with (what the program may use).

@@ -512,7 +512,7 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
   if (loc.home == Home::kInvalid) {
     size_t old;
     if (!debug::g_guard || !debug::MappedSize(p, &old)) ReportInvalid("realloc", p);
-    if (debug::GrowsGuarded(p, n)) return debug::ReallocGuarded(p, n);
+    if (debug::GrowsInPlace(p, n)) return debug::ReallocInPlace(p, n);
     void* q = Malloc(n);
     if (q == nullptr) return nullptr;
     memcpy(q, p, n < old ? n : old);

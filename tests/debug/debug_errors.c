@@ -113,6 +113,13 @@ __attribute__((noinline)) void guard_realloc_overrun(void) {
   free(p);
 }
 
+__attribute__((noinline)) void big_realloc_overrun(void) {
+  char* p = make_buffer(300000);  // a mapping of its own in the debug heap
+  p = realloc(p, 310000);         // grown in place, its room kept as redzone
+  p[310000] = 1;
+  free(p);
+}
+
 static void clean(void) {
   char* p = make_buffer(24);
   memset(p, 'x', 24);
@@ -145,7 +152,7 @@ static void clean(void) {
   // A buffer grown by small reallocs keeps its contents.
   size_t len = 0;
   p = NULL;
-  for (size_t n = 4096; n < 200000; n += 777) {
+  for (size_t n = 4096; n < 400000; n += 777) {  // small blocks, then mapped ones
     p = realloc(p, n);
     for (size_t i = len; i < n; ++i) p[i] = (char)(i * 7);
     len = n;
@@ -196,6 +203,7 @@ static const struct {
     {"realloc_overrun", realloc_overrun},
     {"guard_realloc_overrun", guard_realloc_overrun},
     {"guard_small", guard_small},
+    {"big_realloc_overrun", big_realloc_overrun},
     {"clean", clean},
 };
 

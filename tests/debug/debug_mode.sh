@@ -86,6 +86,10 @@ run_case guard_realloc_overrun guard 134
 first_line guard_realloc_overrun '^assay: overrun: guarded block 0x[0-9a-f]+ of 7000 bytes has a changed byte at offset 7000 \(past its end\), detected at free$'
 echo "  ok: a block grown in place by realloc keeps a redzone up to its guard page"
 
+run_case big_realloc_overrun redzone 134
+first_line big_realloc_overrun '^assay: overrun: block 0x[0-9a-f]+ of 310000 bytes has a changed byte at offset 310000 \(past its end\), detected at free$'
+echo "  ok: a big block grown in place by realloc keeps its redzone"
+
 run_case guard_small guard=1,redzone 139
 first_line guard_small '^assay: overrun: access at offset 64 of the 64-byte guarded block'
 echo "  ok: guard=1 guards small blocks too"
