@@ -301,6 +301,54 @@ const Span* SampledSpanOf(uintptr_t a) {
   return span;
 }
 
+// ---- Per-thread magazines of free small-block slots ----
+//
+// Every debug block would otherwise take its class's central lock twice;
+// threads allocating at once then queue on it. A released slot (state 0, so
+// the leak scan and the walkers of the debug heap see it as free) waits here
+// for the same thread's next allocation of its class.
+
+inline constexpr uint32_t kMagazineMax = 32;  // slots per class per thread
+inline constexpr uint32_t kMagazineFill = 8;  // slots taken from the central list at once
+
+struct Magazine {
+  void* head[kNumClasses];  // linked through their first word
+  uint8_t count[kNumClasses];
+  bool off;  // flushed at thread exit: the central lists from then on
+};
+ASSAY_TLS Magazine tls_magazine;
+
+void* TakeSlot(size_t cls) {
+  Magazine& m = tls_magazine;
+  if (m.off) {
+    void* p;
+    return central::Take(cls, 1, &p, central::kSampled) == 0 ? nullptr : p;
+  }
+  if (m.head[cls] == nullptr) {
+    void* list;
+    const size_t got = central::Take(cls, kMagazineFill, &list, central::kSampled);
+    if (got == 0) return nullptr;
+    m.head[cls] = list;
+    m.count[cls] = static_cast<uint8_t>(got);
+  }
+  void* p = m.head[cls];
+  m.head[cls] = *static_cast<void**>(p);
+  m.count[cls]--;
+  return p;
+}
+
+void GiveSlot(size_t cls, void* p) {
+  Magazine& m = tls_magazine;
+  if (m.off || m.count[cls] >= kMagazineMax) {
+    *static_cast<void**>(p) = nullptr;
+    central::Give(cls, p, 1, central::kSampled);
+    return;
+  }
+  *static_cast<void**>(p) = m.head[cls];
+  m.head[cls] = p;
+  m.count[cls]++;
+}
+
 // ---- Fill patterns ----
 
 void Fill(char* p, size_t n, uint8_t byte) { memset(p, byte, n); }
@@ -367,8 +415,7 @@ void Release(const Block& b) {
   }
   const Span* span = SampledSpanOf(reinterpret_cast<uintptr_t>(h));
   __atomic_store_n(&h->state, 0u, __ATOMIC_RELEASE);
-  *reinterpret_cast<void**>(h) = nullptr;
-  central::Give(span->cls, h, 1, central::kSampled);
+  GiveSlot(span->cls, h);
 }
 
 // Pages of a mapped block's user memory (made inaccessible in quarantine).
@@ -620,8 +667,8 @@ void* Alloc(size_t n, size_t align) {
   if (small) {
     // At least one byte past the header, so that the user pointer lies in the block.
     const size_t cls = ClassOfSize(kSmallOverhead + (n == 0 ? 1 : n) + rz);
-    void* inner;
-    if (central::Take(cls, 1, &inner, central::kSampled) == 0) return nullptr;
+    void* inner = TakeSlot(cls);
+    if (inner == nullptr) return nullptr;
     auto* h = static_cast<Header*>(inner);
     *h = Header{n, nullptr, nullptr, 0, 0, nullptr, kCanary};
     b = {h, static_cast<char*>(inner) + kSmallOverhead,
@@ -833,6 +880,18 @@ void FormatOptions(char* buf, size_t size) {
     put("%sfreecheck,quarantine=%llu", static_cast<unsigned long long>(c.quarantine_bytes));
   if (c.audit) put("%saudit=%d", c.audit_depth);
   if (c.leaks) put("%sleaks%s", c.leaks_error ? "=error" : "");
+}
+
+void FlushThread() {
+  Magazine& m = tls_magazine;
+  if (m.off) return;
+  m.off = true;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    const size_t n = m.count[cls];
+    if (n > 0) central::Give(cls, m.head[cls], n, central::kSampled);
+    m.head[cls] = nullptr;
+    m.count[cls] = 0;
+  }
 }
 
 void LockForFork() {

@@ -159,6 +159,10 @@ Counters GetCounters();
 // Options in force, as ASSAY_DEBUG would spell them ("" when off).
 void FormatOptions(char* buf, size_t size);
 
+// The calling thread is exiting: its magazine of free slots goes back to the
+// central lists, and its later frees go there directly.
+void FlushThread();
+
 void LockForFork();
 void UnlockAfterFork(bool child);
 

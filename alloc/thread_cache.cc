@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "alloc/central.h"
+#include "alloc/debug.h"
 #include "alloc/heap.h"
 #include "alloc/layout.h"
 #include "alloc/lock.h"
@@ -76,6 +77,7 @@ size_t BytesOf(const ThreadCache* tc) {
 void OnThreadExit(void* arg) {
   ThreadCache* tc = static_cast<ThreadCache*>(arg);
   profiler::OnThreadExit();  // pending callbacks run while the thread can still allocate
+  if (debug::g_on) debug::FlushThread();
   tls_exited = 1;
   tls_cache = &g_empty_cache;
   ASSAY_PROBE1(thread_cache_exit, tc->thread_id);
