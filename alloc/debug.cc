@@ -36,7 +36,6 @@ constinit Config g_config;
 constinit uint64_t g_live_blocks = 0;
 constinit uint64_t g_live_bytes = 0;
 constinit uint64_t g_guarded_total = 0;
-constinit uint64_t g_q_blocks = 0;
 
 void Count(uint64_t* c, int64_t d) {
   __atomic_fetch_add(c, static_cast<uint64_t>(d), __ATOMIC_RELAXED);
@@ -399,9 +398,27 @@ void CheckRedzones(const char* when, const Block& b) {
 // ---- Quarantine: freed blocks wait here, oldest first ----
 
 constinit Mutex g_quarantine_mu;
-constinit void* g_q_head = nullptr;  // user pointers, linked through Header::next
-constinit void* g_q_tail = nullptr;
-constinit uint64_t g_q_bytes = 0;
+// A FIFO ring of (user pointer, size) in memory mapped for it, so that
+// neither a push nor an eviction reads a freed block under the lock. Bounded
+// by quarantine_bytes and by kQuarantineSlots entries (16 MiB of address
+// space, touched as it fills).
+struct QEntry {
+  void* user;
+  uint64_t size;
+};
+inline constexpr size_t kQuarantineSlots = size_t{1} << 20;
+constinit QEntry* g_ring = nullptr;
+constinit size_t g_q_first = 0;  // index of the oldest entry
+constinit size_t g_q_count = 0;
+constinit uint64_t g_q_bytes = 0;  // sum of (size + 1) over the entries
+
+QEntry PopOldest() {
+  const QEntry e = g_ring[g_q_first];
+  g_q_first = (g_q_first + 1) % kQuarantineSlots;
+  g_q_count--;
+  g_q_bytes -= e.size + 1;
+  return e;
+}
 
 void Release(const Block& b) {
   Header* h = b.header;
@@ -456,40 +473,33 @@ void Quarantine(const Block& b) {
   } else {
     Fill(b.user, h->size, kFreedByte);
   }
-  h->next = nullptr;
-  void* evicted = nullptr;  // a list of blocks to release, outside the lock
-  {
-    LockGuard g(g_quarantine_mu);
-    if (g_q_tail != nullptr) {
-      FindExact(g_q_tail).header->next = b.user;
-    } else {
-      g_q_head = b.user;
-    }
-    g_q_tail = b.user;
-    g_q_bytes += h->size + 1;
-    g_q_blocks++;
-    void* last = nullptr;
-    while (g_q_bytes > g_config.quarantine_bytes && g_q_head != nullptr) {
-      void* old = g_q_head;
-      Header* oh = FindExact(old).header;
-      g_q_head = oh->next;
-      if (g_q_head == nullptr) g_q_tail = nullptr;
-      g_q_bytes -= oh->size + 1;
-      g_q_blocks--;
-      oh->next = nullptr;
-      if (last == nullptr) {
-        evicted = old;
-      } else {
-        FindExact(last).header->next = old;
+  bool pushed = false;
+  for (;;) {
+    QEntry out[16];  // evicted, checked and released outside the lock
+    size_t n = 0;
+    {
+      LockGuard g(g_quarantine_mu);
+      if (g_ring == nullptr) {
+        g_ring = static_cast<QEntry*>(os::MapAligned(kQuarantineSlots * sizeof(QEntry), kPageSize));
       }
-      last = old;
+      if (!pushed && g_ring != nullptr) {
+        if (g_q_count == kQuarantineSlots) out[n++] = PopOldest();
+        g_ring[(g_q_first + g_q_count) % kQuarantineSlots] = QEntry{b.user, h->size};
+        g_q_count++;
+        g_q_bytes += h->size + 1;
+        pushed = true;
+      }
+      while (g_q_count > 0 && g_q_bytes > g_config.quarantine_bytes && n < 16) {
+        out[n++] = PopOldest();
+      }
     }
-  }
-  while (evicted != nullptr) {
-    const Block e = FindExact(evicted);
-    evicted = e.header->next;
-    CheckFreedFill("leaving quarantine", e);
-    Release(e);
+    if (!pushed) out[n++] = QEntry{b.user, h->size};  // no ring: released at once
+    for (size_t i = 0; i < n; ++i) {
+      const Block e = FindExact(out[i].user);
+      CheckFreedFill("leaving quarantine", e);
+      Release(e);
+    }
+    if (n < 16) return;
   }
 }
 
@@ -525,10 +535,9 @@ void ExitChecks() {
     void* bad = nullptr;
     {
       LockGuard g(g_quarantine_mu);
-      for (void* p = g_q_head; p != nullptr && bad == nullptr;) {
-        const Block b = FindExact(p);
-        if (!FreedFillIntact(b)) bad = p;
-        p = b.header->next;
+      for (size_t i = 0; i < g_q_count && bad == nullptr; ++i) {
+        void* p = g_ring[(g_q_first + i) % kQuarantineSlots].user;
+        if (!FreedFillIntact(FindExact(p))) bad = p;
       }
     }
     if (bad != nullptr) CheckFreedFill("at exit", FindExact(bad));
@@ -859,8 +868,8 @@ Counters GetCounters() {
   c.live_bytes = __atomic_load_n(&g_live_bytes, __ATOMIC_RELAXED);
   c.guarded_total = __atomic_load_n(&g_guarded_total, __ATOMIC_RELAXED);
   LockGuard g(g_quarantine_mu);
-  c.quarantine_blocks = g_q_blocks;
-  c.quarantine_bytes = g_q_bytes - g_q_blocks;
+  c.quarantine_blocks = g_q_count;
+  c.quarantine_bytes = g_q_bytes - g_q_count;
   return c;
 }
 

@@ -122,7 +122,7 @@ struct Header {
   profiler::Stack* free_stack;   // audit: where it was freed, while in quarantine
   uint32_t flags;
   uint32_t state;   // kLive, kFreed; 0 once given back
-  void* next;       // in quarantine: the next freed block (user pointer)
+  void* reserved;   // keeps the header 48 bytes (user blocks stay 16-aligned)
   uint64_t canary;  // kCanary: an underrun by up to 8 bytes shows here
 };
 static_assert(sizeof(Header) == 48, "the user block must stay 16-aligned");
