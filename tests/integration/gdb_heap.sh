@@ -210,7 +210,7 @@ flat() {
 for site in SmallBlocks:1000 DistinctMain:700 DistinctWorker:77 StringBlocks:300 HugeBlocks:2; do
   expect_eq "go tool pprof -top: inuse_objects of gdbheap::${site%%:*}" "$(flat "${site%%:*}")" "${site##*:}"
 done
-timeout 60 go tool pprof -symbolize=none -top -sample_index=inuse_space "$WORK/heap.pb.gz" >"$WORK/top-space.txt" 2>&1 ||
+timeout 60 go tool pprof -symbolize=none -top -unit=kB -sample_index=inuse_space "$WORK/heap.pb.gz" >"$WORK/top-space.txt" 2>&1 ||
   fail "go tool pprof -top -sample_index=inuse_space: $(head -n 5 "$WORK/top-space.txt")"
 grep -q '6144kB .* gdbheap::HugeBlocks\(()\)\?$' "$WORK/top-space.txt" ||
   fail "go tool pprof -top: HugeBlocks is not 6144kB: $(grep HugeBlocks "$WORK/top-space.txt")"
