@@ -41,14 +41,19 @@ void Count(uint64_t* c, int64_t d) {
   __atomic_fetch_add(c, static_cast<uint64_t>(d), __ATOMIC_RELAXED);
 }
 
+inline constexpr size_t kSmallOverhead = sizeof(Header);
+
+// Bytes of tail redzone a block is given at least (with `redzone`).
+size_t TailRedzone() { return g_config.redzone ? 16 : 0; }
+
+// Whether a request of n bytes fits a small block (header and redzone included).
+bool FitsSmall(size_t n) { return n <= kMaxSmallSize - kSmallOverhead - TailRedzone(); }
+
 // ---- ASSAY_DEBUG ----
 
 void Complain(const char* key, size_t len, const char* form) {
-  char line[320];
-  const int n =
-      snprintf(line, sizeof(line), "assay: ASSAY_DEBUG: bad option '%.*s' (%s); ignored\n",
-               static_cast<int>(len > 64 ? 64 : len), key, form);
-  os::WriteStderr(line, n > 0 ? static_cast<size_t>(n) : 0);
+  Print("assay: ASSAY_DEBUG: bad option '%.*s' (%s); ignored\n",
+        static_cast<int>(len > 64 ? 64 : len), key, form);
 }
 
 bool Is(const char* key, size_t len, const char* name) {
@@ -201,7 +206,7 @@ void* AllocMapped(size_t n, size_t align, bool guard, size_t capacity = 0) {
   const size_t a = align < kMinAlign ? kMinAlign : align;
   const bool guard_front = guard && a >= kPageSize;
   const bool grown = guard && !guard_front && capacity >= n && capacity > 0;
-  const size_t rz = g_config.redzone ? 16 : 0;
+  const size_t rz = TailRedzone();
   const size_t over = a > kPageSize ? a : 0;
   size_t length;
   if (guard_front) {
@@ -278,8 +283,6 @@ void ReleaseMapped(const Block& b) {
 }
 
 // ---- Small blocks: one block of the sampled pool each ----
-
-inline constexpr size_t kSmallOverhead = sizeof(Header);
 
 Block SmallBlockAt(const Span* span, uintptr_t a) {
   const size_t size = kClasses[span->cls].size;
@@ -374,25 +377,34 @@ size_t FrontZone(const Header* h) {
   return (h->flags & kGuardFront) != 0 ? 0 : 16;
 }
 
+// Bytes of the tail redzone that are filled and checked: from the block's
+// end, at most kTailCheck.
+size_t TailWindow(const Block& b) {
+  const size_t room = static_cast<size_t>(b.end - (b.user + b.header->size));
+  return room < kTailCheck ? room : kTailCheck;
+}
+
 void FillRedzones(const Block& b) {
   const size_t front = FrontZone(b.header);
   if ((b.header->flags & kMapped) != 0 && front > 0) Fill(b.user - front, front, kRedzoneByte);
-  char* tail = b.user + b.header->size;
-  const size_t tail_len = static_cast<size_t>(b.end - tail);
-  Fill(tail, tail_len < kTailCheck ? tail_len : kTailCheck, kRedzoneByte);
+  Fill(b.user + b.header->size, TailWindow(b), kRedzoneByte);
+}
+
+// Offset from the user pointer of the first changed redzone byte (negative:
+// before the block), or kIntact.
+inline constexpr ptrdiff_t kIntact = PTRDIFF_MAX;
+ptrdiff_t RedzoneDamage(const Block& b) {
+  const size_t front = FrontZone(b.header);
+  const size_t bad_front = FirstNot(b.user - front, front, kRedzoneByte);
+  if (bad_front < front) return -static_cast<ptrdiff_t>(front - bad_front);
+  const size_t tail = TailWindow(b);
+  const size_t bad = FirstNot(b.user + b.header->size, tail, kRedzoneByte);
+  return bad < tail ? static_cast<ptrdiff_t>(b.header->size + bad) : kIntact;
 }
 
 void CheckRedzones(const char* when, const Block& b) {
-  const size_t front = FrontZone(b.header);
-  const size_t bad_front = FirstNot(b.user - front, front, kRedzoneByte);
-  if (bad_front < front) {
-    ReportOverrun(when, b, -static_cast<ptrdiff_t>(front - bad_front));
-  }
-  const char* tail = b.user + b.header->size;
-  size_t tail_len = static_cast<size_t>(b.end - tail);
-  if (tail_len > kTailCheck) tail_len = kTailCheck;
-  const size_t bad = FirstNot(tail, tail_len, kRedzoneByte);
-  if (bad < tail_len) ReportOverrun(when, b, static_cast<ptrdiff_t>(b.header->size + bad));
+  const ptrdiff_t damage = RedzoneDamage(b);
+  if (damage != kIntact) ReportOverrun(when, b, damage);
 }
 
 // ---- Quarantine: freed blocks wait here, oldest first ----
@@ -447,12 +459,7 @@ void UserPages(const Block& b, char** start, size_t* len) {
 bool FreedFillIntact(const Block& b) {
   if ((b.header->flags & kMapped) != 0) return true;
   if (FirstNot(b.user, b.header->size, kFreedByte) < b.header->size) return false;
-  if (!g_config.redzone) return true;
-  const char* tail = b.user + b.header->size;
-  size_t tail_len = static_cast<size_t>(b.end - tail);
-  if (tail_len > kTailCheck) tail_len = kTailCheck;
-  return FirstNot(b.user - 8, 8, kRedzoneByte) == 8 &&
-         FirstNot(tail, tail_len, kRedzoneByte) == tail_len;
+  return !g_config.redzone || RedzoneDamage(b) == kIntact;
 }
 
 // A block leaving quarantine: its fill must be intact.
@@ -503,15 +510,17 @@ void Quarantine(const Block& b) {
   }
 }
 
-// guard=N: a per-thread Bernoulli(1/N) choice per small block. Seeded by the
-// order in which threads first allocate, so a run repeats its choices.
-ASSAY_TLS uint64_t tls_guard_rng = 0;
+// Both guard samplers are seeded by the order in which threads first use
+// them, so a run repeats its choices.
 constinit uint64_t g_guard_threads = 0;
 
 // guard=N alone: the byte sampler of guard points.
 constinit profiler::SamplingRate g_guard_rate;
 ASSAY_TLS profiler::Rng tls_guard_bytes_rng;
 ASSAY_TLS bool tls_guard_seeded = false;
+
+// guard=N, block by block: a per-thread Bernoulli(1/N) choice.
+ASSAY_TLS uint64_t tls_guard_rng = 0;
 bool GuardThisOne() {
   if (g_config.guard_every == 0) return false;
   uint64_t x = tls_guard_rng;
@@ -667,15 +676,13 @@ bool MappedSize(const void* p, size_t* size) {
 }
 
 void* Alloc(size_t n, size_t align) {
-  const bool over_aligned = align > kMinAlign;
-  const size_t rz = g_config.redzone ? 16 : 0;
   const bool guard =
       (g_config.guard_big && (n >= kPageSize || align >= kPageSize)) || GuardThisOne();
-  const bool small = !guard && !over_aligned && n <= kMaxSmallSize - kSmallOverhead - rz;
+  const bool small = !guard && align <= kMinAlign && FitsSmall(n);
   Block b;
   if (small) {
     // At least one byte past the header, so that the user pointer lies in the block.
-    const size_t cls = ClassOfSize(kSmallOverhead + (n == 0 ? 1 : n) + rz);
+    const size_t cls = ClassOfSize(kSmallOverhead + (n == 0 ? 1 : n) + TailRedzone());
     void* inner = TakeSlot(cls);
     if (inner == nullptr) return nullptr;
     auto* h = static_cast<Header*>(inner);
@@ -746,8 +753,7 @@ bool GrowsInPlace(const void* p, size_t n) {
   if (b.header == nullptr || (b.header->flags & (kMapped | kGuardFront)) != kMapped) return false;
   if ((b.header->flags & kGuarded) != 0) return g_config.guard_big && n >= kPageSize;
   // A plain mapped block (full debug heap): while n still needs a mapping.
-  const size_t rz = g_config.redzone ? 16 : 0;
-  return g_on && n > kMaxSmallSize - sizeof(Header) - rz;
+  return g_on && !FitsSmall(n);
 }
 
 void* ReallocInPlace(void* p, size_t n) {

@@ -179,6 +179,9 @@ profiler::Stack* CaptureSite();
 [[noreturn]] void ReportDoubleFree(const char* op, const Block& b);
 [[noreturn]] void ReportOverrun(const char* when, const Block& b, ptrdiff_t offset);
 [[noreturn]] void ReportUseAfterFree(const char* when, const Block& b, size_t offset);
+// printf to stderr through one line buffer, without stdio (lines longer than
+// 1 KiB are cut).
+void Print(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // Writes a stack, one frame per line, indented (symbolized by dladdr).
 void WriteStack(const profiler::Stack* s, int max_frames);
 void InstallFaultHandler();

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <link.h>
 #include <setjmp.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -247,19 +246,26 @@ void WriteLeakProfile(const Site* sites, size_t n, const char* path) {
   data.nframes = frames.size;
   data.comment = "assay debug heap: blocks no pointer reaches at exit (ASSAY_DEBUG=leaks)";
   if (profiler::dumper::WriteProfileData(&data, path) == 0) {
-    char line[400];
-    const int len = snprintf(line, sizeof(line), "assay: leak profile written to %s\n", path);
-    if (len > 0) os::WriteStderr(line, static_cast<size_t>(len));
+    Print("assay: leak profile written to %s\n", path);
   }
   samples.Free();
   frames.Free();
 }
 
-void Report(const Scan& s, size_t leaked, size_t leaked_bytes) {
+// Prints the summary of the blocks the scan did not mark (and writes the leak
+// profile); returns how many there are.
+size_t Report(const Scan& s) {
   RawArray<Site> sites;
   RawArray<Block> lost;
+  size_t lost_bytes = 0;
   for (size_t i = 0; i < s.blocks.size; ++i) {
-    if ((s.blocks.data[i].header->flags & kMarked) == 0) lost.Push(s.blocks.data[i]);
+    if ((s.blocks.data[i].header->flags & kMarked) != 0) continue;
+    lost.Push(s.blocks.data[i]);
+    lost_bytes += s.blocks.data[i].header->size;
+  }
+  if (lost.size == 0) {
+    Print("assay: leaks: none among %zu live blocks at exit\n", s.blocks.size);
+    return 0;
   }
   std::sort(lost.data, lost.data + lost.size, [](const Block& a, const Block& b) {
     return a.header->alloc_stack < b.header->alloc_stack;
@@ -275,17 +281,12 @@ void Report(const Scan& s, size_t leaked, size_t leaked_bytes) {
   }
   std::sort(sites.data, sites.data + sites.size,
             [](const Site& a, const Site& b) { return a.bytes > b.bytes; });
-  char line[256];
-  int len = snprintf(line, sizeof(line),
-                     "assay: leaks: %zu blocks (%zu bytes) not reachable at exit, from %zu "
-                     "allocation sites\n",
-                     leaked, leaked_bytes, sites.size);
-  os::WriteStderr(line, static_cast<size_t>(len));
+  Print("assay: leaks: %zu blocks (%zu bytes) not reachable at exit, from %zu allocation sites\n",
+        lost.size, lost_bytes, sites.size);
   const size_t shown = sites.size < 20 ? sites.size : 20;
   for (size_t i = 0; i < shown; ++i) {
-    len = snprintf(line, sizeof(line), "  %zu bytes in %zu block%s allocated at:\n",
-                   sites.data[i].bytes, sites.data[i].blocks, sites.data[i].blocks == 1 ? "" : "s");
-    os::WriteStderr(line, static_cast<size_t>(len));
+    Print("  %zu bytes in %zu block%s allocated at:\n", sites.data[i].bytes, sites.data[i].blocks,
+          sites.data[i].blocks == 1 ? "" : "s");
     if (sites.data[i].stack != nullptr) {
       WriteStack(sites.data[i].stack, 8);
     } else {
@@ -293,15 +294,15 @@ void Report(const Scan& s, size_t leaked, size_t leaked_bytes) {
     }
   }
   if (shown < sites.size) {
-    len = snprintf(line, sizeof(line), "  ... and %zu more sites (see the leak profile)\n",
-                   sites.size - shown);
-    os::WriteStderr(line, static_cast<size_t>(len));
+    Print("  ... and %zu more sites (see the leak profile)\n", sites.size - shown);
   }
   if (GetConfig().leak_profile[0] != '\0') {
     WriteLeakProfile(sites.data, sites.size, GetConfig().leak_profile);
   }
+  const size_t leaked = lost.size;
   sites.Free();
   lost.Free();
+  return leaked;
 }
 
 }  // namespace
@@ -344,25 +345,10 @@ size_t CheckLeaks() {
     ScanAnonymousMappings(s, maps);
     Drain(s);
   }
-  size_t leaked = 0, leaked_bytes = 0;
-  for (size_t i = 0; i < s.blocks.size; ++i) {
-    const Header* h = s.blocks.data[i].header;
-    if ((h->flags & kMarked) == 0) {
-      leaked++;
-      leaked_bytes += h->size;
-    }
-  }
   if (s.out_of_memory) {
     os::WriteStderr("assay: leaks: out of memory during the scan; the report may be incomplete\n");
   }
-  if (leaked > 0) {
-    Report(s, leaked, leaked_bytes);
-  } else {
-    char line[160];
-    const int len = snprintf(line, sizeof(line),
-                             "assay: leaks: none among %zu live blocks at exit\n", s.blocks.size);
-    if (len > 0) os::WriteStderr(line, static_cast<size_t>(len));
-  }
+  const size_t leaked = Report(s);
   for (size_t i = 0; i < s.blocks.size; ++i) s.blocks.data[i].header->flags &= ~kMarked;
   s.blocks.Free();
   s.work.Free();

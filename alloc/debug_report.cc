@@ -39,16 +39,6 @@ DescribeFn Describer() {
 
 void Write(const char* s) { os::WriteStderr(s); }
 
-void Printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void Printf(const char* fmt, ...) {
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  const int n = vsnprintf(line, sizeof(line), fmt, ap);
-  va_end(ap);
-  if (n > 0) os::WriteStderr(line, static_cast<size_t>(n) < sizeof(line) ? n : sizeof(line) - 1);
-}
-
 void WriteFrames(const uintptr_t* frames, size_t depth, int max_frames) {
   for (size_t i = 0; i < depth && static_cast<int>(i) < max_frames; ++i) {
     // A return address points after the call: look up the call itself.
@@ -57,7 +47,7 @@ void WriteFrames(const uintptr_t* frames, size_t depth, int max_frames) {
     char described[512];
     if (DescribeFn describe = Describer();
         describe != nullptr && describe(look, described, sizeof(described)) == 0) {
-      Printf("    #%zu 0x%lx %s\n", i, static_cast<unsigned long>(pc), described);
+      Print("    #%zu 0x%lx %s\n", i, static_cast<unsigned long>(pc), described);
       continue;
     }
     Dl_info info;
@@ -67,15 +57,15 @@ void WriteFrames(const uintptr_t* frames, size_t depth, int max_frames) {
         int status = -1;
         char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
         const char* name = status == 0 && demangled != nullptr ? demangled : info.dli_sname;
-        Printf("    #%zu 0x%lx %s+0x%lx (%s)\n", i, static_cast<unsigned long>(pc), name,
-               static_cast<unsigned long>(pc - reinterpret_cast<uintptr_t>(info.dli_saddr)), file);
+        Print("    #%zu 0x%lx %s+0x%lx (%s)\n", i, static_cast<unsigned long>(pc), name,
+              static_cast<unsigned long>(pc - reinterpret_cast<uintptr_t>(info.dli_saddr)), file);
         free(demangled);
       } else {
-        Printf("    #%zu 0x%lx (%s+0x%lx)\n", i, static_cast<unsigned long>(pc), file,
-               static_cast<unsigned long>(pc - reinterpret_cast<uintptr_t>(info.dli_fbase)));
+        Print("    #%zu 0x%lx (%s+0x%lx)\n", i, static_cast<unsigned long>(pc), file,
+              static_cast<unsigned long>(pc - reinterpret_cast<uintptr_t>(info.dli_fbase)));
       }
     } else {
-      Printf("    #%zu 0x%lx\n", i, static_cast<unsigned long>(pc));
+      Print("    #%zu 0x%lx\n", i, static_cast<unsigned long>(pc));
     }
   }
 }
@@ -95,7 +85,7 @@ void WriteHere(const char* title) {
       ++skip;
     }
   }
-  Printf("  %s:\n", title);
+  Print("  %s:\n", title);
   WriteFrames(frames + skip, depth - skip, 24);
 }
 
@@ -125,18 +115,27 @@ const char* Kind(const Header* h) {
 
 }  // namespace
 
+void Print(const char* fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  if (n > 0) os::WriteStderr(line, static_cast<size_t>(n) < sizeof(line) ? n : sizeof(line) - 1);
+}
+
 void WriteStack(const profiler::Stack* s, int max_frames) {
   if (s == nullptr) return;
   WriteFrames(s->frames, s->depth, max_frames);
 }
 
 void ReportInvalidFree(const char* op, const void* p) {
-  Printf("assay: invalid free: %s(%p): not a block assay returned", op, p);
+  Print("assay: invalid free: %s(%p): not a block assay returned", op, p);
   const Block inside = FindContaining(reinterpret_cast<uintptr_t>(p));
   if (inside.header != nullptr) {
-    Printf(" (inside %s %p of %zu bytes, at offset %zu)\n", Kind(inside.header), inside.user,
-           static_cast<size_t>(inside.header->size),
-           static_cast<size_t>(static_cast<const char*>(p) - inside.user));
+    Print(" (inside %s %p of %zu bytes, at offset %zu)\n", Kind(inside.header), inside.user,
+          static_cast<size_t>(inside.header->size),
+          static_cast<size_t>(static_cast<const char*>(p) - inside.user));
     WriteBlockStacks(inside, false);
   } else {
     Write("\n");
@@ -146,8 +145,8 @@ void ReportInvalidFree(const char* op, const void* p) {
 }
 
 void ReportDoubleFree(const char* op, const Block& b) {
-  Printf("assay: double free: %s(%p) of a %zu-byte %s already freed\n", op, b.user,
-         static_cast<size_t>(b.header->size), Kind(b.header));
+  Print("assay: double free: %s(%p) of a %zu-byte %s already freed\n", op, b.user,
+        static_cast<size_t>(b.header->size), Kind(b.header));
   WriteBlockStacks(b, true);
   if (b.header->free_stack == nullptr && GetConfig().audit && !GetConfig().freecheck) {
     Write("  (first free's stack needs ASSAY_DEBUG=freecheck)\n");
@@ -157,7 +156,7 @@ void ReportDoubleFree(const char* op, const Block& b) {
 }
 
 void ReportOverrun(const char* when, const Block& b, ptrdiff_t offset) {
-  Printf(
+  Print(
       "assay: overrun: %s %p of %zu bytes has a changed byte at offset %td (%s), detected at %s\n",
       Kind(b.header), b.user, static_cast<size_t>(b.header->size), offset,
       offset < 0 ? "before its start" : "past its end", when);
@@ -167,7 +166,7 @@ void ReportOverrun(const char* when, const Block& b, ptrdiff_t offset) {
 }
 
 void ReportUseAfterFree(const char* when, const Block& b, size_t offset) {
-  Printf(
+  Print(
       "assay: use after free: %s %p of %zu bytes was written at offset %zu after it was freed, "
       "detected %s\n",
       Kind(b.header), b.user, static_cast<size_t>(b.header->size), offset, when);
@@ -190,12 +189,12 @@ void OnFault(int sig, siginfo_t* info, void* context) {
   if (b.header != nullptr) {
     const ptrdiff_t offset = static_cast<ptrdiff_t>(a - reinterpret_cast<uintptr_t>(b.user));
     if (b.header->state == kFreed) {
-      Printf("assay: use after free: access at offset %td of the %zu-byte %s %p, freed\n", offset,
-             static_cast<size_t>(b.header->size), Kind(b.header), b.user);
+      Print("assay: use after free: access at offset %td of the %zu-byte %s %p, freed\n", offset,
+            static_cast<size_t>(b.header->size), Kind(b.header), b.user);
       WriteBlockStacks(b, true);
     } else if (in_guard) {
-      Printf("assay: overrun: access at offset %td of the %zu-byte %s %p hit its guard page\n",
-             offset, static_cast<size_t>(b.header->size), Kind(b.header), b.user);
+      Print("assay: overrun: access at offset %td of the %zu-byte %s %p hit its guard page\n",
+            offset, static_cast<size_t>(b.header->size), Kind(b.header), b.user);
       WriteBlockStacks(b, false);
     }
     WriteHere("faulting access at");

@@ -175,6 +175,31 @@ ASSAY_INLINE void SyncProfiler(ThreadCache* tc) {
   if (ASSAY_UNLIKELY(tc->prof_epoch != profiler::Epoch())) profiler::SyncThread(tc);
 }
 
+// Runs tc's countdown over n bytes allocated outside AllocAccounted's path;
+// the decision (record false: no sample point in them, or not recording).
+profiler::SampleDecision CountAllocated(ThreadCache* tc, size_t n) {
+  SyncProfiler(tc);
+  const int64_t left =
+      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+  if (left >= 0) {
+    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+    return {0, false};
+  }
+  return profiler::OnSamplePoint(tc, n);
+}
+
+// An ordinary allocation with tc's countdown run over it (tc synced): a
+// sampled block if a sample point lies in it.
+ASSAY_INLINE void* AllocCounted(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
+  const int64_t left =
+      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+  if (ASSAY_UNLIKELY(left < 0)) return SampledAlloc(tc, n, align, zeroed);
+  __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+  void* p = AllocPlain(tc, n, align, zeroed);
+  if (ASSAY_UNLIKELY(p == nullptr)) errno = ENOMEM;
+  return p;
+}
+
 // ASSAY_DEBUG: the debug heap serves every block (or, with `guard` alone,
 // the blocks of a page or more); the profiler still samples them (its entry
 // is keyed by the pointer the program sees).
@@ -185,14 +210,7 @@ ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align, bool gu
     return nullptr;
   }
   if (tc == nullptr) return p;
-  SyncProfiler(tc);
-  const int64_t left =
-      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-  if (left >= 0) {
-    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
-    return p;
-  }
-  const profiler::SampleDecision d = profiler::OnSamplePoint(tc, n);
+  const profiler::SampleDecision d = CountAllocated(tc, n);
   if (d.record &&
       profiler::RecordAlloc(p, n, n, align > kMinAlign ? align : 0, d.points, 0, 1) != nullptr) {
     debug::MarkProfiled(p);
@@ -252,15 +270,7 @@ ASSAY_NOINLINE void* GuardSampledAlloc(ThreadCache* tc, size_t n, size_t align, 
     p = DebugAlloc(tc, n, align, /*guarded_only=*/true);
     *zeroed = false;
   } else {
-    const int64_t left =
-        __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-    if (left < 0) {
-      p = SampledAlloc(tc, n, align, zeroed);
-    } else {
-      __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
-      p = AllocPlain(tc, n, align, zeroed);
-      if (p == nullptr) errno = ENOMEM;
-    }
+    p = AllocCounted(tc, n, align, zeroed);
   }
   JoinCountdown(tc, g);
   return p;
@@ -281,12 +291,9 @@ void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
   }
   if (ASSAY_LIKELY(tc != nullptr)) {
     SyncProfiler(tc);
-    const int64_t left =
-        __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-    if (ASSAY_UNLIKELY(left < 0)) return SampledAlloc(tc, n, align, zeroed);
-    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+    return AllocCounted(tc, n, align, zeroed);
   }
-  void* p = AllocPlain(tc, n, align, zeroed);
+  void* p = AllocPlain(tc, n, align, zeroed);  // no cache (thread exiting): no countdown
   if (ASSAY_UNLIKELY(p == nullptr)) errno = ENOMEM;
   return p;
 }
@@ -296,14 +303,7 @@ void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
 void AccountResized(void* p, size_t n) {
   ThreadCache* tc = thread_cache::Current();
   if (tc == nullptr) return;
-  SyncProfiler(tc);
-  const int64_t left =
-      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-  if (left >= 0) {
-    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
-    return;
-  }
-  const profiler::SampleDecision d = profiler::OnSamplePoint(tc, n);
+  const profiler::SampleDecision d = CountAllocated(tc, n);
   if (!d.record) return;
   huge::SetSampled(p);
   profiler::RecordAlloc(p, n, huge::UsableSize(p), 0, d.points, 0, 1);
