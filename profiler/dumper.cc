@@ -214,6 +214,17 @@ int64_t NowWallNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// Hands data to the writer, loading it first; 0, or an errno value with the
+// reason in *error. Called with g_dump_mu held (LoadWriter's state).
+int CallWriter(const AssayProfileData& data, const char* path, std::string* error) {
+  AssayPprofWriteFn writer = LoadWriter(error);
+  if (writer == nullptr) return ENOSYS;
+  char err[512] = "";
+  const int rc = writer(&data, path, err, sizeof(err));
+  if (rc != 0) *error = err;
+  return rc;
+}
+
 // Builds the writer's input from a snapshot (taken now, or `taken` if
 // given) and writes it.
 int Write(const char* kind, const std::string& path, std::string* error,
@@ -271,16 +282,7 @@ int Write(const char* kind, const std::string& path, std::string* error,
   data.frames = snap.frames.data();
   data.nframes = snap.frames.size();
   data.comment = comment;
-  std::string why;
-  AssayPprofWriteFn writer = LoadWriter(&why);
-  if (writer == nullptr) {
-    *error = why;
-    return ENOSYS;
-  }
-  char err[512] = "";
-  const int rc = writer(&data, path.c_str(), err, sizeof(err));
-  if (rc != 0) *error = err;
-  return rc;
+  return CallWriter(data, path.c_str(), error);
 }
 
 std::string NextPath(const char* kind) {
@@ -521,15 +523,11 @@ void* PprofSymbol(const char* name, bool may_load) {
 
 int WriteProfileData(const AssayProfileData* data, const char* path) {
   ScopedSuspend suspend;
+  LockGuard lock(g_dump_mu);
   AssayProfileData d = *data;
   if (d.time_nanos == 0) d.time_nanos = NowWallNs();
   std::string why;
-  int rc = ENOSYS;
-  if (AssayPprofWriteFn writer = LoadWriter(&why); writer != nullptr) {
-    char err[512] = "";
-    rc = writer(&d, path, err, sizeof(err));
-    why = err;
-  }
+  const int rc = CallWriter(d, path, &why);
   if (rc != 0) {
     const std::string line = "assay: cannot write " + std::string(d.kind) + " profile " +
                              std::string(path) + ": " + why + "\n";
