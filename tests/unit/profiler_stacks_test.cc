@@ -320,6 +320,23 @@ TEST_P(ProfilerStacksTest, MaxDepthIsCappedAt256) {
   ExpectSiteThenRecurse(stack);
 }
 
+// A thread's first stacks are walked with unw_step and later ones with
+// unw_backtrace and its per-thread cache (profiler/stack_capture.cc): on a new
+// thread, 24 allocations from one site must all carry the same stack.
+TEST_P(ProfilerStacksTest, EveryStackOfANewThreadIsTheSame) {
+  StackRecorder rec;
+  StopGuard guard;
+  ASSERT_TRUE(assay::Start(Options(64), rec.MakeTracker()));
+  std::thread([&] {
+    for (int i = 0; i < 24; ++i) free(Mine([] { return Recurse(5, SiteMalloc); }));
+  }).join();
+  const std::vector<Captured> all = rec.TakeAll();
+  ASSERT_EQ(all.size(), 24u);
+  ASSERT_GE(all[0].stack.size(), 7u) << "the site, six Recurse frames and the thread's own";
+  ExpectSiteThenRecurse({all[0].stack.begin(), all[0].stack.begin() + 7});
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_EQ(all[i].stack, all[0].stack) << "stack " << i;
+}
+
 // ---- Cost of one sampled allocation (printed) ----
 
 constexpr int kCostIterations = 20000;
