@@ -575,6 +575,26 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
   return q;
 }
 
+// realloc of a block in a segment whose slice is not in a plain small span
+// (e.cls == 0):
+// a sampled small block stays put by the rule of Realloc's fast path, found
+// without building a Location; anything else takes the slow path. Sampling
+// is size-biased: the strings a program grows longest are the ones most
+// often sampled, and each comes here hundreds of times. The caller owns p,
+// so its span's kind and class cannot change under us.
+ASSAY_NOINLINE void* ReallocNotSmall(void* p, size_t n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const Segment* seg = SegmentOf(a);
+  const uint32_t first = seg->slice_map[SliceOf(a)].first;
+  const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - first * kSliceSize);
+  const Span& span = seg->spans[first];
+  if (span.kind == SpanKind::kSampled && span.first == first) {
+    const SizeClassInfo& c = kClasses[span.cls];
+    if (IsBlockOffset(c, offset) && n - 1 < c.size && (n > c.size / 2 || c.size <= 32)) return p;
+  }
+  return ReallocSlow(p, n);
+}
+
 }  // namespace
 
 void* Realloc(void* p, size_t n) {
@@ -593,6 +613,7 @@ void* Realloc(void* p, size_t n) {
                      ((n > c.size / 2) | (c.size <= 32)))) {
       return p;
     }
+    if (e.cls == 0) return ReallocNotSmall(p, n);
   }
   return ReallocSlow(p, n);
 }

@@ -254,7 +254,7 @@ TEST(ProfilerCallbacksTest, RateOneGivesOneOnAllocPerAllocationWithItsFields) {
     to_free.push_back(p);
   }
   {
-    // A sampled block always moves on realloc (its entry describes the old size).
+    // A sampled block moves when realloc grows it past its size class.
     void* p = Mine([] { return Opaque(malloc(16)); });
     expect_one("malloc before realloc", p, 16, 0);
     const Token old_token = rec.TokenOf(p);
@@ -266,6 +266,21 @@ TEST(ProfilerCallbacksTest, RateOneGivesOneOnAllocPerAllocationWithItsFields) {
     EXPECT_EQ(std::count(frees.begin(), frees.end(), old_token), 1)
         << "realloc that moves frees the old block";
     to_free.push_back(q);
+  }
+  {
+    // Within its size class a sampled small block stays put, as any small
+    // block does, and keeps its one entry: no on_free and no new on_alloc.
+    void* p = Mine([] { return Opaque(malloc(100)); });
+    expect_one("malloc before realloc in place", p, 100, 0);
+    const size_t usable = malloc_usable_size(p);
+    const size_t frees = rec.frees().size();
+    for (size_t n : {usable, size_t{100}, usable / 2 + 1}) {
+      void* q = Mine([&] { return Opaque(realloc(p, n)); });
+      EXPECT_EQ(q, p) << "realloc to " << n << " of a sampled " << usable << "-byte block";
+    }
+    EXPECT_EQ(rec.alloc_count(), seen);
+    EXPECT_EQ(rec.frees().size(), frees);
+    to_free.push_back(p);
   }
   for (size_t n : {size_t{1}, size_t{200}, 100 * kKiB}) {
     void* p = Mine([&] { return Opaque(::operator new(n)); });
