@@ -309,6 +309,28 @@ void AccountResized(void* p, size_t n) {
   profiler::RecordAlloc(p, n, huge::UsableSize(p), 0, d.points, 0, 1);
 }
 
+// A block realloc moves to grow to n > kSliceSize bytes: a slice run (a
+// large block), not a size class, counted and sampled like any allocation.
+// A block grown past 64 KiB tends to keep growing (a buffer, a string built
+// by appends), and a slice run grows in place while the slices after it are
+// free, wastes less than one slice, and gives its slices back to the page
+// heap when freed. A size class would carve it from a span of at least four
+// blocks, which one long-lived string of that class pins: on the
+// string-building workload that pinning was a third of the peak RSS.
+void* AllocGrowable(size_t n) {
+  ThreadCache* tc = thread_cache::Current();
+  if (tc == nullptr || debug::g_guard) return Malloc(n);  // debug::g_on never gets here
+  SyncProfiler(tc);
+  bool zeroed;
+  const int64_t left =
+      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+  if (left < 0) return SampledAlloc(tc, n, 0, &zeroed);
+  __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+  void* p = AllocBig(n, 0, &zeroed);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
 // ---- Initialisation and fork ----
 
 enum : uint32_t { kUninitialised = 0, kInitialising, kReady };
@@ -531,7 +553,7 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
       break;
     case Home::kLarge:
       if (loc.sampled) break;
-      if (n > kMaxSmallSize && n <= kMaxLargeSize) {
+      if (n > kSliceSize && n <= kMaxLargeSize) {
         const size_t slices = AlignUp(n, kSliceSize) >> kSliceShift;
         if (page_heap::ResizeLargeInPlace(loc.span, slices)) {
           loc.span->aux = n;
@@ -567,7 +589,7 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
     const size_t grown = old + old / 4;
     if (grown > want) want = grown;
   }
-  void* q = Malloc(want);
+  void* q = n > old && n > kSliceSize && want <= kMaxLargeSize ? AllocGrowable(want) : Malloc(want);
   if (q == nullptr && want != n) q = Malloc(n);  // the slack is optional
   if (q == nullptr) return nullptr;
   memcpy(q, p, n < old ? n : old);
@@ -576,21 +598,28 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
 }
 
 // realloc of a block in a segment whose slice is not in a plain small span
-// (e.cls == 0):
-// a sampled small block stays put by the rule of Realloc's fast path, found
-// without building a Location; anything else takes the slow path. Sampling
-// is size-biased: the strings a program grows longest are the ones most
-// often sampled, and each comes here hundreds of times. The caller owns p,
-// so its span's kind and class cannot change under us.
+// (e.cls == 0). Two cases stay put without the slow path's Location and
+// locks: a sampled small block, by the rule of Realloc's fast path (sampling
+// is size-biased: the strings a program grows longest are the ones most often
+// sampled, and each comes here hundreds of times), and an unsampled large
+// block whose slice count n still fits (a buffer grown past 64 KiB by small
+// appends; see AllocGrowable). The caller owns p, so its span cannot change
+// under us.
 ASSAY_NOINLINE void* ReallocNotSmall(void* p, size_t n) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const Segment* seg = SegmentOf(a);
+  Segment* seg = SegmentOf(a);
   const uint32_t first = seg->slice_map[SliceOf(a)].first;
   const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - first * kSliceSize);
-  const Span& span = seg->spans[first];
+  Span& span = seg->spans[first];
   if (span.kind == SpanKind::kSampled && span.first == first) {
     const SizeClassInfo& c = kClasses[span.cls];
     if (IsBlockOffset(c, offset) && n - 1 < c.size && (n > c.size / 2 || c.size <= 32)) return p;
+  } else if (span.kind == SpanKind::kLarge && offset == 0 && span.sampled == 0) {
+    const size_t usable = span.slices * kSliceSize;
+    if (n <= usable && n > usable - kSliceSize) {
+      span.aux = n;
+      return p;
+    }
   }
   return ReallocSlow(p, n);
 }

@@ -374,6 +374,34 @@ TEST(Api, ReallocRandomWalk) {
   }
 }
 
+// A string built by appends: a block that realloc moves to grow past 64 KiB
+// becomes a slice run (its usable size is whole 64 KiB slices), which grows
+// in place while the slices after it are free; an append that fits the
+// block never moves it.
+TEST(Api, ReallocGrowthPast64KiBMovesToASliceRun) {
+  const uint64_t seed = 11;
+  size_t size = 1000;
+  uint8_t* p = static_cast<uint8_t*>(malloc(size));
+  ASSERT_NE(p, nullptr);
+  Fill(p, 0, size, seed);
+  size_t slice_runs = 0;
+  while (size < 700 * kKiB) {
+    uint8_t* before = p;
+    const size_t usable = malloc_usable_size(p);
+    ReallocChecked(&p, &size, size + 37, seed);
+    if (HasFatalFailure()) return;
+    if (size <= usable) {
+      ASSERT_EQ(p, before) << "an append that fits moved the block, at " << size;
+    }
+    if (p != before && size > 64 * kKiB) {
+      ASSERT_EQ(malloc_usable_size(p) % (64 * kKiB), 0u) << "moved to no slice run at " << size;
+      ++slice_runs;
+    }
+  }
+  EXPECT_GT(slice_runs, 0u) << "never moved past 64 KiB";
+  free(p);
+}
+
 TEST(Api, ReallocOfNullIsMalloc) {
   for (size_t n : {0ul, 1ul, 100ul, 300000ul, 3 * kMiB}) {
     void* p = realloc(nullptr, n);
