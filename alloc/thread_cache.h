@@ -26,6 +26,8 @@ struct ThreadCache {
   // subtracts each request; a negative result takes the slow path, which
   // hands the block to the profiler. Huge while profiling is off.
   int64_t sample_left;
+  // lists[0] (class 0: "no class") stays empty with max 0 in every cache:
+  // Free's fast path relies on it to reject slices that are not small spans.
   FreeList lists[kNumClasses];
   // Cold: registry of live caches, guarded by the registry lock.
   ThreadCache* next;
@@ -73,8 +75,10 @@ ASSAY_INLINE void Free(void* p) {
     SliceEntry e;
     __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
     const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize);
+    // A slice outside small spans has cls 0, and lists[0] has max 0 forever,
+    // so the bound test sends it to the slow path: no test of cls here.
     FreeList& l = tls_cache->lists[e.cls];
-    if (ASSAY_LIKELY((e.cls != 0) & IsBlockOffset(kClasses[e.cls], offset) & (l.count < l.max))) {
+    if (ASSAY_LIKELY(IsBlockOffset(kClasses[e.cls], offset) & (l.count < l.max))) {
       *static_cast<void**>(p) = l.head;
       l.head = p;
       l.count++;
