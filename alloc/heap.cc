@@ -126,9 +126,11 @@ ASSAY_INLINE void* AllocPlain(ThreadCache* tc, size_t n, size_t align, bool* zer
 }
 
 // A block that carries a sample point: small ones from the sampled pool (so
-// that only their frees take the profiler's path), big ones flagged.
-void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable) {
-  if (IsSmall(n, align)) {
+// that only their frees take the profiler's path), big ones (and, with
+// slice_run, any: see AllocGrowable) flagged.
+void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable,
+                        bool slice_run = false) {
+  if (!slice_run && IsSmall(n, align)) {
     const size_t cls = ClassFor(n, align);
     void* p;
     *zeroed = false;
@@ -153,14 +155,16 @@ void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable) {
 void ReleaseBlock(void* p) { Free(p); }
 
 // The allocation crosses the thread's countdown: a sample point lies in it.
-ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
+// slice_run: the block must be a slice run (AllocGrowable).
+ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
+                                  bool slice_run = false) {
   const profiler::SampleDecision d = profiler::OnSamplePoint(tc, n);
   void* p;
   if (!d.record) {
-    p = AllocPlain(tc, n, align, zeroed);
+    p = slice_run ? AllocBig(n, align, zeroed) : AllocPlain(tc, n, align, zeroed);
   } else {
     size_t usable = 0;
-    p = AllocSampledBlock(n, align, zeroed, &usable);
+    p = AllocSampledBlock(n, align, zeroed, &usable, slice_run);
     if (p != nullptr) {
       profiler::RecordAlloc(p, n, usable, align > kMinAlign ? align : 0, d.points, 0, 1);
       profiler::SafePoint();
@@ -324,7 +328,7 @@ void* AllocGrowable(size_t n) {
   bool zeroed;
   const int64_t left =
       __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-  if (left < 0) return SampledAlloc(tc, n, 0, &zeroed);
+  if (left < 0) return SampledAlloc(tc, n, 0, &zeroed, /*slice_run=*/true);
   __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
   void* p = AllocBig(n, 0, &zeroed);
   if (p == nullptr) errno = ENOMEM;
@@ -542,10 +546,11 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
     return q;
   }
   const size_t old = UsableOf(loc, p);
-  // In place when the block's class or slices allow (a sampled small block
-  // too: its entry keeps the size first requested). A sampled large block
-  // moves instead; a huge one moves by mremap without copying: its entry is
-  // freed and the new block is accounted as a fresh allocation.
+  // In place when the block's class or slices allow (a sampled block too:
+  // its entry keeps the size first requested; ReallocNotSmall keeps a large
+  // one whose slice count still fits). A sampled large block that needs other
+  // slices moves instead; a huge one moves by mremap without copying: its
+  // entry is freed and the new block is accounted as a fresh allocation.
   switch (loc.home) {
     case Home::kSmall:
     case Home::kSampled:
@@ -601,10 +606,9 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
 // (e.cls == 0). Two cases stay put without the slow path's Location and
 // locks: a sampled small block, by the rule of Realloc's fast path (sampling
 // is size-biased: the strings a program grows longest are the ones most often
-// sampled, and each comes here hundreds of times), and an unsampled large
-// block whose slice count n still fits (a buffer grown past 64 KiB by small
-// appends; see AllocGrowable). The caller owns p, so its span cannot change
-// under us.
+// sampled, and each comes here hundreds of times), and a large block that n
+// still fits by the same rule (a buffer grown past 64 KiB by small appends;
+// see AllocGrowable). The caller owns p, so its span cannot change under us.
 ASSAY_NOINLINE void* ReallocNotSmall(void* p, size_t n) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   Segment* seg = SegmentOf(a);
@@ -614,10 +618,10 @@ ASSAY_NOINLINE void* ReallocNotSmall(void* p, size_t n) {
   if (span.kind == SpanKind::kSampled && span.first == first) {
     const SizeClassInfo& c = kClasses[span.cls];
     if (IsBlockOffset(c, offset) && n - 1 < c.size && (n > c.size / 2 || c.size <= 32)) return p;
-  } else if (span.kind == SpanKind::kLarge && offset == 0 && span.sampled == 0) {
+  } else if (span.kind == SpanKind::kLarge && offset == 0) {
     const size_t usable = span.slices * kSliceSize;
-    if (n <= usable && n > usable - kSliceSize) {
-      span.aux = n;
+    if (n <= usable && n > usable / 2) {
+      if (span.sampled == 0) span.aux = n;  // a sampled one's entry keeps its first size
       return p;
     }
   }

@@ -319,6 +319,41 @@ TEST(ProfilerCallbacksTest, RateOneGivesOneOnAllocPerAllocationWithItsFields) {
   EXPECT_EQ(frees, want);
 }
 
+// A string grown by appends while every allocation is sampled: each move
+// past 64 KiB goes to a slice run, recorded once (one on_alloc for the new
+// block, one on_free for the old); appends that fit the run's slices leave
+// the sampled block and its entry alone.
+TEST(ProfilerCallbacksTest, SampledBlockGrownByAppendsMovesToSliceRunsRecordedOnce) {
+  Recorder rec;
+  StopGuard guard;
+  ASSERT_TRUE(assay::Start(EveryAllocation(), rec.MakeTracker()));
+  size_t size = 100;
+  char* p = Mine([&] { return Opaque(static_cast<char*>(malloc(size))); });
+  ASSERT_NE(p, nullptr);
+  size_t moves = 0;
+  size_t slice_runs = 0;
+  while (size < 600 * kKiB) {
+    const size_t usable = malloc_usable_size(p);
+    char* q = Mine([&] { return Opaque(static_cast<char*>(realloc(p, size + 50))); });
+    ASSERT_NE(q, nullptr);
+    size += 50;
+    if (size <= usable) {
+      ASSERT_EQ(q, p) << "an append that fits moved the sampled block, at " << size;
+    } else if (q != p) {
+      ++moves;
+      if (size > 64 * kKiB) {
+        ASSERT_EQ(malloc_usable_size(q) % (64 * kKiB), 0u) << "no slice run at " << size;
+        ++slice_runs;
+      }
+    }
+    p = q;
+  }
+  EXPECT_GT(slice_runs, 0u);
+  EXPECT_EQ(rec.alloc_count(), moves + 1) << "one on_alloc per block the string lived in";
+  EXPECT_EQ(rec.frees().size(), moves) << "one on_free per block it left";
+  free(p);
+}
+
 // ---- 2. No re-entry ----
 
 thread_local int t_depth = 0;
