@@ -39,6 +39,7 @@ struct ThreadCache {
   // these say how much farther each one is (one of them is 0). See heap.cc.
   int64_t prof_over;
   int64_t guard_over;
+  uint32_t overflows;  // PushOverflow calls: the byte budget is checked on every 8th
 };
 
 inline constexpr int64_t kSampleNever = int64_t{1} << 62;
