@@ -379,6 +379,13 @@ void ForkChild() {
 // ---- Slow paths of the fast paths in thread_cache.h ----
 
 void* MallocSlow(size_t n) {
+  // Above the fast path's lookup table but still small (1 KiB - 256 KiB):
+  // the same pop, the class by formula, without AllocAccounted's routing.
+  // The debug heap and guards decide every such block themselves.
+  if (n - (kMaxTableSize + 1) < kMaxSmallSize - kMaxTableSize && !debug::g_on && !debug::g_guard) {
+    void* p = TryPop(tls_cache, ClassOfLarge(n), n);
+    if (ASSAY_LIKELY(p != nullptr)) return p;
+  }
   bool zeroed;
   return AllocAccounted(n, 0, &zeroed);
 }

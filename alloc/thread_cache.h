@@ -50,21 +50,29 @@ extern ASSAY_TLS ThreadCache* tls_cache;
 ASSAY_NOINLINE void* MallocSlow(size_t n);
 ASSAY_NOINLINE void FreeSlow(void* p);
 
+// The pop of the malloc fast path: a block of class cls for n bytes when
+// the list has one and the sampling countdown stays >= 0; else nullptr.
+ASSAY_INLINE void* TryPop(ThreadCache* tc, size_t cls, size_t n) {
+  FreeList& l = tc->lists[cls];
+  void* p = l.head;
+  // Relaxed atomics are plain loads and stores; the profiler may reset the
+  // countdown from another thread when a session starts or stops.
+  const int64_t left =
+      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+  if (ASSAY_LIKELY((p != nullptr) & (left >= 0))) {
+    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+    l.head = *static_cast<void**>(p);
+    l.count--;
+    return p;
+  }
+  return nullptr;
+}
+
 ASSAY_INLINE void* Malloc(size_t n) {
   ThreadCache* tc = tls_cache;
   if (ASSAY_LIKELY(n <= kMaxTableSize)) {
-    FreeList& l = tc->lists[kSmallLookup[(n + 7) >> 3]];
-    void* p = l.head;
-    // Relaxed atomics are plain loads and stores; the profiler may reset the
-    // countdown from another thread when a session starts or stops.
-    const int64_t left =
-        __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-    if (ASSAY_LIKELY((p != nullptr) & (left >= 0))) {
-      __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
-      l.head = *static_cast<void**>(p);
-      l.count--;
-      return p;
-    }
+    void* p = TryPop(tc, kSmallLookup[(n + 7) >> 3], n);
+    if (ASSAY_LIKELY(p != nullptr)) return p;
   }
   return MallocSlow(n);
 }
