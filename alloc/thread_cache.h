@@ -2,7 +2,8 @@
 //
 // Call graph of the hot path:
 //   malloc(n) -> Malloc(n): n <= 1 KiB and the class's list non-empty and the
-//                sampling countdown stays >= 0 -> pop.   Else MallocSlow(n).
+//                sampling countdown stays >= 0 -> pop.   Else MallocSlow(n),
+//                which first tries the same pop for 1 KiB < n <= 256 KiB.
 //   free(p)   -> Free(p):   p in a segment, in a small span, at a block
 //                start, and the list below its bound -> push. Else FreeSlow(p).
 // A thread starts on g_empty_cache (all lists empty, all bounds 0), so its
