@@ -289,12 +289,16 @@ Span* AllocSpanLocked(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
 
 Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
   Span* span = AllocSpanLocked(slices, kind, cls, zeroed);
-  if (span != nullptr && kind == SpanKind::kSampled && !*zeroed) {
-    // A sampled-pool span holds the few sampled blocks of its class: carved
-    // lazily from purged slices, it is resident only where they lie. Built
-    // from resident dirty slices, every class's span would keep 64 KiB or
-    // more resident for a handful of blocks (3.6 MiB on strbuild at 512 KiB).
-    // Sampled spans are rare; the purge is one madvise, outside the lock.
+  if (span != nullptr && kind == SpanKind::kSampled && slices == 1 && !*zeroed) {
+    // A one-slice sampled-pool span holds the few sampled blocks of its
+    // class: carved lazily from a purged slice, it is resident only where
+    // they lie. Built from a resident dirty slice, every small class's span
+    // would keep 64 KiB resident for a handful of blocks (3 MiB on strbuild
+    // at 512 KiB). Such a span is kept when empty, so this happens about once
+    // per class; the purge is one madvise, outside the lock. The multi-slice
+    // spans of big classes go back to the page heap when empty and would be
+    // rebuilt, and purged, for nearly every sampled block (1 500 madvise
+    // calls on the big-allocation workload): they are not purged.
     os::Purge(SpanStart(span), slices * kSliceSize);
     *zeroed = true;
     LockGuard lock(g.mu);
