@@ -10,7 +10,7 @@
 namespace assay::internal {
 
 struct Options {
-  int64_t decay_ms = 1000;               // free pages stay resident this long; 0 at once, -1 never
+  int64_t decay_ms = 10;                 // free pages stay resident this long; 0 at once, -1 never
   int64_t background_thread = 1;         // purge from a background thread (else on slow paths)
   int64_t thread_cache_bytes = 4 << 20;  // bound on the free bytes one thread cache holds
   int64_t stats_at_exit = 0;             // print assay_stats_print's table to stderr at exit
