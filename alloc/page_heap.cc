@@ -248,13 +248,25 @@ size_t PurgeLocked(uint64_t now_ms, uint64_t age_ms) {
   return released;
 }
 
-// AllocSpan under the page heap lock.
-Span* AllocSpanLocked(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
+}  // namespace
+
+Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
   LockGuard lock(g.mu);
   Segment* found = nullptr;
   int first = -1;
   // Prefer dirty slices (resident already: no page faults, less RSS), then
-  // any free ones; oldest segment first so young segments can drain.
+  // any free ones; oldest segment first so young segments can drain. A
+  // sampled-pool span prefers clean slices instead: it holds the few sampled
+  // blocks of its class and is carved lazily, so on clean slices it is
+  // resident only where they lie, where on dirty ones every small class's
+  // span would keep 64 KiB resident for a handful of blocks (3 MiB on
+  // strbuild at 512 KiB).
+  if (kind == SpanKind::kSampled) {
+    for (size_t i = 0; i < g.nslots && found == nullptr; ++i) {
+      first = FindRun(g.slots[i].free_mask & ~g.slots[i].dirty_mask, slices);
+      if (first >= 0) found = g.slots[i].seg;
+    }
+  }
   for (size_t i = 0; i < g.nslots && found == nullptr; ++i) {
     first = FindRun(g.slots[i].dirty_mask, slices);
     if (first >= 0) found = g.slots[i].seg;
@@ -283,28 +295,6 @@ Span* AllocSpanLocked(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
     g.stats.large_bytes += slices * kSliceSize;
   }
   return &found->spans[first];
-}
-
-}  // namespace
-
-Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
-  Span* span = AllocSpanLocked(slices, kind, cls, zeroed);
-  if (span != nullptr && kind == SpanKind::kSampled && slices == 1 && !*zeroed) {
-    // A one-slice sampled-pool span holds the few sampled blocks of its
-    // class: carved lazily from a purged slice, it is resident only where
-    // they lie. Built from a resident dirty slice, every small class's span
-    // would keep 64 KiB resident for a handful of blocks (3 MiB on strbuild
-    // at 512 KiB). Such a span is kept when empty, so this happens about once
-    // per class; the purge is one madvise, outside the lock. The multi-slice
-    // spans of big classes go back to the page heap when empty and would be
-    // rebuilt, and purged, for nearly every sampled block (1 500 madvise
-    // calls on the big-allocation workload): they are not purged.
-    os::Purge(SpanStart(span), slices * kSliceSize);
-    *zeroed = true;
-    LockGuard lock(g.mu);
-    g.stats.purged_total += slices * kSliceSize;
-  }
-  return span;
 }
 
 void FreeSpan(Span* span) {

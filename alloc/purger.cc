@@ -22,6 +22,7 @@ struct State {
   uint32_t sleeping = 0;   // 1 while the thread waits for work indefinitely
   uint32_t wake_word = 0;  // futex word the thread sleeps on
   uint64_t last_inline_ms = 0;
+  uint64_t last_drain_ms = 0;  // the purger thread's last central::Drain
 };
 constinit State g;
 
@@ -33,11 +34,22 @@ uint64_t Interval(int64_t decay_ms) {
   return static_cast<uint64_t>(quarter < 10 ? 10 : (quarter > 1000 ? 1000 : quarter));
 }
 
-// One pass: idle central caches back to spans, old dirty slices to the OS.
-// Returns whether dirty memory remains.
-bool Pass(int64_t decay_ms) {
-  central::Drain(/*idle_only=*/true);
+// Central caches idle this long go back to their spans (and their kept
+// empty spans to the page heap). Not tied to decay_ms: draining every 10 ms
+// returned each class's kept empty span as soon as the class paused, and the
+// sampled pool rebuilt and re-faulted it for its next sampled block (1 700
+// extra purges on the fragmentation workload with the profiler on).
+constexpr uint64_t kDrainIntervalMs = 250;
+
+// One pass: idle central caches back to spans (every kDrainIntervalMs; sets
+// *drained), old dirty slices to the OS. Returns whether dirty memory remains.
+bool Pass(int64_t decay_ms, bool* drained) {
   const uint64_t now = os::NowMs();
+  *drained = now - g.last_drain_ms >= kDrainIntervalMs;
+  if (*drained) {
+    g.last_drain_ms = now;
+    central::Drain(/*idle_only=*/true);
+  }
   page_heap::Purge(now, static_cast<uint64_t>(decay_ms), /*wait=*/true);
   huge::Release(now, static_cast<uint64_t>(decay_ms));
   return HasWork();
@@ -52,13 +64,15 @@ void* ThreadMain(void*) {
   for (;;) {
     os::FutexWait(&g.wake_word, __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE),
                   static_cast<int64_t>(Interval(decay)));
-    if (Pass(decay)) {
+    bool drained;
+    if (Pass(decay, &drained)) {
       idle_passes = 0;
       continue;
     }
-    // Nothing dirty: a few more passes drain idle central caches, then sleep
-    // until OnFreed wakes us.
-    if (++idle_passes < 4) continue;
+    // Nothing dirty: a few more drains return idle central caches (a cache
+    // is idle when untouched between two drains), then sleep until OnFreed
+    // wakes us.
+    if (!drained || ++idle_passes < 4) continue;
     __atomic_store_n(&g.sleeping, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
     const uint32_t word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
