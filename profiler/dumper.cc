@@ -536,7 +536,7 @@ int WriteProfileData(const AssayProfileData* data, const char* path) {
   return rc;
 }
 
-void OnRecorded(uint64_t clock, int64_t live_bytes) {
+void OnRecorded(uint64_t clock, int64_t (*live_bytes)()) {
   if (!g_cfg.enabled) return;
   if (WantsThread() && __atomic_load_n(&g_thread_fork_gen, __ATOMIC_RELAXED) != ForkGeneration()) {
     EnsureThread();  // a fork child profiles on, with a dump thread of its own
@@ -549,7 +549,7 @@ void OnRecorded(uint64_t clock, int64_t live_bytes) {
       Wake(kInterval);
     }
   }
-  if (g_cfg.peak && live_bytes >= __atomic_load_n(&g_peak_threshold, __ATOMIC_RELAXED) &&
+  if (g_cfg.peak && live_bytes() >= __atomic_load_n(&g_peak_threshold, __ATOMIC_RELAXED) &&
       (__atomic_load_n(&g_reasons, __ATOMIC_RELAXED) & kPeak) == 0) {
     Wake(kPeak);
   }

@@ -28,7 +28,8 @@ void* PprofSymbol(const char* name, bool may_load);
 int WriteProfileData(const AssayProfileData* data, const char* path);
 
 // A sample was recorded: the clock and the live estimate moved (interval and
-// peak dumps watch them).
-void OnRecorded(uint64_t clock, int64_t live_bytes);
+// peak dumps watch them). live_bytes sums per-thread counters: it is called
+// only when a peak dump is configured.
+void OnRecorded(uint64_t clock, int64_t (*live_bytes)());
 
 }  // namespace assay::profiler::dumper

@@ -96,12 +96,10 @@ SessionOptions g_env_options{};
 // Statistics and clocks (atomic).
 // Written by every sample: each on a cache line of its own, apart from the
 // read-mostly configuration above.
-alignas(64) int64_t g_live_bytes = 0;  // estimated live bytes of recorded blocks
 alignas(64) uint32_t g_alloc_gen = 0;  // alloc-profile generation (ResetAllocationProfile)
 uint64_t g_since_ns = 0;               // first start, or the last reset
 alignas(64) uint64_t g_clock = 0;  // allocation clock: bytes allocated, as estimated by the samples
 alignas(64) uint64_t g_in_flight = 0;  // threads inside a tracker callback (or about to be)
-alignas(64) uint64_t g_samples = 0;
 uint64_t g_exceptions = 0;
 uint32_t g_exception_reported = 0;
 
@@ -120,25 +118,56 @@ Session* CurrentSession() { return __atomic_load_n(&g_session, __ATOMIC_SEQ_CST)
 // Sequentially consistent: a reader that increments a shard the writer has
 // already read as 0 comes after the writer retired the session, so it reads
 // the new one.
+//
+// The shard also holds the sample counters its threads move: one count and
+// one live estimate shared by every thread were two cache lines bouncing
+// between cores on every sampled allocation and free (at rate=1, most of the
+// cost after the locks). Readers of the totals sum the shards.
 constexpr size_t kReaderShards = 64;
 struct alignas(64) ReaderShard {
-  uint64_t count;
+  uint64_t count;      // threads reading a session through this shard now
+  uint64_t samples;    // samples its threads recorded, less those cancelled
+  int64_t live_bytes;  // estimated bytes they recorded, less what they freed
 };
 ReaderShard g_session_readers[kReaderShards];
 uint32_t g_reader_threads = 0;
 __thread uint32_t tls_reader_shard __attribute__((tls_model("initial-exec"))) = ~0u;
 
-struct SessionReader {
-  SessionReader() {
-    if (ASSAY_UNLIKELY(tls_reader_shard == ~0u)) {
-      tls_reader_shard = __atomic_fetch_add(&g_reader_threads, 1, __ATOMIC_RELAXED) % kReaderShards;
-    }
-    shard = &g_session_readers[tls_reader_shard].count;
-    __atomic_fetch_add(shard, 1, __ATOMIC_SEQ_CST);
+// The calling thread's shard.
+ReaderShard& MyShard() {
+  if (ASSAY_UNLIKELY(tls_reader_shard == ~0u)) {
+    tls_reader_shard = __atomic_fetch_add(&g_reader_threads, 1, __ATOMIC_RELAXED) % kReaderShards;
   }
+  return g_session_readers[tls_reader_shard];
+}
+
+struct SessionReader {
+  SessionReader() : shard(&MyShard().count) { __atomic_fetch_add(shard, 1, __ATOMIC_SEQ_CST); }
   ~SessionReader() { __atomic_fetch_sub(shard, 1, __ATOMIC_SEQ_CST); }
   uint64_t* shard;
 };
+
+// Moves the calling thread's share of the sample counters.
+void CountSample(int64_t samples, int64_t live_bytes) {
+  ReaderShard& r = MyShard();
+  if (samples != 0)
+    __atomic_fetch_add(&r.samples, static_cast<uint64_t>(samples), __ATOMIC_RELAXED);
+  __atomic_fetch_add(&r.live_bytes, live_bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t TotalSamples() {
+  uint64_t n = 0;
+  for (const ReaderShard& r : g_session_readers) n += __atomic_load_n(&r.samples, __ATOMIC_RELAXED);
+  return n;
+}
+
+int64_t TotalLiveBytes() {
+  int64_t n = 0;
+  for (const ReaderShard& r : g_session_readers) {
+    n += __atomic_load_n(&r.live_bytes, __ATOMIC_RELAXED);
+  }
+  return n;
+}
 
 bool NoSessionReaders() {
   for (const ReaderShard& r : g_session_readers) {
@@ -437,11 +466,9 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
     ts.suspended--;
     return nullptr;
   }
-  __atomic_fetch_add(&g_samples, 1, __ATOMIC_RELAXED);
+  CountSample(1, static_cast<int64_t>(bytes));
   ASSAY_PROBE3(sample, p, requested, points);
-  const int64_t live =
-      __atomic_add_fetch(&g_live_bytes, static_cast<int64_t>(bytes), __ATOMIC_RELAXED);
-  dumper::OnRecorded(__atomic_load_n(&g_clock, __ATOMIC_RELAXED), live);
+  dumper::OnRecorded(__atomic_load_n(&g_clock, __ATOMIC_RELAXED), &TotalLiveBytes);
   if (s->callbacks) {
     if (s->promote) {
       e->refs++;
@@ -517,15 +544,14 @@ void CancelAlloc(void* p) {
       __atomic_fetch_sub(&e->refs, 1, __ATOMIC_RELAXED);  // the table's remains
     }
   }
-  __atomic_fetch_sub(&g_samples, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_sub(&g_live_bytes, static_cast<int64_t>(e->weight_bytes), __ATOMIC_RELAXED);
+  CountSample(-1, -static_cast<int64_t>(e->weight_bytes));
   Unref(e);
 }
 
 void OnSampledFree(void* p) {
   Entry* e = entry_table::Remove(reinterpret_cast<uintptr_t>(p));
   if (e == nullptr) return;  // recorded by no session (or forgotten for lack of memory)
-  __atomic_fetch_sub(&g_live_bytes, static_cast<int64_t>(e->weight_bytes), __ATOMIC_RELAXED);
+  CountSample(0, -static_cast<int64_t>(e->weight_bytes));
   if (e->in_young) {
     LockGuard lock(g_young_mu);
     if (e->in_young) {
@@ -675,7 +701,7 @@ ClockState GetClockState() {
   c.rate = g_rate.rate();
   c.since_ns = g_since_ns;
   c.alloc_gen = __atomic_load_n(&g_alloc_gen, __ATOMIC_RELAXED);
-  c.live_bytes = __atomic_load_n(&g_live_bytes, __ATOMIC_RELAXED);
+  c.live_bytes = TotalLiveBytes();
   return c;
 }
 
@@ -757,7 +783,7 @@ void Poll() { profiler::SafePointSlow(); }
 
 ProfilerStats GetProfilerStats() {
   ProfilerStats st{};
-  st.samples = __atomic_load_n(&profiler::g_samples, __ATOMIC_RELAXED);
+  st.samples = profiler::TotalSamples();
   st.live_entries = profiler::entry_table::Count();
   st.stacks = profiler::stack_table::Count();
   st.callback_exceptions = __atomic_load_n(&profiler::g_exceptions, __ATOMIC_RELAXED);
