@@ -234,6 +234,78 @@ TEST(SamplerTest, CountPointsIsBinomial) {
   }
 }
 
+TEST(SamplerTest, CountPointsOfBigBlocksIsBinomialInShape) {
+  // Blocks expecting kBinomialMean points or more get their count drawn at
+  // once (DrawBinomial). With the countdown at the block's first byte
+  // (left = 0), k - 1 ~ Binomial(n - 1, p) exactly. N = 100k blocks per case;
+  // the values are binned so every bin expects >= 200 (both tails merged
+  // into their neighbours), and X^2 = sum (O - E)^2 / E is held below the
+  // chi-square critical value at alpha = 1e-4 for its degrees of freedom
+  // (bins - 1; Wilson-Hilferty: df (1 - 2/(9 df) + z sqrt(2/(9 df)))^3,
+  // z = 3.719). The countdown left behind is a fresh Geometric(p) - 1 draw:
+  // its mean is held to 5 sigma. Cases cover means 16 (the threshold), 64
+  // (32 MiB at 512 KiB) and 16384 (64 MiB at 4 KiB).
+  struct Case {
+    uint64_t rate, n;
+  };
+  constexpr size_t kBlocks = 100'000;
+  uint64_t seed = 0xB16B0000;
+  for (const Case c :
+       {Case{512 * kKiB, 8 * kMiB + 1}, Case{512 * kKiB, 32 * kMiB}, Case{4 * kKiB, 64 * kMiB}}) {
+    const SamplingRate law(c.rate);
+    Rng rng;
+    rng.Seed(++seed);
+    const double m = static_cast<double>(c.n - 1);
+    const double p = 1.0 / static_cast<double>(c.rate);
+    std::vector<uint64_t> counts(kBlocks);
+    double left_sum = 0;
+    for (uint64_t& k : counts) {
+      int64_t left = 0;
+      k = law.CountPoints(&left, c.n, rng) - 1;
+      ASSERT_GE(left, 0);
+      left_sum += static_cast<double>(left);
+    }
+    // Bins over j = 0..m by the exact pmf, cut where >= 200 are expected.
+    const double mean = m * p, sd = std::sqrt(m * p * (1 - p));
+    const uint64_t lo = static_cast<uint64_t>(std::max(0.0, std::floor(mean - 12 * sd)));
+    const uint64_t hi = static_cast<uint64_t>(std::ceil(mean + 12 * sd));
+    std::vector<uint64_t> cut_hi;  // bin i holds values <= cut_hi[i]
+    std::vector<double> expected;
+    double acc = 0;
+    for (uint64_t j = lo; j <= hi; ++j) {
+      acc += std::exp(stats_util::LogBinomialPmf(m, static_cast<double>(j), p)) * kBlocks;
+      if (acc >= 200) {
+        cut_hi.push_back(j);
+        expected.push_back(acc);
+        acc = 0;
+      }
+    }
+    expected.back() += acc;  // the upper tail joins the last bin
+    cut_hi.back() = UINT64_MAX;
+    std::vector<double> observed(expected.size(), 0.0);
+    for (const uint64_t k : counts) {
+      observed[std::lower_bound(cut_hi.begin(), cut_hi.end(), k) - cut_hi.begin()] += 1;
+    }
+    double chi2 = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      chi2 += (observed[i] - expected[i]) * (observed[i] - expected[i]) / expected[i];
+    }
+    const double df = static_cast<double>(expected.size() - 1);
+    const double h = 2.0 / (9.0 * df);
+    const double critical = df * std::pow(1 - h + 3.719 * std::sqrt(h), 3);
+    std::printf(
+        "[ stats    ] big-block counts, rate %llu n %llu: X^2 = %.2f (df %.0f, critical %.2f)\n",
+        static_cast<unsigned long long>(c.rate), static_cast<unsigned long long>(c.n), chi2, df,
+        critical);
+    EXPECT_GE(df, 10.0);
+    EXPECT_LT(chi2, critical) << "rate " << c.rate << ", n " << c.n;
+    // left ~ Geometric(p) - 1: mean (1 - p) / p, variance (1 - p) / p^2.
+    const double left_mean = (1 - p) / p, left_sd = std::sqrt(1 - p) / p;
+    EXPECT_TRUE(WithinSigmas("countdown left after a big block", left_sum / kBlocks, left_mean,
+                             left_sd / std::sqrt(static_cast<double>(kBlocks))));
+  }
+}
+
 TEST(SamplerTest, SampledProbabilityMatchesModel) {
   // q(n) = 1 - (1 - 1/rate)^n, against the same formula evaluated in long
   // double with powl (independent of expm1/log1p): relative error < 1e-12.
