@@ -32,12 +32,9 @@ bool ValidPosixAlign(size_t align) { return IsPowerOfTwo(align) && align % sizeo
 
 extern "C" {
 
-// The two hottest entry points start on a cache line of their own, so their
-// speed does not move with the placement of unrelated code from one build to
-// the next (a 15% swing in the malloc/free microbenchmark otherwise).
-ASSAY_EXPORT __attribute__((aligned(64))) void* malloc(size_t n) noexcept { return Malloc(n); }
+ASSAY_EXPORT void* malloc(size_t n) noexcept { return Malloc(n); }
 
-ASSAY_EXPORT __attribute__((aligned(64))) void free(void* p) noexcept { Free(p); }
+ASSAY_EXPORT void free(void* p) noexcept { Free(p); }
 
 ASSAY_EXPORT void* calloc(size_t count, size_t size) noexcept { return heap::Calloc(count, size); }
 

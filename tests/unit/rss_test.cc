@@ -91,22 +91,35 @@ TEST(Resident, SeedScenarioReturnsMemoryOnTrim) {
   for (void* p : kept) free(p);
 }
 
+// Runs the seed scenario, keeping 100 blocks, then polls VmRSS (no allocator
+// call) until it is back within the live heap and the slack, for up to 6 s.
+struct DecayRun {
+  size_t before, peak, after, limit;
+  long long waited_ms;
+};
+DecayRun RunScenarioThenIdle(const char* what) {
+  malloc_trim(0);
+  DecayRun r{};
+  r.before = ResidentBytes();
+  std::vector<void*> kept;
+  r.peak = RunSeedScenario(&kept, 100);
+  r.limit = r.before + 100 * 64 * 1024 + 2 * kMiB + kSlack;
+  std::chrono::milliseconds waited{};
+  r.after = WaitForResidentBelow(r.limit, std::chrono::milliseconds(6000), &waited);
+  r.waited_ms = static_cast<long long>(waited.count());
+  std::printf("%s: before %zu MiB, peak %zu MiB, after %lld ms idle %zu MiB\n", what,
+              r.before / kMiB, r.peak / kMiB, r.waited_ms, r.after / kMiB);
+  std::fflush(stdout);
+  for (void* p : kept) free(p);
+  return r;
+}
+
 // The default decay (10 ms): the scenario's freed pages go back without any
 // allocator call, well within a second.
 TEST(Resident, SeedScenarioReturnsMemoryAfterDefaultDecayWithoutCalls) {
-  malloc_trim(0);
-  const size_t before = ResidentBytes();
-  std::vector<void*> kept;
-  const size_t peak = RunSeedScenario(&kept, 100);
-  const size_t live = 100 * 64 * 1024 + 2 * kMiB;
-  std::chrono::milliseconds waited{};
-  const size_t after =
-      WaitForResidentBelow(before + live + kSlack, std::chrono::milliseconds(6000), &waited);
-  std::printf("seed scenario: before %zu MiB, peak %zu MiB, after %lld ms idle %zu MiB\n",
-              before / kMiB, peak / kMiB, static_cast<long long>(waited.count()), after / kMiB);
-  EXPECT_LE(after, before + live + kSlack);
-  EXPECT_LE(waited.count(), 1000) << "the default decay is 10 ms";
-  for (void* p : kept) free(p);
+  const DecayRun r = RunScenarioThenIdle("seed scenario, default decay");
+  EXPECT_LE(r.after, r.limit);
+  EXPECT_LE(r.waited_ms, 1000) << "the default decay is 10 ms";
 }
 
 // Runs body in a forked child (fresh purger, options of its own); the child
@@ -148,19 +161,9 @@ TEST(Resident, NeverDecayKeepsPagesUntilTrim) {
 TEST(Resident, SeedScenarioReturnsMemoryAfterOneSecondDecay) {
   InChild([] {
     assay::internal::InitOptions("decay_ms=1000");
-    malloc_trim(0);
-    const size_t before = ResidentBytes();
-    std::vector<void*> kept;
-    const size_t peak = RunSeedScenario(&kept, 100);
-    const size_t live = 100 * 64 * 1024 + 2 * kMiB;
-    std::chrono::milliseconds waited{};
-    const size_t after =
-        WaitForResidentBelow(before + live + kSlack, std::chrono::milliseconds(6000), &waited);
-    std::printf("decay_ms=1000: before %zu MiB, peak %zu MiB, after %lld ms idle %zu MiB\n",
-                before / kMiB, peak / kMiB, static_cast<long long>(waited.count()), after / kMiB);
-    if (after > before + live + kSlack) _exit(2);
-    if (waited.count() < 500) _exit(3);  // pages left before the decay time
-    for (void* p : kept) free(p);
+    const DecayRun r = RunScenarioThenIdle("seed scenario, decay_ms=1000");
+    if (r.after > r.limit) _exit(2);
+    if (r.waited_ms < 500) _exit(3);  // pages left before the decay time
   });
 }
 
