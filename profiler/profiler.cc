@@ -124,6 +124,10 @@ Session* CurrentSession() { return __atomic_load_n(&g_session, __ATOMIC_SEQ_CST)
 // between cores on every sampled allocation and free (at rate=1, most of the
 // cost after the locks). Readers of the totals sum the shards.
 constexpr size_t kReaderShards = 64;
+
+// Requests of this many bytes or more cannot succeed: 2^57 is the largest
+// Linux user address space (x86-64 with five-level paging).
+constexpr size_t kImpossibleRequest = size_t{1} << 57;
 struct alignas(64) ReaderShard {
   uint64_t count;      // threads reading a session through this shard now
   uint64_t samples;    // samples its threads recorded, less those cancelled
@@ -409,6 +413,10 @@ void SyncThread(ThreadCache* tc) {
 }
 
 SampleDecision OnSamplePoint(ThreadCache* tc, size_t n) {
+  // No mapping can hold this many bytes: the request will fail, so its bytes
+  // are not allocation and move neither the countdown nor the clock (2^62
+  // bytes would have wrapped the clock in four calls, and drawn 2^43 gaps).
+  if (n >= kImpossibleRequest) return {0, false};
   SessionReader reading;
   ThreadState& ts = tls;
   int64_t left = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED);

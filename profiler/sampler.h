@@ -162,9 +162,22 @@ class SamplingRate {
   // their ratios, alternately, until they pass a uniform draw. Exact but for
   // rounding (a relative 1e-6 at most, from lgamma of m up to 2^40); about
   // 1.6 sqrt(m p) steps.
+  //
+  // Past kNormalMean expected points (a block of 512 GiB at 512 KiB, or a
+  // request that will fail anyway, such as malloc(SIZE_MAX / 2)) the search
+  // would take thousands of steps: the count is then drawn from the normal
+  // law with the same mean and variance (Box-Muller, rounded), whose CDF is
+  // within 0.5 / sqrt(m p (1 - p)) < 5e-4 of the binomial's (Berry-Esseen).
+  static constexpr double kNormalMean = double{1 << 20};
   uint64_t DrawBinomial(uint64_t m, Rng& rng) const {
     const double md = static_cast<double>(m);
     const double p = 1.0 / static_cast<double>(rate_);
+    if (md * p > kNormalMean) {
+      const double radius = std::sqrt(-2.0 * FastLog(rng.UniformOpenZero()));
+      const double z = radius * std::cos(6.283185307179586 * rng.UniformOpenZero());
+      const double k = std::floor(md * p + std::sqrt(md * p * (1 - p)) * z + 0.5);
+      return k <= 0 ? 0 : (k >= md ? m : static_cast<uint64_t>(k));
+    }
     double mode = std::floor((md + 1) * p);
     if (mode > md) mode = md;
     int sign;

@@ -306,6 +306,36 @@ TEST(SamplerTest, CountPointsOfBigBlocksIsBinomialInShape) {
   }
 }
 
+TEST(SamplerTest, CountPointsOfHugeBlocksIsNormalWithTheBinomialMoments) {
+  // Past 2^20 expected points the count is drawn from the normal law with the
+  // binomial's mean and variance: one draw, however big the block. Over 20k
+  // draws the sample mean is held to 5 sigma and the sample variance to
+  // within 5% (its own relative sigma is sqrt(2 / 20000) = 1%).
+  struct Case {
+    uint64_t rate, n;
+  };
+  constexpr size_t kBlocks = 20'000;
+  uint64_t seed = 0x4E0A0000;
+  for (const Case c : {Case{512 * kKiB, uint64_t{1} << 50}, Case{4 * kKiB, uint64_t{1} << 62}}) {
+    const SamplingRate law(c.rate);
+    Rng rng;
+    rng.Seed(++seed);
+    const double p = 1.0 / static_cast<double>(c.rate);
+    const double mean = static_cast<double>(c.n - 1) * p + 1;
+    const double var = static_cast<double>(c.n - 1) * p * (1 - p);
+    double sum = 0, sum2 = 0;
+    for (size_t b = 0; b < kBlocks; ++b) {
+      int64_t left = 0;
+      const double k = static_cast<double>(law.CountPoints(&left, c.n, rng));
+      sum += k - mean;
+      sum2 += (k - mean) * (k - mean);
+    }
+    EXPECT_TRUE(WithinSigmas("huge-block count mean - expected", sum / kBlocks, 0.0,
+                             std::sqrt(var / kBlocks)));
+    EXPECT_NEAR(sum2 / kBlocks / var, 1.0, 0.05) << "rate " << c.rate << ", n " << c.n;
+  }
+}
+
 TEST(SamplerTest, SampledProbabilityMatchesModel) {
   // q(n) = 1 - (1 - 1/rate)^n, against the same formula evaluated in long
   // double with powl (independent of expm1/log1p): relative error < 1e-12.

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -317,6 +318,28 @@ TEST(ProfilerCallbacksTest, RateOneGivesOneOnAllocPerAllocationWithItsFields) {
   std::vector<Token> want;
   for (Token t = 1; t <= rec.alloc_count(); ++t) want.push_back(t);
   EXPECT_EQ(frees, want);
+}
+
+// Requests no mapping can hold fail at once with the profiler on: they are
+// not counted as allocation (counting 2^62 bytes at 4 KiB drew one gap per
+// 4 KiB, 2^50 of them, and hung the comalloc stress test), and record nothing.
+TEST(ProfilerCallbacksTest, ImpossibleRequestsFailAtOnceAndRecordNothing) {
+  Recorder rec;
+  StopGuard guard;
+  ProfilerOptions o;
+  o.rate = 4096;
+  o.seed = 9;
+  ASSERT_TRUE(assay::Start(o, rec.MakeTracker()));
+  for (int i = 0; i < 100; ++i) {
+    errno = 0;
+    EXPECT_EQ(Mine([] { return Opaque(malloc(Opaque(size_t{1} << 62))); }), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    const size_t sizes[2] = {64, size_t{1} << 61};
+    void* out[2] = {nullptr, nullptr};
+    EXPECT_NE(Mine([&] { return assay_comalloc(2, sizes, out); }), 0);
+    EXPECT_EQ(out[0], nullptr);
+  }
+  EXPECT_EQ(rec.alloc_count(), 0u);
 }
 
 // A string grown by appends while every allocation is sampled: each move
