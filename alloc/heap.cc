@@ -117,8 +117,11 @@ void* AllocBig(size_t n, size_t align, bool* zeroed) {
 
 bool IsSmall(size_t n, size_t align) { return n <= kMaxSmallSize && align <= kSliceSize; }
 
-// An ordinary block (not sampled).
-ASSAY_INLINE void* AllocPlain(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
+// An ordinary block (not sampled); with slice_run, a slice run whatever its
+// size (AllocGrowable).
+ASSAY_INLINE void* AllocPlain(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
+                              bool slice_run = false) {
+  if (slice_run) return AllocBig(n, align, zeroed);
   *zeroed = false;
   if (ASSAY_LIKELY(n <= kMaxSmallSize && align <= kMinAlign)) return AllocSmall(tc, ClassOfSize(n));
   if (IsSmall(n, align)) return AllocSmall(tc, ClassFor(n, align));
@@ -161,7 +164,7 @@ ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool*
   const profiler::SampleDecision d = profiler::OnSamplePoint(tc, n);
   void* p;
   if (!d.record) {
-    p = slice_run ? AllocBig(n, align, zeroed) : AllocPlain(tc, n, align, zeroed);
+    p = AllocPlain(tc, n, align, zeroed, slice_run);
   } else {
     size_t usable = 0;
     p = AllocSampledBlock(n, align, zeroed, &usable, slice_run);
@@ -193,13 +196,14 @@ profiler::SampleDecision CountAllocated(ThreadCache* tc, size_t n) {
 }
 
 // An ordinary allocation with tc's countdown run over it (tc synced): a
-// sampled block if a sample point lies in it.
-ASSAY_INLINE void* AllocCounted(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
+// sampled block if a sample point lies in it. slice_run: see AllocPlain.
+ASSAY_INLINE void* AllocCounted(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
+                                bool slice_run = false) {
   const int64_t left =
       __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-  if (ASSAY_UNLIKELY(left < 0)) return SampledAlloc(tc, n, align, zeroed);
+  if (ASSAY_UNLIKELY(left < 0)) return SampledAlloc(tc, n, align, zeroed, slice_run);
   __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
-  void* p = AllocPlain(tc, n, align, zeroed);
+  void* p = AllocPlain(tc, n, align, zeroed, slice_run);
   if (ASSAY_UNLIKELY(p == nullptr)) errno = ENOMEM;
   return p;
 }
@@ -326,13 +330,7 @@ void* AllocGrowable(size_t n) {
   if (tc == nullptr || debug::g_guard) return Malloc(n);  // debug::g_on never gets here
   SyncProfiler(tc);
   bool zeroed;
-  const int64_t left =
-      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-  if (left < 0) return SampledAlloc(tc, n, 0, &zeroed, /*slice_run=*/true);
-  __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
-  void* p = AllocBig(n, 0, &zeroed);
-  if (p == nullptr) errno = ENOMEM;
-  return p;
+  return AllocCounted(tc, n, 0, &zeroed, /*slice_run=*/true);
 }
 
 // ---- Initialisation and fork ----
@@ -534,6 +532,13 @@ size_t UsableSize(const void* p) {
 
 namespace {
 
+// Whether realloc to n leaves a block of `size` usable bytes where it is: n
+// fits and fills more than half of it (a block of 32 bytes or less always
+// stays). n == 0 fails `n - 1 < size`. Bitwise, for Realloc's fast path.
+ASSAY_INLINE bool StaysInPlace(size_t size, size_t n) {
+  return (n - 1 < size) & ((n > size / 2) | (size <= 32));
+}
+
 ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
   if (p == nullptr) return Malloc(n);
   if (n == 0) {  // as glibc: frees p and returns NULL
@@ -561,7 +566,7 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
   switch (loc.home) {
     case Home::kSmall:
     case Home::kSampled:
-      if (n <= old && (n > old / 2 || old <= 32)) return p;
+      if (StaysInPlace(old, n)) return p;
       break;
     case Home::kLarge:
       if (loc.sampled) break;
@@ -572,7 +577,7 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
           if (slices * kSliceSize < old) purger::OnFreed();
           return p;
         }
-      } else if (n <= old && n > old / 2) {
+      } else if (StaysInPlace(old, n)) {
         return p;
       }
       break;
@@ -624,10 +629,10 @@ ASSAY_NOINLINE void* ReallocNotSmall(void* p, size_t n) {
   Span& span = seg->spans[first];
   if (span.kind == SpanKind::kSampled && span.first == first) {
     const SizeClassInfo& c = kClasses[span.cls];
-    if (IsBlockOffset(c, offset) && n - 1 < c.size && (n > c.size / 2 || c.size <= 32)) return p;
+    if (IsBlockOffset(c, offset) && StaysInPlace(c.size, n)) return p;
   } else if (span.kind == SpanKind::kLarge && offset == 0) {
     const size_t usable = span.slices * kSliceSize;
-    if (n <= usable && n > usable / 2) {
+    if (StaysInPlace(usable, n)) {
       if (span.sampled == 0) span.aux = n;  // a sampled one's entry keeps its first size
       return p;
     }
@@ -649,8 +654,7 @@ void* Realloc(void* p, size_t n) {
     __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
     const SizeClassInfo& c = kClasses[e.cls];
     const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize);
-    if (ASSAY_LIKELY((e.cls != 0) & IsBlockOffset(c, offset) & (n - 1 < c.size) &
-                     ((n > c.size / 2) | (c.size <= 32)))) {
+    if (ASSAY_LIKELY((e.cls != 0) & IsBlockOffset(c, offset) & StaysInPlace(c.size, n))) {
       return p;
     }
     if (e.cls == 0) return ReallocNotSmall(p, n);

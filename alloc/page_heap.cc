@@ -261,20 +261,16 @@ Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
   // resident only where they lie, where on dirty ones every small class's
   // span would keep 64 KiB resident for a handful of blocks (3 MiB on
   // strbuild at 512 KiB).
-  if (kind == SpanKind::kSampled) {
+  auto first_fit = [&](auto mask) {  // in the slices mask(slot) marks
     for (size_t i = 0; i < g.nslots && found == nullptr; ++i) {
-      first = FindRun(g.slots[i].free_mask & ~g.slots[i].dirty_mask, slices);
+      first = FindRun(mask(g.slots[i]), slices);
       if (first >= 0) found = g.slots[i].seg;
     }
-  }
-  for (size_t i = 0; i < g.nslots && found == nullptr; ++i) {
-    first = FindRun(g.slots[i].dirty_mask, slices);
-    if (first >= 0) found = g.slots[i].seg;
-  }
-  for (size_t i = 0; i < g.nslots && found == nullptr; ++i) {
-    first = FindRun(g.slots[i].free_mask, slices);
-    if (first >= 0) found = g.slots[i].seg;
-  }
+  };
+  if (kind == SpanKind::kSampled)
+    first_fit([](const MaskSlot& m) { return m.free_mask & ~m.dirty_mask; });
+  first_fit([](const MaskSlot& m) { return m.dirty_mask; });
+  first_fit([](const MaskSlot& m) { return m.free_mask; });
   if (found == nullptr) {
     found = NewSegment();
     if (found == nullptr) return nullptr;
