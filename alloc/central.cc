@@ -1,8 +1,8 @@
 // Central free lists (central.h).
 #include "alloc/central.h"
 
-#include "alloc/layout.h"
-#include "alloc/lock.h"
+#include "base/layout.h"
+#include "base/lock.h"
 #include "alloc/page_heap.h"
 
 namespace assay::internal::central {

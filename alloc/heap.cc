@@ -7,12 +7,12 @@
 #include <string.h>
 
 #include "alloc/central.h"
-#include "alloc/debug.h"
+#include "debug_heap/debug.h"
 #include "alloc/huge.h"
-#include "alloc/layout.h"
-#include "alloc/meta.h"
-#include "alloc/options.h"
-#include "alloc/os.h"
+#include "base/layout.h"
+#include "base/meta.h"
+#include "base/options.h"
+#include "base/os.h"
 #include "alloc/page_heap.h"
 #include "alloc/purger.h"
 #include "alloc/thread_cache.h"

@@ -4,7 +4,7 @@
 // shims over these and over the fast paths in thread_cache.h.
 #pragma once
 
-#include "alloc/base.h"
+#include "base/base.h"
 #include "assay/assay.h"
 
 namespace assay::internal::heap {

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "alloc/os.h"
+#include "base/os.h"
 
 namespace assay::internal {
 namespace {

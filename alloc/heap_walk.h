@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "alloc/layout.h"
+#include "base/layout.h"
 
 namespace assay::internal {
 

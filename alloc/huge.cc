@@ -2,11 +2,11 @@
 // shift deletion) of {address -> mapping}, grown by doubling.
 #include "alloc/huge.h"
 
-#include "alloc/layout.h"
-#include "alloc/lock.h"
-#include "alloc/options.h"
-#include "alloc/os.h"
-#include "alloc/probes.h"
+#include "base/layout.h"
+#include "base/lock.h"
+#include "base/options.h"
+#include "base/os.h"
+#include "base/probes.h"
 
 namespace assay::internal::huge {
 namespace {

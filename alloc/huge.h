@@ -3,7 +3,7 @@
 // pointers outside every segment, so the table also decides "invalid free".
 #pragma once
 
-#include "alloc/base.h"
+#include "base/base.h"
 
 namespace assay::internal::huge {
 

@@ -7,7 +7,7 @@
 
 #include "alloc/heap.h"
 #include "alloc/huge.h"
-#include "alloc/options.h"
+#include "base/options.h"
 #include "alloc/page_heap.h"
 #include "alloc/thread_cache.h"
 #include "assay/assay.h"
@@ -18,7 +18,7 @@
 
 using namespace assay::internal;
 
-// Marks the start of this file's code (see alloc/entry_points.h).
+// Marks the start of this file's code (see base/entry_points.h).
 extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_api_begin() {
   asm volatile("");
 }
@@ -154,5 +154,5 @@ ASSAY_EXPORT void assay_get_stats(assay_stats* out) { heap::GetStats(out); }
 
 }  // extern "C"
 
-// Marks the end of this file's code (see alloc/entry_points.h).
+// Marks the end of this file's code (see base/entry_points.h).
 extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_api_end() { asm volatile(""); }

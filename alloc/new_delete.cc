@@ -8,7 +8,7 @@
 
 using namespace assay::internal;
 
-// Marks the start of this file's code (see alloc/entry_points.h).
+// Marks the start of this file's code (see base/entry_points.h).
 extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_new_begin() {
   asm volatile("");
 }
@@ -90,5 +90,5 @@ ASSAY_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothro
 ASSAY_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept { Free(p); }
 ASSAY_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept { Free(p); }
 
-// Marks the end of this file's code (see alloc/entry_points.h).
+// Marks the end of this file's code (see base/entry_points.h).
 extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_new_end() { asm volatile(""); }

@@ -4,11 +4,11 @@
 
 #include <bit>
 
-#include "alloc/layout.h"
-#include "alloc/lock.h"
-#include "alloc/options.h"
-#include "alloc/os.h"
-#include "alloc/probes.h"
+#include "base/layout.h"
+#include "base/lock.h"
+#include "base/options.h"
+#include "base/os.h"
+#include "base/probes.h"
 
 namespace assay::internal {
 

@@ -7,8 +7,8 @@
 
 #include "alloc/central.h"
 #include "alloc/huge.h"
-#include "alloc/options.h"
-#include "alloc/os.h"
+#include "base/options.h"
+#include "base/os.h"
 #include "alloc/page_heap.h"
 #include "profiler/profiler.h"
 

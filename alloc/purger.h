@@ -5,7 +5,7 @@
 // start, the allocator's slow paths do it instead.
 #pragma once
 
-#include "alloc/base.h"
+#include "base/base.h"
 
 namespace assay::internal::purger {
 

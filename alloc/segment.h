@@ -9,7 +9,7 @@
 // any header is read.
 #pragma once
 
-#include "alloc/base.h"
+#include "base/base.h"
 
 namespace assay::internal {
 

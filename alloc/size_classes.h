@@ -10,7 +10,7 @@
 #include <array>
 #include <bit>
 
-#include "alloc/base.h"
+#include "base/base.h"
 
 namespace assay::internal {
 

@@ -11,13 +11,13 @@
 #include <cstring>
 
 #include "alloc/central.h"
-#include "alloc/debug.h"
+#include "debug_heap/debug.h"
 #include "alloc/heap.h"
 #include "alloc/heap_walk.h"
 #include "alloc/huge.h"
-#include "alloc/layout.h"
-#include "alloc/object_cache.h"
-#include "alloc/os.h"
+#include "base/layout.h"
+#include "cache/object_cache.h"
+#include "base/os.h"
 #include "alloc/page_heap.h"
 #include "alloc/thread_cache.h"
 #include "assay/assay.h"

@@ -5,14 +5,14 @@
 #include <pthread.h>
 
 #include "alloc/central.h"
-#include "alloc/debug.h"
+#include "debug_heap/debug.h"
 #include "alloc/heap.h"
-#include "alloc/layout.h"
-#include "alloc/lock.h"
-#include "alloc/meta.h"
-#include "alloc/options.h"
-#include "alloc/os.h"
-#include "alloc/probes.h"
+#include "base/layout.h"
+#include "base/lock.h"
+#include "base/meta.h"
+#include "base/options.h"
+#include "base/os.h"
+#include "base/probes.h"
 #include "profiler/profiler.h"
 
 namespace assay::internal {

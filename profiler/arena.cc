@@ -8,9 +8,9 @@
 #include <bit>
 #include <cstring>
 
-#include "alloc/lock.h"
-#include "alloc/meta.h"
-#include "alloc/os.h"
+#include "base/lock.h"
+#include "base/meta.h"
+#include "base/os.h"
 
 namespace assay::profiler::arena {
 namespace {

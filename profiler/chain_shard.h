@@ -5,7 +5,7 @@
 
 #include <cstddef>
 
-#include "alloc/lock.h"
+#include "base/lock.h"
 #include "profiler/arena.h"
 
 namespace assay::profiler {

@@ -25,9 +25,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "alloc/lock.h"
-#include "alloc/os.h"
-#include "alloc/probes.h"
+#include "base/lock.h"
+#include "base/os.h"
+#include "base/probes.h"
 #include "assay/assay.h"
 #include "assay/profiler.hpp"
 #include "profiler/entry.h"

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "alloc/layout.h"
+#include "base/layout.h"
 #include "profiler/stack_table.h"
 
 namespace assay::profiler {
@@ -69,7 +69,7 @@ void ForEach(void (*fn)(const Entry* e, void* arg), void* arg);
 void LockForFork();
 void UnlockAfterFork(bool child);
 
-// Fills the entry and stack fields of the layout descriptor (alloc/layout.h).
+// Fills the entry and stack fields of the layout descriptor (base/layout.h).
 void DescribeLayout(AssayLayout* l);
 
 }  // namespace entry_table

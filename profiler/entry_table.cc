@@ -1,7 +1,7 @@
 // The address table of live entries (entry.h): 64 shards of chained hash
 // tables, doubling their buckets as they fill.
-#include "alloc/layout.h"
-#include "alloc/lock.h"
+#include "base/layout.h"
+#include "base/lock.h"
 #include "profiler/arena.h"
 #include "profiler/chain_shard.h"
 #include "profiler/entry.h"

@@ -4,8 +4,8 @@
 #include <signal.h>
 #include <string.h>
 
-#include "alloc/options.h"
-#include "alloc/os.h"
+#include "base/options.h"
+#include "base/os.h"
 
 namespace assay::profiler {
 namespace {

@@ -22,9 +22,9 @@
 #include <cstring>
 #include <new>
 
-#include "alloc/lock.h"
-#include "alloc/os.h"
-#include "alloc/probes.h"
+#include "base/lock.h"
+#include "base/os.h"
+#include "base/probes.h"
 #include "assay/profiler.hpp"
 #include "profiler/arena.h"
 #include "profiler/dumper.h"

@@ -7,8 +7,8 @@
 
 #include <cstring>
 
-#include "alloc/base.h"
-#include "alloc/entry_points.h"
+#include "base/base.h"
+#include "base/entry_points.h"
 
 namespace assay::profiler {
 namespace {

@@ -1,7 +1,7 @@
 // Stack capture for sampled allocations: return addresses, innermost first,
 // starting at the program's allocation site (the caller of malloc, new,
 // calloc, ...): the profiler's and the allocator's own frames are cut off
-// at the outermost entry-point frame (alloc/entry_points.h). Never
+// at the outermost entry-point frame (base/entry_points.h). Never
 // allocates and never takes an allocator lock.
 #pragma once
 

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "alloc/lock.h"
+#include "base/lock.h"
 #include "profiler/arena.h"
 #include "profiler/chain_shard.h"
 

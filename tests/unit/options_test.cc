@@ -1,7 +1,7 @@
 // ASSAY_OPTIONS parsing: sizes with suffixes, and one clear stderr line per
 // bad key or value with the default kept (checked in a forked child, since
 // the options are process-wide).
-#include "alloc/options.h"
+#include "base/options.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "alloc/options.h"
+#include "base/options.h"
 #include "assay/assay.h"
 #include "tests/test_util.h"
 

@@ -1,6 +1,6 @@
 #include "tools/assay/args.h"
 
-#include "alloc/parse_size.h"
+#include "base/parse_size.h"
 
 namespace assay::cli {
 

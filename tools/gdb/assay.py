@@ -2,7 +2,7 @@
 #
 # Works on a live process and on a core file of a release build: it needs no
 # debug information. Everything it knows about the allocator comes from the
-# exported descriptor `assay_layout` (alloc/layout.h), read as raw memory: the
+# exported descriptor `assay_layout` (base/layout.h), read as raw memory: the
 # geometry, the addresses of the allocator's roots and the offsets of every
 # field it follows. A descriptor of another version is refused, never misread.
 #
@@ -1080,7 +1080,7 @@ heap sampled [N]       the profiler's live sampled blocks by stack, top N (defau
 heap pprof FILE        the live sampled blocks as a gzipped pprof heap profile
 
 SIZE is a block size (32, 0x20, 300k); a request size selects the blocks serving it.
-Everything is read through the exported descriptor `assay_layout` (alloc/layout.h)."""
+Everything is read through the exported descriptor `assay_layout` (base/layout.h)."""
 
 
 class _Sub(gdb.Command):

@@ -2,8 +2,8 @@
 // (zero is unlocked, constexpr constructor) and resettable in a fork child.
 #pragma once
 
-#include "alloc/base.h"
-#include "alloc/os.h"
+#include "base/base.h"
+#include "base/os.h"
 
 namespace assay::internal {
 

@@ -14,8 +14,8 @@
 
 #include <algorithm>
 
-#include "alloc/debug.h"
-#include "alloc/os.h"
+#include "debug_heap/debug.h"
+#include "base/os.h"
 #include "alloc/segment.h"
 #include "profiler/dumper.h"
 #include "profiler/profile_data.h"

@@ -1,6 +1,6 @@
 // The debug heap: options, block layout, allocation, free with its checks,
 // the quarantine and the table of mapped blocks (debug.h).
-#include "alloc/debug.h"
+#include "debug_heap/debug.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "alloc/central.h"
-#include "alloc/lock.h"
-#include "alloc/options.h"
-#include "alloc/os.h"
+#include "base/lock.h"
+#include "base/options.h"
+#include "base/os.h"
 #include "alloc/page_heap.h"
 #include "alloc/segment.h"
 #include "alloc/size_classes.h"

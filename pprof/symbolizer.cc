@@ -1,5 +1,5 @@
 // Symbolizer (symbolizer.h): ELF symbol tables read from the mapped files.
-#include "profiler/symbolizer.h"
+#include "pprof/symbolizer.h"
 
 #include <cxxabi.h>
 #include <dlfcn.h>

@@ -1,8 +1,8 @@
 // Metadata bump allocator (meta.h).
-#include "alloc/meta.h"
+#include "base/meta.h"
 
-#include "alloc/lock.h"
-#include "alloc/os.h"
+#include "base/lock.h"
+#include "base/os.h"
 
 namespace assay::internal::meta {
 namespace {

@@ -20,7 +20,7 @@
 // marked freed, and a write after free is found when it leaves.
 #pragma once
 
-#include "alloc/base.h"
+#include "base/base.h"
 
 namespace assay::profiler {
 struct Stack;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "profiler/symbolizer.h"
+#include "pprof/symbolizer.h"
 
 namespace {
 

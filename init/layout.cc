@@ -1,9 +1,9 @@
 // The layout descriptor (layout.h): filled once, at initialisation.
-#include "alloc/layout.h"
+#include "base/layout.h"
 
 #include <cstddef>
 
-#include "alloc/base.h"
+#include "base/base.h"
 #include "alloc/size_classes.h"
 
 extern "C" {

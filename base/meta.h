@@ -3,7 +3,7 @@
 // Never calls malloc; accounted for in the metadata statistics.
 #pragma once
 
-#include "alloc/base.h"
+#include "base/base.h"
 
 namespace assay::internal::meta {
 

@@ -4,8 +4,8 @@
 // naming it and the accepted form; the default is kept.
 #pragma once
 
-#include "alloc/base.h"
-#include "alloc/parse_size.h"
+#include "base/base.h"
+#include "base/parse_size.h"
 
 namespace assay::internal {
 

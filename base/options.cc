@@ -1,9 +1,9 @@
 // The ASSAY_OPTIONS table and its parser (see options.h).
-#include "alloc/options.h"
+#include "base/options.h"
 
 #include <string.h>
 
-#include "alloc/os.h"
+#include "base/os.h"
 
 namespace assay::internal {
 namespace {

@@ -12,7 +12,7 @@
 // cache itself) is malloc'ed with the profiler's thread-local cache label set
 // to the cache's interned name, so sampled blocks carry the pprof label
 // cache=NAME. Guarded objects are mapped directly, never sampled.
-#include "alloc/object_cache.h"
+#include "cache/object_cache.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -22,9 +22,9 @@
 
 #include <new>
 
-#include "alloc/base.h"
-#include "alloc/lock.h"
-#include "alloc/os.h"
+#include "base/base.h"
+#include "base/lock.h"
+#include "base/os.h"
 #include "alloc/thread_cache.h"
 #include "assay/cache.h"
 #include "profiler/profiler.h"

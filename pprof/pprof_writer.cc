@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "profiler/profile_data.h"
-#include "profiler/symbolizer.h"
+#include "pprof/symbolizer.h"
 #include "proto/profile.pb.h"
 
 namespace assay::pprof {

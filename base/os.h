@@ -4,7 +4,7 @@
 // unless an allocation fails).
 #pragma once
 
-#include "alloc/base.h"
+#include "base/base.h"
 
 namespace assay::internal::os {
 

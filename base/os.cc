@@ -1,5 +1,5 @@
-// Linux implementation of the OS seam (alloc/os.h).
-#include "alloc/os.h"
+// Linux implementation of the OS seam (base/os.h).
+#include "base/os.h"
 
 #include <errno.h>
 #include <linux/futex.h>

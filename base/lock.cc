@@ -1,7 +1,7 @@
 // The contended path of Mutex (lock.h): spin briefly, then sleep on the futex.
-#include "alloc/lock.h"
+#include "base/lock.h"
 
-#include "alloc/probes.h"
+#include "base/probes.h"
 
 namespace assay::internal {
 
