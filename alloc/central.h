@@ -7,6 +7,8 @@
 #include "alloc/segment.h"
 #include "alloc/size_classes.h"
 
+struct AssayLayout;
+
 namespace assay::internal::central {
 
 // Two pools of spans per class: kNormal serves the thread caches; kSampled
@@ -38,5 +40,8 @@ ClassStats GetClassStats(size_t cls, Pool pool = kNormal);
 
 void LockForFork();
 void UnlockAfterFork(bool child);
+
+// Fills this part's fields of the layout descriptor (init/init.cc).
+void DescribeLayout(AssayLayout* l);
 
 }  // namespace assay::internal::central

@@ -7,16 +7,16 @@
 #include <string.h>
 
 #include "alloc/central.h"
-#include "debug_heap/debug.h"
+#include "alloc/debug_hooks.h"
 #include "alloc/huge.h"
+#include "alloc/page_heap.h"
+#include "alloc/purger.h"
+#include "alloc/sample_hooks.h"
+#include "alloc/thread_cache.h"
 #include "base/layout.h"
 #include "base/meta.h"
 #include "base/options.h"
 #include "base/os.h"
-#include "alloc/page_heap.h"
-#include "alloc/purger.h"
-#include "alloc/thread_cache.h"
-#include "profiler/profiler.h"
 
 namespace assay::internal {
 namespace {
@@ -161,7 +161,7 @@ void ReleaseBlock(void* p) { Free(p); }
 // slice_run: the block must be a slice run (AllocGrowable).
 ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
                                   bool slice_run = false) {
-  const profiler::SampleDecision d = profiler::OnSamplePoint(tc, n);
+  const profiler::SampleDecision d = profiler::OnSamplePoint(&tc->countdown, n);
   void* p;
   if (!d.record) {
     p = AllocPlain(tc, n, align, zeroed, slice_run);
@@ -179,30 +179,26 @@ ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool*
 
 // Brings tc in line with the profiler's current session, if it changed.
 ASSAY_INLINE void SyncProfiler(ThreadCache* tc) {
-  if (ASSAY_UNLIKELY(tc->prof_epoch != profiler::Epoch())) profiler::SyncThread(tc);
+  if (ASSAY_UNLIKELY(tc->countdown.epoch != profiler::Epoch())) {
+    profiler::SyncCountdown(&tc->countdown);
+  }
 }
 
 // Runs tc's countdown over n bytes allocated outside AllocAccounted's path;
 // the decision (record false: no sample point in them, or not recording).
 profiler::SampleDecision CountAllocated(ThreadCache* tc, size_t n) {
   SyncProfiler(tc);
-  const int64_t left =
-      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-  if (left >= 0) {
-    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
-    return {0, false};
-  }
-  return profiler::OnSamplePoint(tc, n);
+  if (CountdownConsume(&tc->countdown, n)) return {0, false};
+  return profiler::OnSamplePoint(&tc->countdown, n);
 }
 
 // An ordinary allocation with tc's countdown run over it (tc synced): a
 // sampled block if a sample point lies in it. slice_run: see AllocPlain.
 ASSAY_INLINE void* AllocCounted(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
                                 bool slice_run = false) {
-  const int64_t left =
-      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
-  if (ASSAY_UNLIKELY(left < 0)) return SampledAlloc(tc, n, align, zeroed, slice_run);
-  __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+  if (ASSAY_UNLIKELY(!CountdownConsume(&tc->countdown, n))) {
+    return SampledAlloc(tc, n, align, zeroed, slice_run);
+  }
   void* p = AllocPlain(tc, n, align, zeroed, slice_run);
   if (ASSAY_UNLIKELY(p == nullptr)) errno = ENOMEM;
   return p;
@@ -232,16 +228,16 @@ ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align, bool gu
 // The fast path counts down C = min(P, G): P is the profiler's countdown, G
 // the guard sampler's (bytes to the next guard point). Between slow paths,
 // tc->prof_over = P - C and tc->guard_over = G - C. A slow path splits C
-// back into P (in sample_left, where the profiler reads and moves it) and G,
-// then joins them again. A session start or stop that resets sample_left
+// back into P (in countdown.left, where the profiler reads and moves it) and
+// G, then joins them again. A session start or stop that resets the countdown
 // from another thread makes the next slow path redraw P (its epoch changed)
 // and shifts G by a little: harmless for a sampler.
 
 ASSAY_TLS bool tls_guard_started = false;
 
 ASSAY_INLINE int64_t SplitCountdown(ThreadCache* tc) {
-  const int64_t c = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED);
-  __atomic_store_n(&tc->sample_left, c + tc->prof_over, __ATOMIC_RELAXED);
+  const int64_t c = CountdownLeftAfter(&tc->countdown, 0);
+  CountdownSet(&tc->countdown, c + tc->prof_over);
   int64_t g = c + tc->guard_over;
   tc->prof_over = tc->guard_over = 0;
   if (ASSAY_UNLIKELY(!tls_guard_started)) {
@@ -252,11 +248,11 @@ ASSAY_INLINE int64_t SplitCountdown(ThreadCache* tc) {
 }
 
 ASSAY_INLINE void JoinCountdown(ThreadCache* tc, int64_t g) {
-  const int64_t p = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED);
+  const int64_t p = CountdownLeftAfter(&tc->countdown, 0);
   const int64_t c = p < g ? p : g;
   tc->prof_over = p - c;
   tc->guard_over = g - c;
-  __atomic_store_n(&tc->sample_left, c, __ATOMIC_RELAXED);
+  CountdownSet(&tc->countdown, c);
 }
 
 ASSAY_NOINLINE void* GuardSampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
@@ -274,7 +270,7 @@ ASSAY_NOINLINE void* GuardSampledAlloc(ThreadCache* tc, size_t n, size_t align, 
   if (debug::g_guard_all_big && (n >= kPageSize || align >= kPageSize)) guard = true;
   void* p;
   if (guard) {
-    // sample_left holds P while split: DebugAlloc runs the profiler's countdown on it.
+    // countdown.left holds P while split: DebugAlloc runs the profiler's countdown on it.
     p = DebugAlloc(tc, n, align, /*guarded_only=*/true);
     *zeroed = false;
   } else {
@@ -331,43 +327,6 @@ void* AllocGrowable(size_t n) {
   SyncProfiler(tc);
   bool zeroed;
   return AllocCounted(tc, n, 0, &zeroed, /*slice_run=*/true);
-}
-
-// ---- Initialisation and fork ----
-
-enum : uint32_t { kUninitialised = 0, kInitialising, kReady };
-constinit uint32_t g_init_state = kUninitialised;
-constinit uint64_t g_init_thread = 0;
-
-void ForkPrepare() {
-  debug::LockForFork();
-  profiler::LockForFork();
-  thread_cache::LockForFork();
-  central::LockForFork();
-  page_heap::LockForFork();
-  huge::LockForFork();
-  meta::LockForFork();
-}
-
-void ForkParent() {
-  meta::UnlockAfterFork(false);
-  huge::UnlockAfterFork(false);
-  page_heap::UnlockAfterFork(false);
-  central::UnlockAfterFork(false);
-  thread_cache::UnlockAfterFork(false);
-  profiler::UnlockAfterFork(false);
-  debug::UnlockAfterFork(false);
-}
-
-void ForkChild() {
-  meta::UnlockAfterFork(true);
-  huge::UnlockAfterFork(true);
-  page_heap::UnlockAfterFork(true);
-  central::UnlockAfterFork(true);
-  thread_cache::UnlockAfterFork(true);
-  profiler::UnlockAfterFork(true);
-  debug::UnlockAfterFork(true);
-  purger::AfterForkChild();
 }
 
 [[noreturn]] void ReportInvalidFree(const void* p) { heap::ReportInvalid("free", p); }
@@ -441,15 +400,6 @@ void FreeSlow(void* p) {
 
 namespace heap {
 
-void LockAll() { ForkPrepare(); }
-void UnlockAll(bool child) {
-  if (child) {
-    ForkChild();
-  } else {
-    ForkParent();
-  }
-}
-
 void ReportInvalid(const char* what, const void* p) {
   char buf[96];
   char* out = buf;
@@ -470,29 +420,6 @@ void ReportInvalid(const char* what, const void* p) {
   for (const char* s = suffix; *s != '\0'; ++s) *out++ = *s;
   os::WriteStderr(buf, static_cast<size_t>(out - buf));
   os::Abort();
-}
-
-void EnsureInit() {
-  if (ASSAY_LIKELY(__atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE) == kReady)) return;
-  uint32_t expected = kUninitialised;
-  if (__atomic_compare_exchange_n(&g_init_state, &expected, kInitialising, false, __ATOMIC_ACQ_REL,
-                                  __ATOMIC_ACQUIRE)) {
-    g_init_thread = os::ThreadId();
-    InitOptions(os::GetEnv("ASSAY_OPTIONS"));
-    debug::Init(os::GetEnv("ASSAY_DEBUG"));
-    thread_cache::InitKey();
-    FillLayout();
-    __atomic_store_n(&g_init_state, kReady, __ATOMIC_RELEASE);
-    // May allocate: the state is kReady, so that allocation proceeds.
-    pthread_atfork(ForkPrepare, ForkParent, ForkChild);
-    if (GetOptions().stats_at_exit != 0) atexit([] { assay_stats_print(nullptr); });
-    if (debug::g_on || debug::g_guard) debug::InitLate();
-    return;
-  }
-  while (__atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE) != kReady) {
-    if (g_init_thread == os::ThreadId()) return;  // re-entered from our own initialisation
-    os::Yield();
-  }
 }
 
 void* Calloc(size_t count, size_t size) {
@@ -673,13 +600,10 @@ int ComallocSampled(ThreadCache* tc, size_t n, const size_t* sizes, void** out) 
     const size_t size = sizes[i];
     bool zeroed;
     void* p = nullptr;
-    const int64_t left =
-        __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(size);
-    if (left >= 0) {
-      __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+    if (CountdownConsume(&tc->countdown, size)) {
       p = AllocPlain(tc, size, 0, &zeroed);
     } else {
-      const profiler::SampleDecision d = profiler::OnSamplePoint(tc, size);
+      const profiler::SampleDecision d = profiler::OnSamplePoint(&tc->countdown, size);
       if (!d.record) {
         p = AllocPlain(tc, size, 0, &zeroed);
       } else {
@@ -739,10 +663,10 @@ int Comalloc(size_t n, const size_t* sizes, void** out) {
   }
   if (tc != nullptr) {
     SyncProfiler(tc);
-    const int64_t left = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) -
-                         static_cast<int64_t>(total > (size_t{1} << 62) ? size_t{1} << 62 : total);
-    if (ASSAY_UNLIKELY(left < 0)) return ComallocSampled(tc, n, sizes, out);
-    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+    const size_t counted = total > (size_t{1} << 62) ? size_t{1} << 62 : total;
+    if (ASSAY_UNLIKELY(!CountdownConsume(&tc->countdown, counted))) {
+      return ComallocSampled(tc, n, sizes, out);
+    }
   }
   // Each block keeps the caller's old out[i] in its first word until the
   // whole batch exists, so a failure can put `out` back as it was without
@@ -785,35 +709,6 @@ size_t Trim() {
   central::Drain(/*idle_only=*/false);
   const uint64_t now = os::NowMs();
   return page_heap::Purge(now, 0, /*wait=*/true) + huge::Release(now, 0);
-}
-
-void GetStats(assay_stats* out) {
-  *out = assay_stats{};
-  size_t small_live = 0;   // bytes of blocks out of the central lists
-  size_t small_spans = 0;  // bytes of small spans
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    for (central::Pool pool : {central::kNormal, central::kSampled}) {
-      const central::ClassStats s = central::GetClassStats(cls, pool);
-      small_live += (s.blocks_out - s.transfer_blocks) * kClasses[cls].size;
-      small_spans += s.span_bytes;
-    }
-  }
-  out->thread_cached = thread_cache::CachedBytes(&out->threads);
-  const page_heap::Stats ph = page_heap::GetStats();
-  const huge::Stats hs = huge::GetStats();
-  const size_t user_small = small_live > out->thread_cached ? small_live - out->thread_cached : 0;
-  out->allocated = user_small + ph.large_bytes + hs.mapped;
-  out->central_cached = small_spans - small_live;
-  out->segment_mapped = ph.mapped;
-  out->huge_mapped = hs.mapped;
-  out->huge_cached = hs.cached;
-  out->free_dirty = ph.dirty;
-  out->purged_total = ph.purged_total;
-  out->unmapped_total = ph.unmapped_total + hs.unmapped_total;
-  out->metadata =
-      meta::MappedBytes() + hs.table_bytes + ph.segments * AlignUp(sizeof(Segment), kPageSize);
-  out->segments = ph.segments;
-  out->huge_blocks = hs.blocks;
 }
 
 }  // namespace heap

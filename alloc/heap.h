@@ -4,14 +4,14 @@
 // shims over these and over the fast paths in thread_cache.h.
 #pragma once
 
-#include "base/base.h"
 #include "assay/assay.h"
+#include "base/base.h"
 
 namespace assay::internal::heap {
 
 // Reads ASSAY_OPTIONS and registers the thread-exit key and fork handlers,
-// once. Safe to call from any thread, and re-entrantly from allocations that
-// initialisation itself causes.
+// once (defined in init/init.cc, the one file that names every layer). Safe to call from any
+// thread, and re-entrantly from allocations that initialisation itself causes.
 void EnsureInit();
 
 void* Calloc(size_t count, size_t size);
@@ -23,10 +23,9 @@ size_t UsableSize(const void* p);
 int Comalloc(size_t n, const size_t* sizes, void** out);
 void BulkFree(void** ptrs, size_t n);
 size_t Trim();
-void GetStats(assay_stats* out);
 
 // Takes every lock of the allocator and profiler (as before fork), and
-// releases them (in the parent: child=false).
+// releases them (in the parent: child=false). Defined in init/init.cc.
 void LockAll();
 void UnlockAll(bool child);
 

@@ -3,8 +3,13 @@
 // carved block of a small span is live, every large span and huge block is.
 #include "alloc/heap_walk.h"
 
+#include <errno.h>
+#include <sys/wait.h>
+
 #include <algorithm>
 
+#include "alloc/heap.h"
+#include "assay/assay.h"
 #include "base/os.h"
 
 namespace assay::internal {
@@ -129,3 +134,72 @@ bool WalkHeap(const AssayLayout& l, void (*emit)(uintptr_t, size_t, void*), void
 }
 
 }  // namespace assay::internal
+
+using namespace assay::internal;
+
+// assay_heap_iterate: the walk runs in a still copy of the process, a raw
+// fork taken with every allocator lock held (no other library's fork
+// handler runs), and streams (address, size) pairs back through a pipe.
+extern "C" ASSAY_EXPORT long assay_heap_iterate(assay_block_visitor visit, void* arg) {
+  if (visit == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  int fds[2];
+  if (!os::Pipe(fds)) return -1;
+  heap::EnsureInit();
+  heap::LockAll();
+  const long pid = os::CloneProcess();
+  if (pid == 0) {
+    os::Close(fds[0]);
+    struct Out {
+      int fd;
+      uint64_t buf[512];
+      size_t n;
+      void Flush() {
+        if (!os::WriteAll(fd, buf, n * sizeof(uint64_t))) os::ExitGroup(1);
+        n = 0;
+      }
+    } out{fds[1], {}, 0};
+    const bool ok = WalkHeap(
+        assay_layout,
+        [](uintptr_t a, size_t size, void* o) {
+          auto* out = static_cast<Out*>(o);
+          out->buf[out->n++] = a;
+          out->buf[out->n++] = size;
+          if (out->n == 512) out->Flush();
+        },
+        &out);
+    out.Flush();
+    os::ExitGroup(ok ? 0 : 2);
+  }
+  const int clone_errno = errno;
+  heap::UnlockAll(false);
+  os::Close(fds[1]);
+  if (pid < 0) {
+    os::Close(fds[0]);
+    errno = clone_errno;
+    return -1;
+  }
+  long visited = 0;
+  uint64_t rec[2];
+  size_t have = 0;
+  for (;;) {
+    const long r = os::ReadSome(fds[0], reinterpret_cast<char*>(rec) + have, sizeof(rec) - have);
+    if (r <= 0) break;
+    have += static_cast<size_t>(r);
+    if (have == sizeof(rec)) {
+      visit(reinterpret_cast<void*>(rec[0]), rec[1], arg);
+      ++visited;
+      have = 0;
+    }
+  }
+  os::Close(fds[0]);
+  int status = 0;
+  os::WaitChild(pid, &status);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    errno = WIFEXITED(status) && WEXITSTATUS(status) == 2 ? ENOMEM : EIO;
+    return -1;
+  }
+  return visited;
+}

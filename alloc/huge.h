@@ -5,6 +5,8 @@
 
 #include "base/base.h"
 
+struct AssayLayout;
+
 namespace assay::internal::huge {
 
 // A block of at least n bytes aligned to `align` (a power of two); nullptr
@@ -54,5 +56,8 @@ void ForEach(void (*fn)(void* p, size_t usable, void* arg), void* arg);
 
 void LockForFork();
 void UnlockAfterFork(bool child);
+
+// Fills this part's fields of the layout descriptor (init/init.cc).
+void DescribeLayout(AssayLayout* l);
 
 }  // namespace assay::internal::huge

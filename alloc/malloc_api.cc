@@ -7,10 +7,11 @@
 
 #include "alloc/heap.h"
 #include "alloc/huge.h"
-#include "base/options.h"
 #include "alloc/page_heap.h"
+#include "alloc/stats.h"
 #include "alloc/thread_cache.h"
 #include "assay/assay.h"
+#include "base/options.h"
 
 #ifndef ASSAY_VERSION_STRING
 #define ASSAY_VERSION_STRING "0.0.0"
@@ -103,7 +104,7 @@ ASSAY_EXPORT int mallopt(int, int) noexcept { return 1; }  // accepted, ignored
 
 ASSAY_EXPORT struct mallinfo2 mallinfo2() noexcept {
   assay_stats s;
-  heap::GetStats(&s);
+  stats::GetStats(&s);
   struct mallinfo2 m;
   memset(&m, 0, sizeof(m));
   m.arena = s.segment_mapped;
@@ -150,7 +151,7 @@ ASSAY_EXPORT void assay_bulk_free(void** ptrs, size_t n) { heap::BulkFree(ptrs, 
 
 ASSAY_EXPORT size_t assay_trim(void) { return heap::Trim(); }
 
-ASSAY_EXPORT void assay_get_stats(assay_stats* out) { heap::GetStats(out); }
+ASSAY_EXPORT void assay_get_stats(assay_stats* out) { stats::GetStats(out); }
 
 }  // extern "C"
 

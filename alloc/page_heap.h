@@ -6,6 +6,8 @@
 
 #include "alloc/segment.h"
 
+struct AssayLayout;
+
 namespace assay::internal::page_heap {
 
 // A span of `slices` slices of the given kind (kSmall carving class `cls`, or
@@ -45,5 +47,8 @@ void ForEachSegment(void (*fn)(const Segment*, void*), void* arg);
 
 void LockForFork();
 void UnlockAfterFork(bool child);
+
+// Fills this part's fields of the layout descriptor (init/init.cc).
+void DescribeLayout(AssayLayout* l);
 
 }  // namespace assay::internal::page_heap

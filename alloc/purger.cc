@@ -7,10 +7,10 @@
 
 #include "alloc/central.h"
 #include "alloc/huge.h"
+#include "alloc/page_heap.h"
+#include "alloc/sample_hooks.h"
 #include "base/options.h"
 #include "base/os.h"
-#include "alloc/page_heap.h"
-#include "profiler/profiler.h"
 
 namespace assay::internal::purger {
 namespace {

@@ -5,7 +5,7 @@
 #include <pthread.h>
 
 #include "alloc/central.h"
-#include "debug_heap/debug.h"
+#include "alloc/debug_hooks.h"
 #include "alloc/heap.h"
 #include "base/layout.h"
 #include "base/lock.h"
@@ -13,12 +13,28 @@
 #include "base/options.h"
 #include "base/os.h"
 #include "base/probes.h"
-#include "profiler/profiler.h"
 
 namespace assay::internal {
 
 constinit ThreadCache g_empty_cache = {};
 ASSAY_TLS ThreadCache* tls_cache = &g_empty_cache;
+
+SampleCountdown* OwnCountdown() {
+  return tls_cache != &g_empty_cache ? &tls_cache->countdown : nullptr;
+}
+
+void ForEachCountdown(void (*fn)(SampleCountdown* c, void* arg), void* arg) {
+  struct Call {
+    void (*fn)(SampleCountdown*, void*);
+    void* arg;
+  } call{fn, arg};
+  thread_cache::ForEachLive(
+      [](ThreadCache* tc, void* a) {
+        auto* c = static_cast<Call*>(a);
+        c->fn(&tc->countdown, c->arg);
+      },
+      &call);
+}
 
 namespace thread_cache {
 namespace {
@@ -107,7 +123,7 @@ ThreadCache* Create() {
     if (tc == nullptr) return nullptr;
   }
   *tc = ThreadCache{};
-  tc->sample_left = kSampleNever;
+  tc->countdown.left = kSampleNever;
   for (size_t cls = 1; cls < kNumClasses; ++cls) tc->lists[cls].max = kClasses[cls].batch;
   tc->thread_id = os::ThreadId();
   ASSAY_PROBE1(thread_cache_new, tc->thread_id);

@@ -11,8 +11,11 @@
 // paths never ask "is this initialised?" and never write to g_empty_cache.
 #pragma once
 
+#include "alloc/sample_hooks.h"
 #include "alloc/segment.h"
 #include "alloc/size_classes.h"
+
+struct AssayLayout;
 
 namespace assay::internal {
 
@@ -23,10 +26,10 @@ struct FreeList {
 };
 
 struct ThreadCache {
-  // Bytes of allocation left until the next sample point. The fast path
+  // The profiler's countdown (alloc/sample_hooks.h). The fast path
   // subtracts each request; a negative result takes the slow path, which
-  // hands the block to the profiler. Huge while profiling is off.
-  int64_t sample_left;
+  // hands the block to the profiler. kSampleNever while profiling is off.
+  SampleCountdown countdown;
   // lists[0] (class 0: "no class") stays empty with max 0 in every cache:
   // Free's fast path relies on it to reject slices that are not small spans.
   FreeList lists[kNumClasses];
@@ -34,16 +37,13 @@ struct ThreadCache {
   ThreadCache* next;
   ThreadCache* prev;
   uint64_t thread_id;
-  uint32_t prof_epoch;  // profiler epoch sample_left was drawn for (profiler/profiler.h)
-  // ASSAY_DEBUG=guard=N alone: sample_left counts down to the nearer of the
+  // ASSAY_DEBUG=guard=N alone: countdown.left counts down to the nearer of the
   // profiler's next sample point and the guard sampler's next guard point;
   // these say how much farther each one is (one of them is 0). See heap.cc.
   int64_t prof_over;
   int64_t guard_over;
   uint32_t overflows;  // PushOverflow calls: the byte budget is checked on every 8th
 };
-
-inline constexpr int64_t kSampleNever = int64_t{1} << 62;
 
 extern ThreadCache g_empty_cache;
 extern ASSAY_TLS ThreadCache* tls_cache;
@@ -56,12 +56,9 @@ ASSAY_NOINLINE void FreeSlow(void* p);
 ASSAY_INLINE void* TryPop(ThreadCache* tc, size_t cls, size_t n) {
   FreeList& l = tc->lists[cls];
   void* p = l.head;
-  // Relaxed atomics are plain loads and stores; the profiler may reset the
-  // countdown from another thread when a session starts or stops.
-  const int64_t left =
-      __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED) - static_cast<int64_t>(n);
+  const int64_t left = CountdownLeftAfter(&tc->countdown, n);
   if (ASSAY_LIKELY((p != nullptr) & (left >= 0))) {
-    __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+    CountdownSet(&tc->countdown, left);
     l.head = *static_cast<void**>(p);
     l.count--;
     return p;
@@ -131,6 +128,9 @@ void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* ar
 void InitKey();
 void LockForFork();
 void UnlockAfterFork(bool child);
+
+// Fills this part's fields of the layout descriptor (init/init.cc).
+void DescribeLayout(AssayLayout* l);
 
 }  // namespace thread_cache
 }  // namespace assay::internal

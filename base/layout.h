@@ -70,26 +70,3 @@ struct AssayLayout {
 extern AssayLayout assay_layout;
 
 }  // extern "C"
-
-namespace assay::internal {
-
-// Each part fills its own fields; FillLayout calls them all and sets magic last.
-void FillLayout();
-namespace page_heap {
-void DescribeLayout(AssayLayout* l);
-}
-namespace central {
-void DescribeLayout(AssayLayout* l);
-}
-namespace thread_cache {
-void DescribeLayout(AssayLayout* l);
-}
-namespace huge {
-void DescribeLayout(AssayLayout* l);
-}
-
-}  // namespace assay::internal
-
-namespace assay::profiler {
-void DescribeLayout(AssayLayout* l);
-}

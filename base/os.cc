@@ -2,12 +2,15 @@
 #include "base/os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -132,5 +135,54 @@ void WriteStderr(const char* s, size_t n) {
 void WriteStderr(const char* s) { WriteStderr(s, strlen(s)); }
 
 void Abort() { abort(); }
+
+long ReadSmallFile(const char* path, char* buf, size_t size) {
+  if (size == 0) return -1;
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  const long n = ReadSome(fd, buf, size - 1);
+  close(fd);
+  if (n < 0) return -1;
+  buf[n] = '\0';
+  return n;
+}
+
+bool WriteAll(int fd, const void* p, size_t n) {
+  const char* s = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+long ReadSome(int fd, void* p, size_t n) {
+  for (;;) {
+    const ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    return r;
+  }
+}
+
+bool Pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0; }
+
+void Close(int fd) { close(fd); }
+
+long CloneProcess() { return syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0); }
+
+bool WaitChild(long pid, int* status) {
+  for (;;) {
+    if (waitpid(static_cast<pid_t>(pid), status, 0) >= 0) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
+void ExitGroup(int status) {
+  syscall(SYS_exit_group, status);
+  __builtin_unreachable();
+}
 
 }  // namespace assay::internal::os

@@ -38,4 +38,25 @@ void WriteStderr(const char* s, size_t n);
 void WriteStderr(const char* s);
 [[noreturn]] void Abort();
 
+// ---- Files and processes, for the heap walk, stats and reports. Unlike the
+// calls above these set errno as the system calls do (their callers report it).
+
+// Reads up to size - 1 bytes of a small file (a /proc file) into buf and
+// terminates it; the bytes read, or -1.
+long ReadSmallFile(const char* path, char* buf, size_t size);
+// Writes all n bytes (retrying after EINTR and short writes); false on error.
+bool WriteAll(int fd, const void* p, size_t n);
+// Reads up to n bytes (retrying after EINTR): the count, 0 at end of file, -1.
+long ReadSome(int fd, void* p, size_t n);
+bool Pipe(int fds[2]);  // close-on-exec
+void Close(int fd);
+// A raw fork: clone(SIGCHLD) with no atfork handler run, so a caller holding
+// every allocator lock gets a still copy of the heap in the child. The child's
+// pid, 0 in the child, -1 on failure.
+long CloneProcess();
+// Waits for child pid: true and its wait status, or false.
+bool WaitChild(long pid, int* status);
+// Ends the whole process at once (no atexit handlers).
+[[noreturn]] void ExitGroup(int status);
+
 }  // namespace assay::internal::os

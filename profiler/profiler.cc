@@ -22,10 +22,10 @@
 #include <cstring>
 #include <new>
 
+#include "assay/profiler.hpp"
 #include "base/lock.h"
 #include "base/os.h"
 #include "base/probes.h"
-#include "assay/profiler.hpp"
 #include "profiler/arena.h"
 #include "profiler/dumper.h"
 #include "profiler/entry.h"
@@ -37,7 +37,7 @@ namespace assay::profiler {
 
 using internal::LockGuard;
 using internal::Mutex;
-using internal::ThreadCache;
+using internal::SampleCountdown;
 
 uint32_t g_epoch = 0;
 __thread void* tls_pending __attribute__((tls_model("initial-exec"))) = nullptr;
@@ -385,23 +385,21 @@ void FreeRetiredSessions() {
 
 // Forces every live thread to its slow path soon, where it syncs its epoch.
 void KickThreads(int64_t value) {
-  internal::thread_cache::ForEachLive(
-      [](ThreadCache* tc, void* arg) {
-        __atomic_store_n(&tc->sample_left, *static_cast<int64_t*>(arg), __ATOMIC_RELAXED);
-      },
+  internal::ForEachCountdown(
+      [](SampleCountdown* c, void* arg) { internal::CountdownSet(c, *static_cast<int64_t*>(arg)); },
       &value);
 }
 
 }  // namespace
 
-void SyncThread(ThreadCache* tc) {
+void SyncCountdown(SampleCountdown* c) {
   SessionReader reading;
   ThreadState& ts = tls;
   const uint32_t epoch = Epoch();
   Session* s = CurrentSession();
-  tc->prof_epoch = epoch;
+  c->epoch = epoch;
   if (s == nullptr) {
-    __atomic_store_n(&tc->sample_left, internal::kSampleNever, __ATOMIC_RELAXED);
+    internal::CountdownSet(c, internal::kSampleNever);
     return;
   }
   if (ts.rng_session != s->id) {
@@ -409,24 +407,24 @@ void SyncThread(ThreadCache* tc) {
     ts.rng.Seed(g_seed + index * 0x9E3779B97F4A7C15ull);
     ts.rng_session = s->id;
   }
-  __atomic_store_n(&tc->sample_left, g_rate.DrawLeft(ts.rng), __ATOMIC_RELAXED);
+  internal::CountdownSet(c, g_rate.DrawLeft(ts.rng));
 }
 
-SampleDecision OnSamplePoint(ThreadCache* tc, size_t n) {
+SampleDecision OnSamplePoint(SampleCountdown* c, size_t n) {
   // No mapping can hold this many bytes: the request will fail, so its bytes
   // are not allocation and move neither the countdown nor the clock (2^62
   // bytes would have wrapped the clock in four calls, and drawn 2^43 gaps).
   if (n >= kImpossibleRequest) return {0, false};
   SessionReader reading;
   ThreadState& ts = tls;
-  int64_t left = __atomic_load_n(&tc->sample_left, __ATOMIC_RELAXED);
+  int64_t left = internal::CountdownLeftAfter(c, 0);
   Session* s = CurrentSession();
   if (s == nullptr || ts.rng_session != s->id) {
-    SyncThread(tc);  // stopped or restarted meanwhile: nothing to record from the old law
+    SyncCountdown(c);  // stopped or restarted meanwhile: nothing to record from the old law
     return {0, false};
   }
   const uint64_t points = g_rate.CountPoints(&left, n, ts.rng);
-  __atomic_store_n(&tc->sample_left, left, __ATOMIC_RELAXED);
+  internal::CountdownSet(c, left);
   __atomic_fetch_add(&g_clock, points * g_rate.rate(), __ATOMIC_RELAXED);
   return {points, ts.suspended == 0};
 }
@@ -687,7 +685,7 @@ bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
   }
   KickThreads(0);
   // The calling thread samples from its very next allocation.
-  if (internal::tls_cache != &internal::g_empty_cache) SyncThread(internal::tls_cache);
+  if (SampleCountdown* own = internal::OwnCountdown()) SyncCountdown(own);
   return true;
 }
 
@@ -771,7 +769,7 @@ void Stop() {
   }
   if (stopped) {
     profiler::KickThreads(internal::kSampleNever);
-    if (internal::tls_cache != &internal::g_empty_cache) profiler::SyncThread(internal::tls_cache);
+    if (internal::SampleCountdown* own = internal::OwnCountdown()) profiler::SyncCountdown(own);
   }
   // Wait for callbacks running on other threads (ours, if Stop is called
   // from inside one, is the one allowed to remain), even when one of them

@@ -1,36 +1,19 @@
-// The profiler as the allocator sees it: the calls its slow paths make.
-// The allocator knows only a per-thread countdown (ThreadCache::sample_left)
-// and which blocks are sampled (SpanKind::kSampled spans, Span::sampled,
-// huge entries' flag); everything else (the sampling law, stacks, entries,
-// callbacks) lives here.
+// The profiler's interface to the layers above it (dumper, debug heap,
+// object caches, init). The allocator core sees only alloc/sample_hooks.h
+// (the countdown and the hooks its slow paths call, defined in profiler.cc)
+// and marks which blocks are sampled (SpanKind::kSampled spans,
+// Span::sampled, huge entries' flag); everything else (the sampling law,
+// stacks, entries, callbacks) lives here.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-#include "alloc/thread_cache.h"
+#include "alloc/sample_hooks.h"
+
+struct AssayLayout;
 
 namespace assay::profiler {
-
-struct Entry;
-
-// Bumped by every Start and Stop. A thread whose cache holds another epoch
-// calls SyncThread on its next slow path.
-extern uint32_t g_epoch;
-inline uint32_t Epoch() { return __atomic_load_n(&g_epoch, __ATOMIC_ACQUIRE); }
-
-// Sets tc's countdown for the session now running (a fresh draw), or to
-// "never" when none is.
-void SyncThread(internal::ThreadCache* tc);
-
-struct SampleDecision {
-  uint64_t points;  // sample points in the block
-  bool record;      // record it (false: no session, or sampling suspended here)
-};
-
-// An allocation of n bytes crosses tc's countdown: counts its sample points
-// and moves the countdown past it.
-SampleDecision OnSamplePoint(internal::ThreadCache* tc, size_t n);
 
 // ---- Labels: on whose behalf a thread allocates ----
 
@@ -59,43 +42,10 @@ class ScopedCacheLabel {
   const char* saved_;
 };
 
-// Records sampled block p (already allocated from the sampled pools), with
-// the label of tls_cache_label, and queues its alloc event on this thread. Returns the entry, or
-// nullptr if the profiler had no memory for it.
-Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, uint64_t points,
-                   uint32_t batch_index, uint32_t batch_size);
-
-// Forgets the entry of p without any callback: its allocation is being
-// undone before the allocator returned it (a failed comalloc batch).
-void CancelAlloc(void* p);
-
-// Sampled block p is being freed; called before its memory is released.
-void OnSampledFree(void* p);
-
-// Runs this thread's pending callbacks unless it is inside one.
-void SafePointSlow();
-extern __thread void* tls_pending __attribute__((tls_model("initial-exec")));
-inline void SafePoint() {
-  if (tls_pending != nullptr) SafePointSlow();
-}
-
-// The calling thread is exiting: its pending callbacks run now.
-void OnThreadExit();
-
 void LockForFork();
 void UnlockAfterFork(bool child);
 
 // ---- For the dumper (profiler/dumper.cc) ----
-
-// Suspends recording of the calling thread's allocations while it lives
-// (the profiler's own work: snapshots, profile building).
-class ScopedSuspend {
- public:
-  ScopedSuspend();
-  ~ScopedSuspend();
-  ScopedSuspend(const ScopedSuspend&) = delete;
-  ScopedSuspend& operator=(const ScopedSuspend&) = delete;
-};
 
 struct ClockState {
   uint64_t clock;        // allocation clock, bytes
@@ -122,5 +72,8 @@ void StartEnvironmentSession(const SessionOptions& o);
 void ResetAllocationProfile();
 
 uint32_t ForkGeneration();
+
+// Fills this part's fields of the layout descriptor (init/init.cc).
+void DescribeLayout(AssayLayout* l);
 
 }  // namespace assay::profiler
