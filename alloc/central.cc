@@ -1,9 +1,9 @@
 // Central free lists (central.h).
 #include "alloc/central.h"
 
+#include "alloc/page_heap.h"
 #include "base/layout.h"
 #include "base/lock.h"
-#include "alloc/page_heap.h"
 
 namespace assay::internal::central {
 namespace {

@@ -88,6 +88,21 @@ ASSAY_INLINE Segment* SegmentOfSpan(const Span* s) {
 }
 ASSAY_INLINE char* SpanStart(const Span* s) { return SegmentOfSpan(s)->SliceAddress(s->first); }
 
+// A pointer inside a segment, decoded: its segment, the slice-map entry of
+// its slice, and its offset from the start of the span holding it. The one
+// decode of the free fast path, realloc's and Locate.
+struct DecodedPointer {
+  Segment* seg;
+  SliceEntry e;     // cls 0: not in a plain small span
+  uint32_t offset;  // bytes from the span's first slice
+};
+ASSAY_INLINE DecodedPointer Decode(uintptr_t a) {
+  Segment* seg = SegmentOf(a);
+  SliceEntry e;
+  __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
+  return {seg, e, static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize)};
+}
+
 // One bit per kSegmentSize of the address space: set while a segment is
 // mapped there. 2^25 bits = 4 MiB of zero-filled .bss, touched sparsely.
 namespace segment_map {

@@ -165,9 +165,7 @@ void* Refill(ThreadCache* tc, size_t cls) {
 void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
   FreeList& l = tc->lists[cls];
   const SizeClassInfo& c = kClasses[cls];
-  *static_cast<void**>(p) = l.head;
-  l.head = p;
-  l.count++;
+  l.Push(p);
   if (l.max < c.max_cached && tls_allocates[cls] != 0) {
     // Slow start: a list that keeps overflowing earns room, one batch at a time.
     l.max = l.max + c.batch < c.max_cached ? l.max + c.batch : c.max_cached;

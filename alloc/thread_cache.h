@@ -23,6 +23,19 @@ struct FreeList {
   void* head;      // blocks linked through their first word
   uint32_t count;  // length of the list
   uint32_t max;    // bound on count; grows from `batch` to `max_cached`
+
+  // The list's one pop and one push (the caller checked head != nullptr,
+  // or count < max where the bound matters).
+  ASSAY_INLINE void* PopNonEmpty(void* p) {
+    head = *static_cast<void**>(p);
+    count--;
+    return p;
+  }
+  ASSAY_INLINE void Push(void* p) {
+    *static_cast<void**>(p) = head;
+    head = p;
+    count++;
+  }
 };
 
 struct ThreadCache {
@@ -59,9 +72,7 @@ ASSAY_INLINE void* TryPop(ThreadCache* tc, size_t cls, size_t n) {
   const int64_t left = CountdownLeftAfter(&tc->countdown, n);
   if (ASSAY_LIKELY((p != nullptr) & (left >= 0))) {
     CountdownSet(&tc->countdown, left);
-    l.head = *static_cast<void**>(p);
-    l.count--;
-    return p;
+    return l.PopNonEmpty(p);
   }
   return nullptr;
 }
@@ -78,17 +89,12 @@ ASSAY_INLINE void* Malloc(size_t n) {
 ASSAY_INLINE void Free(void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (ASSAY_LIKELY(segment_map::Contains(a))) {
-    Segment* seg = SegmentOf(a);
-    SliceEntry e;
-    __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
-    const uint32_t offset = static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize);
+    const DecodedPointer d = Decode(a);
     // A slice outside small spans has cls 0, and lists[0] has max 0 forever,
     // so the bound test sends it to the slow path: no test of cls here.
-    FreeList& l = tls_cache->lists[e.cls];
-    if (ASSAY_LIKELY(IsBlockOffset(kClasses[e.cls], offset) & (l.count < l.max))) {
-      *static_cast<void**>(p) = l.head;
-      l.head = p;
-      l.count++;
+    FreeList& l = tls_cache->lists[d.e.cls];
+    if (ASSAY_LIKELY(IsBlockOffset(kClasses[d.e.cls], d.offset) & (l.count < l.max))) {
+      l.Push(p);
       return;
     }
   }

@@ -294,9 +294,7 @@ Block SmallBlockAt(const Span* span, uintptr_t a) {
 // The sampled-pool span holding a, or nullptr.
 const Span* SampledSpanOf(uintptr_t a) {
   if (!segment_map::Contains(a)) return nullptr;
-  Segment* seg = SegmentOf(a);
-  SliceEntry e;
-  __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
+  const auto [seg, e, offset] = Decode(a);
   if (e.cls != 0) return nullptr;
   const Span* span = &seg->spans[e.first];
   if (span->kind != SpanKind::kSampled || span->first != e.first) return nullptr;

@@ -16,9 +16,9 @@
 namespace assay::internal {
 namespace {
 
+using stats::CollectUsage;
 using stats::Row;
 using stats::Usage;
-using stats::CollectUsage;
 
 // Digits with thousands separators, right-aligned in `width`.
 const char* Grouped(uint64_t v, char* buf, size_t len, int width) {

@@ -1,0 +1,299 @@
+// The slow paths under malloc's and free's fast paths (thread_cache.h) and
+// the allocation routing of slow_path.h: sampled blocks, the debug heap's
+// override, the production guard's share of the countdown.
+#include "alloc/slow_path.h"
+
+#include "alloc/debug_hooks.h"
+#include "alloc/heap.h"
+#include "alloc/huge.h"
+#include "alloc/locate.h"
+#include "alloc/page_heap.h"
+#include "alloc/purger.h"
+
+namespace assay::internal {
+
+// The class serving n bytes at alignment align (<= kSliceSize): a class
+// whose size is a multiple of align has aligned blocks, as spans start on a
+// slice boundary; the power-of-two classes end the search.
+size_t ClassFor(size_t n, size_t align) {
+  if (align <= kMinAlign) align = n < align ? align : 1;  // every class is 16-aligned but 8 B
+  size_t cls = ClassOfSize(n < align ? align : n);
+  while (kClasses[cls].size % align != 0) ++cls;
+  return cls;
+}
+
+// A block above kMaxSmallSize: a slice run up to kMaxLargeSize, else a
+// mapping of its own. *zeroed tells whether it reads as zero already.
+void* AllocBig(size_t n, size_t align, bool* zeroed) {
+  if (n <= kMaxLargeSize && align <= kSliceSize) {
+    const size_t slices = AlignUp(n, kSliceSize) >> kSliceShift;
+    Span* span = page_heap::AllocSpan(slices, SpanKind::kLarge, 0, zeroed);
+    if (span == nullptr) return nullptr;
+    span->aux = n;
+    return SpanStart(span);
+  }
+  return huge::Alloc(n, align, zeroed);
+}
+
+// A block that carries a sample point: small ones from the sampled pool (so
+// that only their frees take the profiler's path), big ones (and, with
+// slice_run, any: see AllocGrowable) flagged.
+void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable, bool slice_run) {
+  if (!slice_run && IsSmall(n, align)) {
+    const size_t cls = ClassFor(n, align);
+    void* p;
+    *zeroed = false;
+    *usable = kClasses[cls].size;
+    return central::Take(cls, 1, &p, central::kSampled) == 0 ? nullptr : p;
+  }
+  void* p = AllocBig(n, align, zeroed);
+  if (p == nullptr) return nullptr;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (segment_map::Contains(a)) {
+    Span* span = &SegmentOf(a)->spans[SliceOf(a)];
+    span->sampled = 1;
+    *usable = span->slices * kSliceSize;
+  } else {
+    huge::SetSampled(p);
+    *usable = huge::UsableSize(p);
+  }
+  return p;
+}
+
+namespace {
+
+// The allocation crosses the thread's countdown: a sample point lies in it.
+// slice_run: the block must be a slice run (AllocGrowable).
+ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
+                                  bool slice_run = false) {
+  const profiler::SampleDecision d = profiler::OnSamplePoint(&tc->countdown, n);
+  void* p;
+  if (!d.record) {
+    p = AllocPlain(tc, n, align, zeroed, slice_run);
+  } else {
+    size_t usable = 0;
+    p = AllocSampledBlock(n, align, zeroed, &usable, slice_run);
+    if (p != nullptr) {
+      profiler::RecordAlloc(p, n, usable, align > kMinAlign ? align : 0, d.points, 0, 1);
+      profiler::SafePoint();
+    }
+  }
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+// Runs tc's countdown over n bytes allocated outside AllocAccounted's path;
+// the decision (record false: no sample point in them, or not recording).
+profiler::SampleDecision CountAllocated(ThreadCache* tc, size_t n) {
+  SyncProfiler(tc);
+  if (CountdownConsume(&tc->countdown, n)) return {0, false};
+  return profiler::OnSamplePoint(&tc->countdown, n);
+}
+
+// An ordinary allocation with tc's countdown run over it (tc synced): a
+// sampled block if a sample point lies in it. slice_run: see AllocPlain.
+ASSAY_INLINE void* AllocCounted(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
+                                bool slice_run = false) {
+  if (ASSAY_UNLIKELY(!CountdownConsume(&tc->countdown, n))) {
+    return SampledAlloc(tc, n, align, zeroed, slice_run);
+  }
+  void* p = AllocPlain(tc, n, align, zeroed, slice_run);
+  if (ASSAY_UNLIKELY(p == nullptr)) errno = ENOMEM;
+  return p;
+}
+
+// ASSAY_DEBUG: the debug heap serves every block (or, with `guard` alone,
+// the blocks of a page or more); the profiler still samples them (its entry
+// is keyed by the pointer the program sees).
+ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align, bool guarded_only) {
+  void* p = guarded_only ? debug::AllocGuarded(n, align) : debug::Alloc(n, align);
+  if (p == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (tc == nullptr) return p;
+  const profiler::SampleDecision d = CountAllocated(tc, n);
+  if (d.record &&
+      profiler::RecordAlloc(p, n, n, align > kMinAlign ? align : 0, d.points, 0, 1) != nullptr) {
+    debug::MarkProfiled(p);
+    profiler::SafePoint();
+  }
+  return p;
+}
+
+// ---- guard=N alone: guard points on the fast path's countdown ----
+//
+// The fast path counts down C = min(P, G): P is the profiler's countdown, G
+// the guard sampler's (bytes to the next guard point). Between slow paths,
+// tc->prof_over = P - C and tc->guard_over = G - C. A slow path splits C
+// back into P (in countdown.left, where the profiler reads and moves it) and
+// G, then joins them again. A session start or stop that resets the countdown
+// from another thread makes the next slow path redraw P (its epoch changed)
+// and shifts G by a little: harmless for a sampler.
+
+ASSAY_TLS bool tls_guard_started = false;
+
+ASSAY_INLINE int64_t SplitCountdown(ThreadCache* tc) {
+  const int64_t c = CountdownLeftAfter(&tc->countdown, 0);
+  CountdownSet(&tc->countdown, c + tc->prof_over);
+  int64_t g = c + tc->guard_over;
+  tc->prof_over = tc->guard_over = 0;
+  if (ASSAY_UNLIKELY(!tls_guard_started)) {
+    tls_guard_started = true;
+    g = debug::DrawGuardGap() - 1;
+  }
+  return g;
+}
+
+ASSAY_INLINE void JoinCountdown(ThreadCache* tc, int64_t g) {
+  const int64_t p = CountdownLeftAfter(&tc->countdown, 0);
+  const int64_t c = p < g ? p : g;
+  tc->prof_over = p - c;
+  tc->guard_over = g - c;
+  CountdownSet(&tc->countdown, c);
+}
+
+ASSAY_NOINLINE void* GuardSampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
+  int64_t g = SplitCountdown(tc);
+  SyncProfiler(tc);
+  bool guard;
+  if (n <= kMaxTableSize) {
+    // A guard point lies in the block iff g < n; the distance to the next one
+    // after the block is then a fresh draw (geometric gaps are memoryless).
+    guard = g < 0 || static_cast<uint64_t>(g) < n;
+    g = guard ? debug::DrawGuardGap() - 1 : g - static_cast<int64_t>(n);
+  } else {
+    guard = debug::GuardOneInN();  // never on the fast path: counted one by one
+  }
+  if (debug::g_guard_all_big && (n >= kPageSize || align >= kPageSize)) guard = true;
+  void* p;
+  if (guard) {
+    // countdown.left holds P while split: DebugAlloc runs the profiler's countdown on it.
+    p = DebugAlloc(tc, n, align, /*guarded_only=*/true);
+    *zeroed = false;
+  } else {
+    p = AllocCounted(tc, n, align, zeroed);
+  }
+  JoinCountdown(tc, g);
+  return p;
+}
+
+}  // namespace
+
+void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
+  ThreadCache* tc = thread_cache::Current();
+  if (ASSAY_UNLIKELY(debug::g_on)) {
+    *zeroed = false;
+    return DebugAlloc(tc, n, align, /*guarded_only=*/false);
+  }
+  if (ASSAY_UNLIKELY(debug::g_guard)) {
+    if (debug::g_guard_sampling && tc != nullptr) return GuardSampledAlloc(tc, n, align, zeroed);
+    if (debug::g_guard_all_big && (n >= kPageSize || align >= kPageSize)) {
+      *zeroed = false;
+      return DebugAlloc(tc, n, align, /*guarded_only=*/true);
+    }
+  }
+  if (ASSAY_LIKELY(tc != nullptr)) {
+    SyncProfiler(tc);
+    return AllocCounted(tc, n, align, zeroed);
+  }
+  void* p = AllocPlain(tc, n, align, zeroed);  // no cache (thread exiting): no countdown
+  if (ASSAY_UNLIKELY(p == nullptr)) errno = ENOMEM;
+  return p;
+}
+
+// A huge block that changed address in place of an allocation (mremap):
+// counts it toward the countdown and records it if a sample point lands in it.
+void AccountResized(void* p, size_t n) {
+  ThreadCache* tc = thread_cache::Current();
+  if (tc == nullptr) return;
+  const profiler::SampleDecision d = CountAllocated(tc, n);
+  if (!d.record) return;
+  huge::SetSampled(p);
+  profiler::RecordAlloc(p, n, huge::UsableSize(p), 0, d.points, 0, 1);
+}
+
+// A block realloc moves to grow to n > kSliceSize bytes: a slice run (a
+// large block), not a size class, counted and sampled like any allocation.
+// A block grown past 64 KiB tends to keep growing (a buffer, a string built
+// by appends), and a slice run grows in place while the slices after it are
+// free, wastes less than one slice, and gives its slices back to the page
+// heap when freed. A size class would carve it from a span of at least four
+// blocks, which one long-lived string of that class pins: on the
+// string-building workload that pinning was a third of the peak RSS.
+void* AllocGrowable(size_t n) {
+  ThreadCache* tc = thread_cache::Current();
+  if (tc == nullptr || debug::g_guard) return Malloc(n);  // debug::g_on never gets here
+  SyncProfiler(tc);
+  bool zeroed;
+  return AllocCounted(tc, n, 0, &zeroed, /*slice_run=*/true);
+}
+
+namespace {
+[[noreturn]] void ReportInvalidFree(const void* p) { heap::ReportInvalid("free", p); }
+}  // namespace
+
+// ---- Slow paths of the fast paths in thread_cache.h ----
+
+void* MallocSlow(size_t n) {
+  // Above the fast path's lookup table but still small (1 KiB - 256 KiB):
+  // the same pop, the class by formula, without AllocAccounted's routing.
+  // The debug heap and guards decide every such block themselves.
+  if (n - (kMaxTableSize + 1) < kMaxSmallSize - kMaxTableSize && !debug::g_on && !debug::g_guard) {
+    void* p = TryPop(tls_cache, ClassOfLarge(n), n);
+    if (ASSAY_LIKELY(p != nullptr)) return p;
+  }
+  bool zeroed;
+  return AllocAccounted(n, 0, &zeroed);
+}
+
+void FreeSlow(void* p) {
+  if (p == nullptr) return;
+  if (ASSAY_UNLIKELY(debug::g_on)) return debug::Free(p);
+  const Location loc = Locate(p);
+  switch (loc.home) {
+    case Home::kSmall: {
+      ThreadCache* tc = thread_cache::Current();
+      if (tc == nullptr) {
+        *static_cast<void**>(p) = nullptr;
+        central::Give(loc.cls, p, 1);
+      } else {
+        FreeList& l = tc->lists[loc.cls];
+        if (l.count < l.max) {
+          l.Push(p);
+          return;
+        }
+        thread_cache::PushOverflow(tc, loc.cls, p);
+      }
+      if (page_heap::HasDirty()) purger::OnFreed();
+      return;
+    }
+    case Home::kSampled:
+      // The entry goes before the memory can be handed out again.
+      profiler::OnSampledFree(p);
+      *static_cast<void**>(p) = nullptr;
+      central::Give(loc.cls, p, 1, central::kSampled);
+      profiler::SafePoint();
+      return;
+    case Home::kLarge:
+      if (loc.sampled) profiler::OnSampledFree(p);
+      page_heap::FreeSpan(loc.span);
+      purger::OnFreed();
+      if (loc.sampled) profiler::SafePoint();
+      return;
+    case Home::kHuge:
+      if (loc.sampled) profiler::OnSampledFree(p);
+      if (huge::Free(p)) {
+        purger::OnFreed();
+        if (loc.sampled) profiler::SafePoint();
+        return;
+      }
+      break;  // freed by another thread meanwhile: a double free
+    case Home::kInvalid:
+      if (ASSAY_UNLIKELY(debug::g_guard) && debug::FreeMapped(p)) return;
+      break;
+  }
+  ReportInvalidFree(p);
+}
+
+}  // namespace assay::internal
