@@ -25,11 +25,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "assay/assay.h"
+#include "assay/profiler.hpp"
 #include "base/lock.h"
 #include "base/os.h"
 #include "base/probes.h"
-#include "assay/assay.h"
-#include "assay/profiler.hpp"
 #include "profiler/entry.h"
 #include "profiler/prof_config.h"
 #include "profiler/profile_data.h"

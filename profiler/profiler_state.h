@@ -1,0 +1,150 @@
+// The profiler's shared state, for its own files only (profiler.cc is split
+// along its seams: session.cc starts and stops sessions, recording.cc turns
+// sample points into entries, delivery.cc runs callbacks at safe points,
+// labels.cc interns cache names). Nothing outside profiler/ includes this.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "assay/profiler.hpp"
+#include "base/lock.h"
+#include "profiler/entry.h"
+#include "profiler/profiler.h"
+#include "profiler/sampler.h"
+#include "profiler/stack_capture.h"
+
+namespace assay::profiler {
+
+using internal::LockGuard;
+using internal::Mutex;
+using internal::SampleCountdown;
+
+struct Session {
+  uint64_t id;
+  Tracker tracker;
+  bool callbacks;  // the tracker has at least one callback
+  bool promote;    // ... and wants promotions
+  bool env;        // the MALLOC_PROF session (no tracker); a user Start replaces it
+  Session* retired_next = nullptr;
+};
+
+struct Event {
+  Entry* entry;
+  Event* next;
+  bool alloc;  // the entry's alloc event (only its allocating thread runs on_alloc)
+};
+
+// Per-thread state. Plain data, zero-initialised: no constructor runs.
+struct ThreadState {
+  Rng rng;
+  uint64_t rng_session;  // session whose seed rng holds
+  uint32_t suspended;    // > 0: this thread's allocations are not recorded
+  uint32_t in_callback;  // > 0: safe points wait
+  Event* tail;           // pending events: tls_pending is the head
+  uintptr_t stack_lo;    // for frame-pointer walks
+  uintptr_t stack_hi;
+  uint64_t tid;
+  uint32_t fork_gen;  // g_fork_gen when tid and the stack bounds were read
+  uint32_t stack_known;
+};
+extern __thread ThreadState tls __attribute__((tls_model("initial-exec")));
+
+// Configuration of the running session; written under g_control before the
+// epoch is bumped, read by threads after they see the new epoch.
+extern Mutex g_control;
+extern Session* g_session;  // atomic: the running session, or null
+extern Session* g_retired;  // stopped sessions, freed once nothing can use them
+extern uint64_t g_next_session_id;
+extern SamplingRate g_rate;
+extern size_t g_depth;
+extern StackMethod g_method;
+extern uint64_t g_young_bytes;
+extern uint64_t g_seed;
+extern uint64_t g_thread_counter;  // atomic: per-session thread index, for seeding
+extern uint32_t g_fork_gen;
+
+// The MALLOC_PROF session's options, restarted when a tracker session stops.
+extern bool g_env_enabled;
+extern SessionOptions g_env_options;
+
+// Statistics and clocks (atomic).
+// Written by every sample: each on a cache line of its own, apart from the
+// read-mostly configuration above.
+extern uint32_t g_alloc_gen;  // alloc-profile generation (ResetAllocationProfile)
+extern uint64_t g_since_ns;   // first start, or the last reset
+extern uint64_t g_clock;      // allocation clock: bytes allocated, as estimated by the samples
+extern uint64_t g_in_flight;  // threads inside a tracker callback (or about to be)
+extern uint64_t g_exceptions;
+extern uint32_t g_exception_reported;
+
+// Entries waiting for promotion, oldest first.
+extern Mutex g_young_mu;
+extern Entry* g_young_head;
+extern Entry* g_young_tail;
+
+inline Session* CurrentSession() { return __atomic_load_n(&g_session, __ATOMIC_SEQ_CST); }
+
+// Threads reading a session's fields outside a callback (the sampling path).
+// A stopped session is freed only when no thread reads one, nor runs a
+// callback. Readers count themselves in one of kReaderShards padded
+// counters (a thread always uses the same one), so that threads sampling at
+// once do not contend on one cache line; "no reader" is every shard at 0.
+// Sequentially consistent: a reader that increments a shard the writer has
+// already read as 0 comes after the writer retired the session, so it reads
+// the new one.
+//
+// The shard also holds the sample counters its threads move: one count and
+// one live estimate shared by every thread were two cache lines bouncing
+// between cores on every sampled allocation and free (at rate=1, most of the
+// cost after the locks). Readers of the totals sum the shards.
+inline constexpr size_t kReaderShards = 64;
+
+// Requests of this many bytes or more cannot succeed: 2^57 is the largest
+// Linux user address space (x86-64 with five-level paging).
+inline constexpr size_t kImpossibleRequest = size_t{1} << 57;
+struct alignas(64) ReaderShard {
+  uint64_t count;      // threads reading a session through this shard now
+  uint64_t samples;    // samples its threads recorded, less those cancelled
+  int64_t live_bytes;  // estimated bytes they recorded, less what they freed
+};
+extern ReaderShard g_session_readers[kReaderShards];
+
+// The calling thread's shard.
+ReaderShard& MyShard();
+
+// Counts the calling thread as a reader of the current session while it lives.
+struct SessionReader {
+  SessionReader() : shard(&MyShard().count) { __atomic_fetch_add(shard, 1, __ATOMIC_SEQ_CST); }
+  ~SessionReader() { __atomic_fetch_sub(shard, 1, __ATOMIC_SEQ_CST); }
+  uint64_t* shard;
+};
+
+// Moves the calling thread's share of the sample counters.
+void CountSample(int64_t samples, int64_t live_bytes);
+uint64_t TotalSamples();
+int64_t TotalLiveBytes();
+bool NoSessionReaders();
+
+// ---- recording.cc ----
+uint64_t CurrentTid(ThreadState& ts);
+void LearnStackBounds(ThreadState& ts);
+void YoungUnlinkLocked(Entry* e);
+// Moves entries born young_bytes or more before `clock` out of the young
+// list, each with a promote event on this thread.
+void PromoteOld(ThreadState& ts, uint64_t clock);
+
+// ---- delivery.cc ----
+// Drops a reference; the last one frees the entry and its stack's reference.
+void Unref(Entry* e);
+// Queues an event of e on this thread (passing one reference of e to it).
+void Enqueue(ThreadState& ts, Entry* e, bool alloc);
+
+// ---- session.cc ----
+// Starts a session; replaces a running MALLOC_PROF session, but not a
+// tracker session. Returns false if a tracker session runs.
+bool StartSession(const SessionOptions& o, Tracker tracker, bool env);
+// Forces every live thread to its slow path soon, where it syncs its epoch.
+void KickThreads(int64_t value);
+
+}  // namespace assay::profiler

@@ -1,0 +1,187 @@
+// Recording: a sample point becomes an entry (stack captured and interned,
+// weights from the sampling law, the address table, the young list for
+// promotion, an alloc event); a sampled free takes the entry out again.
+#include <pthread.h>
+
+#include "base/os.h"
+#include "base/probes.h"
+#include "profiler/arena.h"
+#include "profiler/dumper.h"
+#include "profiler/profiler_state.h"
+#include "profiler/stack_table.h"
+
+namespace assay::profiler {
+
+uint64_t CurrentTid(ThreadState& ts) {
+  const uint32_t gen = __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
+  if (ts.tid == 0 || ts.fork_gen != gen) {
+    ts.tid = internal::os::ThreadId();
+    ts.fork_gen = gen;
+    ts.stack_known = 0;
+  }
+  return ts.tid;
+}
+
+void LearnStackBounds(ThreadState& ts) {
+  ts.stack_known = 1;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+  void* addr = nullptr;
+  size_t size = 0;
+  if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+    ts.stack_lo = reinterpret_cast<uintptr_t>(addr);
+    ts.stack_hi = ts.stack_lo + size;
+  }
+  pthread_attr_destroy(&attr);
+}
+
+void YoungUnlinkLocked(Entry* e) {
+  if (e->young_prev != nullptr)
+    e->young_prev->young_next = e->young_next;
+  else
+    g_young_head = e->young_next;
+  if (e->young_next != nullptr)
+    e->young_next->young_prev = e->young_prev;
+  else
+    g_young_tail = e->young_prev;
+  e->young_prev = e->young_next = nullptr;
+  e->in_young = false;
+}
+
+// Moves entries born young_bytes or more before `clock` out of the young
+// list, each with a promote event on this thread.
+void PromoteOld(ThreadState& ts, uint64_t clock) {
+  for (;;) {
+    Entry* e;
+    {
+      LockGuard lock(g_young_mu);
+      e = g_young_head;
+      if (e == nullptr || clock - e->birth_clock < g_young_bytes) return;
+      YoungUnlinkLocked(e);
+    }
+    // The young list's reference passes to the promote event.
+    __atomic_fetch_or(&e->cb, kPromoteReq, __ATOMIC_SEQ_CST);
+    Enqueue(ts, e, /*alloc=*/false);
+  }
+}
+
+SampleDecision OnSamplePoint(SampleCountdown* c, size_t n) {
+  // No mapping can hold this many bytes: the request will fail, so its bytes
+  // are not allocation and move neither the countdown nor the clock (2^62
+  // bytes would have wrapped the clock in four calls, and drawn 2^43 gaps).
+  if (n >= kImpossibleRequest) return {0, false};
+  SessionReader reading;
+  ThreadState& ts = tls;
+  int64_t left = internal::CountdownLeftAfter(c, 0);
+  Session* s = CurrentSession();
+  if (s == nullptr || ts.rng_session != s->id) {
+    SyncCountdown(c);  // stopped or restarted meanwhile: nothing to record from the old law
+    return {0, false};
+  }
+  const uint64_t points = g_rate.CountPoints(&left, n, ts.rng);
+  internal::CountdownSet(c, left);
+  __atomic_fetch_add(&g_clock, points * g_rate.rate(), __ATOMIC_RELAXED);
+  return {points, ts.suspended == 0};
+}
+
+Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, uint64_t points,
+                   uint32_t batch_index, uint32_t batch_size) {
+  SessionReader reading;
+  ThreadState& ts = tls;
+  Session* s = CurrentSession();
+  if (s == nullptr) return nullptr;
+  ts.suspended++;  // the profiler's own work is never sampled
+  const uint64_t tid = CurrentTid(ts);
+  if (g_method == StackMethod::kFramePointer && !ts.stack_known) LearnStackBounds(ts);
+  uintptr_t frames[kMaxStackDepth];
+  const size_t depth = CaptureStack(frames, g_depth, g_method, ts.stack_lo, ts.stack_hi);
+  const double q = g_rate.SampledProbability(requested == 0 ? 1 : requested);
+  const double objects = q > 0 ? 1.0 / q : 0;
+  const double bytes = objects * static_cast<double>(requested);
+  Stack* stack = stack_table::Intern(frames, depth, objects, bytes, tls_cache_label);
+  Entry* e = stack != nullptr ? static_cast<Entry*>(arena::Alloc(sizeof(Entry))) : nullptr;
+  if (e == nullptr) {
+    if (stack != nullptr) stack_table::Unref(stack);
+    ts.suspended--;
+    return nullptr;
+  }
+  e->address = reinterpret_cast<uintptr_t>(p);
+  e->requested = requested;
+  e->usable = usable;
+  e->alignment = alignment;
+  e->points = points;
+  e->stack = stack;
+  e->thread_id = tid;
+  e->birth_clock = __atomic_load_n(&g_clock, __ATOMIC_RELAXED);
+  e->batch_index = batch_index;
+  e->batch_size = batch_size;
+  e->alloc_gen = __atomic_load_n(&g_alloc_gen, __ATOMIC_RELAXED);
+  e->weight_objects = objects;
+  e->weight_bytes = bytes;
+  e->session_id = s->callbacks ? s->id : 0;
+  e->cb = s->callbacks ? 0 : (kAllocDone | kDropped);
+  e->refs = 1;  // the table's
+  if (!entry_table::Insert(e)) {
+    stack_table::Unref(stack);
+    arena::Free(e, sizeof(Entry));
+    ts.suspended--;
+    return nullptr;
+  }
+  CountSample(1, static_cast<int64_t>(bytes));
+  ASSAY_PROBE3(sample, p, requested, points);
+  dumper::OnRecorded(__atomic_load_n(&g_clock, __ATOMIC_RELAXED), &TotalLiveBytes);
+  if (s->callbacks) {
+    if (s->promote) {
+      e->refs++;
+      LockGuard lock(g_young_mu);
+      e->young_prev = g_young_tail;
+      if (g_young_tail != nullptr)
+        g_young_tail->young_next = e;
+      else
+        g_young_head = e;
+      g_young_tail = e;
+      e->in_young = true;
+    }
+    __atomic_fetch_add(&e->refs, 1, __ATOMIC_RELAXED);
+    Enqueue(ts, e, /*alloc=*/true);
+  }
+  if (s->promote) PromoteOld(ts, __atomic_load_n(&g_clock, __ATOMIC_RELAXED));
+  ts.suspended--;
+  return e;
+}
+
+void CancelAlloc(void* p) {
+  Entry* e = entry_table::Remove(reinterpret_cast<uintptr_t>(p));
+  if (e == nullptr) return;
+  __atomic_fetch_or(&e->cb, kAllocDone | kFreeDone | kDropped, __ATOMIC_SEQ_CST);
+  {
+    LockGuard lock(g_young_mu);
+    if (e->in_young) {
+      YoungUnlinkLocked(e);
+      __atomic_fetch_sub(&e->refs, 1, __ATOMIC_RELAXED);  // the table's remains
+    }
+  }
+  CountSample(-1, -static_cast<int64_t>(e->weight_bytes));
+  Unref(e);
+}
+
+void OnSampledFree(void* p) {
+  Entry* e = entry_table::Remove(reinterpret_cast<uintptr_t>(p));
+  if (e == nullptr) return;  // recorded by no session (or forgotten for lack of memory)
+  CountSample(0, -static_cast<int64_t>(e->weight_bytes));
+  if (e->in_young) {
+    LockGuard lock(g_young_mu);
+    if (e->in_young) {
+      YoungUnlinkLocked(e);
+      __atomic_fetch_sub(&e->refs, 1, __ATOMIC_RELAXED);  // the table's remains
+    }
+  }
+  const uint32_t s = __atomic_fetch_or(&e->cb, kFreeReq, __ATOMIC_SEQ_CST);
+  if ((s & kDropped) && (s & kAllocDone)) {
+    Unref(e);  // nobody follows it: no event
+    return;
+  }
+  Enqueue(tls, e, /*alloc=*/false);  // the table's reference passes to the event
+}
+
+}  // namespace assay::profiler

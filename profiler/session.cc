@@ -1,0 +1,305 @@
+// Sessions: start and stop (the environment's and a tracker's), the
+// countdown's resync to the running session, the session readers and
+// their sample counters, fork, and the public API of assay/profiler.hpp.
+#include <new>
+
+#include "base/os.h"
+#include "profiler/arena.h"
+#include "profiler/profiler_state.h"
+#include "profiler/stack_table.h"
+
+namespace assay::profiler {
+
+uint32_t g_epoch = 0;
+__thread ThreadState tls __attribute__((tls_model("initial-exec")));
+
+// Configuration of the running session; written under g_control before the
+// epoch is bumped, read by threads after they see the new epoch.
+constinit Mutex g_control;
+Session* g_session = nullptr;  // atomic: the running session, or null
+Session* g_retired = nullptr;  // stopped sessions, freed once nothing can use them
+uint64_t g_next_session_id = 0;
+constinit SamplingRate g_rate;
+size_t g_depth = 64;
+StackMethod g_method = StackMethod::kUnwind;
+uint64_t g_young_bytes = 0;
+uint64_t g_seed = 0;
+uint64_t g_thread_counter = 0;  // atomic: per-session thread index, for seeding
+uint32_t g_fork_gen = 0;
+
+// The MALLOC_PROF session's options, restarted when a tracker session stops.
+bool g_env_enabled = false;
+SessionOptions g_env_options{};
+
+// Statistics and clocks (atomic).
+// Written by every sample: each on a cache line of its own, apart from the
+// read-mostly configuration above.
+alignas(64) uint32_t g_alloc_gen = 0;  // alloc-profile generation (ResetAllocationProfile)
+uint64_t g_since_ns = 0;               // first start, or the last reset
+alignas(64) uint64_t g_clock = 0;  // allocation clock: bytes allocated, as estimated by the samples
+alignas(64) uint64_t g_in_flight = 0;  // threads inside a tracker callback (or about to be)
+uint64_t g_exceptions = 0;
+uint32_t g_exception_reported = 0;
+
+// Entries waiting for promotion, oldest first.
+constinit Mutex g_young_mu;
+Entry* g_young_head = nullptr;
+Entry* g_young_tail = nullptr;
+
+ReaderShard g_session_readers[kReaderShards];
+namespace {
+uint32_t g_reader_threads = 0;
+__thread uint32_t tls_reader_shard __attribute__((tls_model("initial-exec"))) = ~0u;
+
+}  // namespace
+
+ReaderShard& MyShard() {
+  if (ASSAY_UNLIKELY(tls_reader_shard == ~0u)) {
+    tls_reader_shard = __atomic_fetch_add(&g_reader_threads, 1, __ATOMIC_RELAXED) % kReaderShards;
+  }
+  return g_session_readers[tls_reader_shard];
+}
+
+void CountSample(int64_t samples, int64_t live_bytes) {
+  ReaderShard& r = MyShard();
+  if (samples != 0)
+    __atomic_fetch_add(&r.samples, static_cast<uint64_t>(samples), __ATOMIC_RELAXED);
+  __atomic_fetch_add(&r.live_bytes, live_bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t TotalSamples() {
+  uint64_t n = 0;
+  for (const ReaderShard& r : g_session_readers) n += __atomic_load_n(&r.samples, __ATOMIC_RELAXED);
+  return n;
+}
+
+int64_t TotalLiveBytes() {
+  int64_t n = 0;
+  for (const ReaderShard& r : g_session_readers) {
+    n += __atomic_load_n(&r.live_bytes, __ATOMIC_RELAXED);
+  }
+  return n;
+}
+
+bool NoSessionReaders() {
+  for (const ReaderShard& r : g_session_readers) {
+    if (__atomic_load_n(&r.count, __ATOMIC_SEQ_CST) != 0) return false;
+  }
+  return true;
+}
+
+namespace {
+
+void FreeRetiredSessions() {
+  // Called with g_control held, outside callbacks, when no callback runs.
+  while (g_retired != nullptr) {
+    Session* s = g_retired;
+    g_retired = s->retired_next;
+    delete s;
+  }
+}
+
+}  // namespace
+
+// Forces every live thread to its slow path soon, where it syncs its epoch.
+void KickThreads(int64_t value) {
+  internal::ForEachCountdown(
+      [](SampleCountdown* c, void* arg) { internal::CountdownSet(c, *static_cast<int64_t*>(arg)); },
+      &value);
+}
+
+void SyncCountdown(SampleCountdown* c) {
+  SessionReader reading;
+  ThreadState& ts = tls;
+  const uint32_t epoch = Epoch();
+  Session* s = CurrentSession();
+  c->epoch = epoch;
+  if (s == nullptr) {
+    internal::CountdownSet(c, internal::kSampleNever);
+    return;
+  }
+  if (ts.rng_session != s->id) {
+    const uint64_t index = __atomic_fetch_add(&g_thread_counter, 1, __ATOMIC_RELAXED);
+    ts.rng.Seed(g_seed + index * 0x9E3779B97F4A7C15ull);
+    ts.rng_session = s->id;
+  }
+  internal::CountdownSet(c, g_rate.DrawLeft(ts.rng));
+}
+
+void LockForFork() {
+  g_control.Lock();
+  __atomic_store_n(&tls.suspended, tls.suspended + 1, __ATOMIC_RELAXED);
+  g_young_mu.Lock();
+  entry_table::LockForFork();
+  stack_table::LockForFork();
+  arena::LockForFork();
+}
+
+void UnlockAfterFork(bool child) {
+  arena::UnlockAfterFork(child);
+  stack_table::UnlockAfterFork(child);
+  entry_table::UnlockAfterFork(child);
+  if (child) {
+    g_young_mu.ResetAfterFork();
+    g_control.ResetAfterFork();
+    __atomic_fetch_add(&g_fork_gen, 1, __ATOMIC_RELAXED);
+    // Only this thread lives on: no other thread can be inside a callback.
+    g_in_flight = tls.in_callback;
+  } else {
+    g_young_mu.Unlock();
+    g_control.Unlock();
+  }
+  tls.suspended--;
+}
+
+// Starts a session; replaces a running MALLOC_PROF session, but not a
+// tracker session. Returns false if a tracker session runs.
+bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
+  Session* s = new (std::nothrow) Session{};
+  if (s == nullptr) return false;
+  s->tracker = std::move(tracker);
+  s->callbacks = s->tracker.on_alloc || s->tracker.on_promote || s->tracker.on_free;
+  s->promote = static_cast<bool>(s->tracker.on_promote);
+  s->env = env;
+  {
+    LockGuard lock(g_control);
+    Session* running = CurrentSession();
+    if (running != nullptr && (!running->env || env)) {
+      delete s;  // a tracker session runs (or the environment's already does)
+      return false;
+    }
+    if (running != nullptr) {  // the MALLOC_PROF session gives way
+      running->retired_next = g_retired;
+      g_retired = running;
+    }
+    if (tls.in_callback == 0 && __atomic_load_n(&g_in_flight, __ATOMIC_SEQ_CST) == 0 &&
+        NoSessionReaders()) {
+      FreeRetiredSessions();
+    }
+    s->id = ++g_next_session_id;
+    const uint64_t rate = o.rate == 0 ? 1 : o.rate;
+    g_rate.Set(rate);
+    int depth = o.depth < 1 ? 1 : o.depth;
+    if (depth > static_cast<int>(kMaxStackDepth)) depth = kMaxStackDepth;
+    g_depth = static_cast<size_t>(depth);
+    g_method = o.stack_method == 1 ? StackMethod::kFramePointer : StackMethod::kUnwind;
+    g_young_bytes = o.young != 0 ? o.young : 128 * rate;
+    g_seed = o.seed != 0 ? o.seed : internal::os::NowNs();
+    if (g_since_ns == 0) g_since_ns = internal::os::NowNs();
+    __atomic_store_n(&g_thread_counter, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_session, s, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&g_epoch, 1, __ATOMIC_RELEASE);
+  }
+  KickThreads(0);
+  // The calling thread samples from its very next allocation.
+  if (SampleCountdown* own = internal::OwnCountdown()) SyncCountdown(own);
+  return true;
+}
+
+void StartEnvironmentSession(const SessionOptions& o) {
+  {
+    LockGuard lock(g_control);
+    g_env_options = o;
+    g_env_enabled = true;
+  }
+  StartSession(o, Tracker{}, /*env=*/true);
+}
+
+ClockState GetClockState() {
+  ClockState c;
+  c.clock = __atomic_load_n(&g_clock, __ATOMIC_RELAXED);
+  c.young_bytes = g_young_bytes;
+  c.rate = g_rate.rate();
+  c.since_ns = g_since_ns;
+  c.alloc_gen = __atomic_load_n(&g_alloc_gen, __ATOMIC_RELAXED);
+  c.live_bytes = TotalLiveBytes();
+  return c;
+}
+
+void ResetAllocationProfile() {
+  ScopedSuspend suspend;
+  LockGuard lock(g_control);
+  __atomic_fetch_add(&g_alloc_gen, 1, __ATOMIC_RELAXED);
+  g_since_ns = internal::os::NowNs();
+  stack_table::ResetCumulative();
+}
+
+void DescribeLayout(AssayLayout* l) {
+  entry_table::DescribeLayout(l);
+  l->sampling_rate_addr = reinterpret_cast<uint64_t>(g_rate.rate_address());
+  l->profiler_session_addr = reinterpret_cast<uint64_t>(&g_session);
+}
+
+uint32_t ForkGeneration() { return __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED); }
+
+ScopedSuspend::ScopedSuspend() { tls.suspended++; }
+ScopedSuspend::~ScopedSuspend() { tls.suspended--; }
+
+}  // namespace assay::profiler
+
+// ---- Public API (assay/profiler.hpp) ----
+
+namespace assay {
+
+bool Start(const ProfilerOptions& options, Tracker tracker) {
+  const profiler::SessionOptions o{options.rate, options.max_depth, options.young_bytes,
+                                   options.seed, static_cast<int>(options.stack_method)};
+  return profiler::StartSession(o, std::move(tracker), /*env=*/false);
+}
+
+void Stop() {
+  bool stopped = false;
+  bool restart_env = false;
+  profiler::SessionOptions env_options{};
+  {
+    internal::LockGuard lock(profiler::g_control);
+    profiler::Session* s = profiler::CurrentSession();
+    if (s != nullptr && !s->env) {  // only a tracker session stops (MALLOC_PROF's goes on)
+      stopped = true;
+      __atomic_store_n(&profiler::g_session, static_cast<profiler::Session*>(nullptr),
+                       __ATOMIC_SEQ_CST);
+      __atomic_fetch_add(&profiler::g_epoch, 1, __ATOMIC_RELEASE);
+      s->retired_next = profiler::g_retired;
+      profiler::g_retired = s;
+      restart_env = profiler::g_env_enabled;
+      env_options = profiler::g_env_options;
+      // The young list only serves the session's promotions.
+      internal::LockGuard young(profiler::g_young_mu);
+      while (profiler::g_young_head != nullptr) {
+        profiler::Entry* e = profiler::g_young_head;
+        profiler::YoungUnlinkLocked(e);
+        profiler::Unref(e);  // never the last reference: the table or an event holds one
+      }
+    }
+  }
+  if (stopped) {
+    profiler::KickThreads(internal::kSampleNever);
+    if (internal::SampleCountdown* own = internal::OwnCountdown()) profiler::SyncCountdown(own);
+  }
+  // Wait for callbacks running on other threads (ours, if Stop is called
+  // from inside one, is the one allowed to remain), even when one of them
+  // stopped the session already: after Stop returns none runs.
+  const uint64_t own = profiler::tls.in_callback;
+  while (__atomic_load_n(&profiler::g_in_flight, __ATOMIC_SEQ_CST) > own) internal::os::Yield();
+  // MALLOC_PROF profiling goes on after a tracker session.
+  if (restart_env) profiler::StartSession(env_options, Tracker{}, /*env=*/true);
+}
+
+bool IsRunning() {
+  profiler::Session* s = profiler::CurrentSession();
+  return s != nullptr && !s->env;
+}
+
+void Poll() { profiler::SafePointSlow(); }
+
+ProfilerStats GetProfilerStats() {
+  ProfilerStats st{};
+  st.samples = profiler::TotalSamples();
+  st.live_entries = profiler::entry_table::Count();
+  st.stacks = profiler::stack_table::Count();
+  st.callback_exceptions = __atomic_load_n(&profiler::g_exceptions, __ATOMIC_RELAXED);
+  st.memory_bytes = profiler::arena::FootprintBytes();
+  return st;
+}
+
+}  // namespace assay
