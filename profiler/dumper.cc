@@ -5,12 +5,9 @@
 // to the pprof writer outside every lock, with sampling suspended on the
 // dumping thread. Only one dump runs at a time (g_dump_mu).
 //
-// The writer is assay_pprof_write: linked in with the static library, or
-// loaded from libassay_pprof.so beside libassay.so on first use, with
-// RTLD_LOCAL so its protobuf never joins the program's symbol scope.
+// Snapshots and the writer's input: snapshot.h; the writer: plugin_loader.h.
 #include "profiler/dumper.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,12 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "assay/assay.h"
 #include "assay/profiler.hpp"
@@ -31,20 +25,19 @@
 #include "base/os.h"
 #include "base/probes.h"
 #include "profiler/entry.h"
+#include "profiler/plugin_loader.h"
 #include "profiler/prof_config.h"
 #include "profiler/profile_data.h"
 #include "profiler/profiler.h"
+#include "profiler/snapshot.h"
 #include "profiler/stack_table.h"
-
-// Defined when the static library's pprof objects are linked in.
-extern "C" int assay_pprof_write(const AssayProfileData*, const char*, char*, size_t)
-    __attribute__((weak));
 
 namespace assay::profiler::dumper {
 namespace {
 
 using internal::LockGuard;
 using internal::Mutex;
+using snapshot::Snapshot;
 
 enum Reason : uint32_t { kSignal = 1, kInterval = 2, kPeak = 4, kExit = 8 };
 
@@ -62,227 +55,22 @@ uint32_t g_thread_starting = 0;
 uint64_t g_next_interval = 0;  // clock value of the next interval dump
 int64_t g_peak_threshold = 0;  // live estimate that triggers the next peak dump
 
-// ---- The writer ----
-
-void* g_pprof_handle = nullptr;  // libassay_pprof.so, once loaded
-
-AssayPprofWriteFn LoadWriter(std::string* why) {
-  if (assay_pprof_write != nullptr) return assay_pprof_write;
-  static AssayPprofWriteFn loaded = nullptr;
-  static std::string load_error;
-  static bool tried = false;
-  if (tried) {
-    *why = load_error;
-    return loaded;
-  }
-  tried = true;
-  Dl_info self;
-  std::string dir = ".";
-  if (dladdr(reinterpret_cast<void*>(&LoadWriter), &self) != 0 && self.dli_fname != nullptr) {
-    dir = self.dli_fname;
-    const size_t slash = dir.rfind('/');
-    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-  }
-  const std::string path = dir + "/libassay_pprof.so";
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (h == nullptr) {
-    const char* e = dlerror();
-    load_error = "cannot load " + path + ": " + (e != nullptr ? e : "unknown error");
-    *why = load_error;
-    return nullptr;
-  }
-  // A program with its own, different libprotobuf in the global scope would
-  // capture the writer's protobuf calls: refuse rather than crash it.
-  const char* probe = "_ZN6google8protobuf8internal13VerifyVersionEiiPKc";
-  void* global = dlsym(RTLD_DEFAULT, probe);
-  void* ours = dlsym(h, probe);
-  if (global != nullptr && ours != nullptr && global != ours) {
-    load_error = "the program has its own libprotobuf; pprof output disabled";
-    *why = load_error;
-    return nullptr;
-  }
-  g_pprof_handle = h;
-  loaded = reinterpret_cast<AssayPprofWriteFn>(dlsym(h, "assay_pprof_write"));
-  if (loaded == nullptr) load_error = path + " has no assay_pprof_write";
-  *why = load_error;
-  return loaded;
-}
-
-// ---- Snapshots ----
-
-struct Key {
-  uint32_t frame_offset;
-  uint32_t depth;
-  int64_t requested;
-  int64_t alignment;
-  int64_t thread;
-  int64_t batch_index;
-  int32_t generation;
-  const char* cache;  // interned object-cache name (compared by address), or null
-  bool operator==(const Key& o) const {
-    return frame_offset == o.frame_offset && depth == o.depth && requested == o.requested &&
-           alignment == o.alignment && thread == o.thread && batch_index == o.batch_index &&
-           generation == o.generation && cache == o.cache;
-  }
-};
-struct KeyHash {
-  size_t operator()(const Key& k) const {
-    uint64_t h = k.frame_offset * 0x9E3779B97F4A7C15ull;
-    for (int64_t v : {k.requested, k.alignment, k.thread, k.batch_index, int64_t{k.generation},
-                      static_cast<int64_t>(reinterpret_cast<uintptr_t>(k.cache))}) {
-      h = (h ^ static_cast<uint64_t>(v)) * 0xff51afd7ed558ccdull;
-    }
-    return h ^ (h >> 29);
-  }
-};
-
-struct Weights {
-  double objects = 0;
-  double bytes = 0;
-};
-
-struct Snapshot {
-  std::vector<uintptr_t> frames;
-  std::unordered_map<const Stack*, std::pair<uint32_t, uint32_t>> stack_slot;  // offset, depth
-  std::unordered_map<Key, Weights, KeyHash> live;          // live blocks, with labels
-  std::unordered_map<uint32_t, Weights> live_since_reset;  // per stack slot
-  struct Cumulative {
-    Weights w;
-    uint32_t depth;
-    const char* cache;  // the stack's object cache, or null
-  };
-  std::unordered_map<uint32_t, Cumulative> cumulative;  // per stack slot
-  ClockState clock{};
-  size_t live_blocks = 0;
-};
-
-std::pair<uint32_t, uint32_t> SlotOf(Snapshot* s, const Stack* st) {
-  auto it = s->stack_slot.find(st);
-  if (it != s->stack_slot.end()) return it->second;
-  const auto slot = std::make_pair(static_cast<uint32_t>(s->frames.size()), st->depth);
-  s->frames.insert(s->frames.end(), st->frames, st->frames + st->depth);
-  s->stack_slot.emplace(st, slot);
-  return slot;
-}
-
-void TakeSnapshot(Snapshot* s, bool cumulative) {
-  s->clock = GetClockState();
-  entry_table::ForEach(
-      [](const Entry* e, void* arg) {
-        auto* s = static_cast<Snapshot*>(arg);
-        const auto slot = SlotOf(s, e->stack);
-        const bool old = s->clock.clock - e->birth_clock >= s->clock.young_bytes;
-        const Key key{slot.first,
-                      slot.second,
-                      static_cast<int64_t>(e->requested),
-                      static_cast<int64_t>(e->alignment),
-                      static_cast<int64_t>(e->thread_id),
-                      e->batch_size > 1 ? static_cast<int64_t>(e->batch_index) : -1,
-                      old ? 2 : 1,
-                      e->stack->cache};
-        Weights& w = s->live[key];
-        w.objects += e->weight_objects;
-        w.bytes += e->weight_bytes;
-        if (e->alloc_gen == s->clock.alloc_gen) {
-          Weights& r = s->live_since_reset[slot.first];
-          r.objects += e->weight_objects;
-          r.bytes += e->weight_bytes;
-        }
-        s->live_blocks++;
-      },
-      s);
-  if (!cumulative) return;
-  stack_table::ForEach(
-      [](const Stack* st, void* arg) {
-        if (st->alloc_samples == 0) return;
-        auto* s = static_cast<Snapshot*>(arg);
-        const auto slot = SlotOf(s, st);
-        Snapshot::Cumulative& c = s->cumulative[slot.first];
-        c.w.objects += st->alloc_objects;
-        c.w.bytes += st->alloc_bytes;
-        c.depth = slot.second;
-        c.cache = st->cache;
-      },
-      s);
-}
-
-int64_t Round(double v) { return v <= 0 ? 0 : static_cast<int64_t>(std::llround(v)); }
-
 int64_t NowWallNs() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Hands data to the writer, loading it first; 0, or an errno value with the
-// reason in *error. Called with g_dump_mu held (LoadWriter's state).
-int CallWriter(const AssayProfileData& data, const char* path, std::string* error) {
-  AssayPprofWriteFn writer = LoadWriter(error);
-  if (writer == nullptr) return ENOSYS;
-  char err[512] = "";
-  const int rc = writer(&data, path, err, sizeof(err));
-  if (rc != 0) *error = err;
-  return rc;
-}
-
 // Builds the writer's input from a snapshot (taken now, or `taken` if
-// given) and writes it.
+// given) and writes it. Called with g_dump_mu held.
 int Write(const char* kind, const std::string& path, std::string* error,
           const Snapshot* taken = nullptr) {
-  const bool leak = std::strcmp(kind, "leak") == 0;
-  const bool alloc = std::strcmp(kind, "alloc") == 0;
   Snapshot fresh;
-  if (taken == nullptr) TakeSnapshot(&fresh, !leak);
-  const Snapshot& snap = taken != nullptr ? *taken : fresh;
-  std::vector<AssayProfileSample> samples;
-  samples.reserve(snap.live.size() + snap.cumulative.size());
-  for (const auto& [k, w] : snap.live) {
-    AssayProfileSample p{};
-    p.frame_offset = k.frame_offset;
-    p.depth = k.depth;
-    p.values[0] = p.values[2] = Round(w.objects);
-    p.values[1] = p.values[3] = Round(w.bytes);
-    p.requested_bytes = k.requested;
-    p.alignment = k.alignment;
-    p.thread_id = k.thread;
-    p.batch_index = k.batch_index;
-    p.generation = k.generation;
-    p.cache = k.cache;
-    samples.push_back(p);
-  }
-  // Allocations since the reset that are no longer live: alloc_* only.
-  for (const auto& [slot, cum] : snap.cumulative) {
-    Weights freed = cum.w;
-    if (auto it = snap.live_since_reset.find(slot); it != snap.live_since_reset.end()) {
-      freed.objects -= it->second.objects;
-      freed.bytes -= it->second.bytes;
-    }
-    if (Round(freed.objects) <= 0 && Round(freed.bytes) <= 0) continue;
-    AssayProfileSample p{};
-    p.frame_offset = slot;
-    p.depth = cum.depth;
-    p.values[0] = Round(freed.objects);
-    p.values[1] = Round(freed.bytes);
-    p.requested_bytes = -1;
-    p.batch_index = -1;
-    p.cache = cum.cache;
-    samples.push_back(p);
-  }
-  char comment[160];
-  snprintf(comment, sizeof(comment), "sampling rate %llu bytes; %zu live sampled blocks",
-           static_cast<unsigned long long>(snap.clock.rate), snap.live_blocks);
-  AssayProfileData data{};
-  data.kind = kind;
-  data.default_sample_type = alloc ? 1 : 3;
-  data.time_nanos = NowWallNs();
-  data.duration_nanos = static_cast<int64_t>(internal::os::NowNs() - snap.clock.since_ns);
-  data.period = static_cast<int64_t>(snap.clock.rate);
-  data.samples = samples.data();
-  data.nsamples = samples.size();
-  data.frames = snap.frames.data();
-  data.nframes = snap.frames.size();
-  data.comment = comment;
-  return CallWriter(data, path.c_str(), error);
+  if (taken == nullptr) snapshot::Take(&fresh, std::strcmp(kind, "leak") != 0);
+  snapshot::Built built;
+  snapshot::Build(taken != nullptr ? *taken : fresh, kind, NowWallNs(), internal::os::NowNs(),
+                  &built);
+  return plugin::CallWriter(built.data, path.c_str(), error);
 }
 
 std::string NextPath(const char* kind) {
@@ -340,7 +128,7 @@ uint64_t g_peak_written_ms = 0;
 void TakePeak() {
   ScopedSuspend suspend;
   auto* snap = new Snapshot;
-  TakeSnapshot(snap, /*cumulative=*/true);
+  snapshot::Take(snap, /*cumulative=*/true);
   __atomic_store_n(&g_peak_threshold, snap->clock.live_bytes + snap->clock.live_bytes / 10,
                    __ATOMIC_RELAXED);
   LockGuard lock(g_peak_mu);
@@ -510,15 +298,9 @@ int WriteProfile(const char* kind, const char* path) {
 }
 
 void* PprofSymbol(const char* name, bool may_load) {
-  if (__atomic_load_n(&g_pprof_handle, __ATOMIC_ACQUIRE) == nullptr) {
-    if (!may_load) return nullptr;
-    ScopedSuspend suspend;
-    LockGuard lock(g_dump_mu);
-    std::string why;
-    LoadWriter(&why);
-  }
-  void* h = __atomic_load_n(&g_pprof_handle, __ATOMIC_ACQUIRE);
-  return h != nullptr ? dlsym(h, name) : nullptr;
+  ScopedSuspend suspend;
+  LockGuard lock(g_dump_mu);
+  return plugin::Symbol(name, may_load);
 }
 
 int WriteProfileData(const AssayProfileData* data, const char* path) {
@@ -527,7 +309,7 @@ int WriteProfileData(const AssayProfileData* data, const char* path) {
   AssayProfileData d = *data;
   if (d.time_nanos == 0) d.time_nanos = NowWallNs();
   std::string why;
-  const int rc = CallWriter(d, path, &why);
+  const int rc = plugin::CallWriter(d, path, &why);
   if (rc != 0) {
     const std::string line = "assay: cannot write " + std::string(d.kind) + " profile " +
                              std::string(path) + ": " + why + "\n";

@@ -1,0 +1,79 @@
+// Loading the pprof writer plugin (plugin_loader.h).
+#include "profiler/plugin_loader.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+
+// Defined when the static library's pprof objects are linked in.
+extern "C" int assay_pprof_write(const AssayProfileData*, const char*, char*, size_t)
+    __attribute__((weak));
+
+namespace assay::profiler::plugin {
+namespace {
+
+void* g_pprof_handle = nullptr;  // libassay_pprof.so, once loaded
+
+AssayPprofWriteFn LoadWriter(std::string* why) {
+  if (assay_pprof_write != nullptr) return assay_pprof_write;
+  static AssayPprofWriteFn loaded = nullptr;
+  static std::string load_error;
+  static bool tried = false;
+  if (tried) {
+    *why = load_error;
+    return loaded;
+  }
+  tried = true;
+  Dl_info self;
+  std::string dir = ".";
+  if (dladdr(reinterpret_cast<void*>(&LoadWriter), &self) != 0 && self.dli_fname != nullptr) {
+    dir = self.dli_fname;
+    const size_t slash = dir.rfind('/');
+    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+  }
+  const std::string path = dir + "/libassay_pprof.so";
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (h == nullptr) {
+    const char* e = dlerror();
+    load_error = "cannot load " + path + ": " + (e != nullptr ? e : "unknown error");
+    *why = load_error;
+    return nullptr;
+  }
+  // A program with its own, different libprotobuf in the global scope would
+  // capture the writer's protobuf calls: refuse rather than crash it.
+  const char* probe = "_ZN6google8protobuf8internal13VerifyVersionEiiPKc";
+  void* global = dlsym(RTLD_DEFAULT, probe);
+  void* ours = dlsym(h, probe);
+  if (global != nullptr && ours != nullptr && global != ours) {
+    load_error = "the program has its own libprotobuf; pprof output disabled";
+    *why = load_error;
+    return nullptr;
+  }
+  g_pprof_handle = h;
+  loaded = reinterpret_cast<AssayPprofWriteFn>(dlsym(h, "assay_pprof_write"));
+  if (loaded == nullptr) load_error = path + " has no assay_pprof_write";
+  *why = load_error;
+  return loaded;
+}
+
+}  // namespace
+
+int CallWriter(const AssayProfileData& data, const char* path, std::string* error) {
+  AssayPprofWriteFn writer = LoadWriter(error);
+  if (writer == nullptr) return ENOSYS;
+  char err[512] = "";
+  const int rc = writer(&data, path, err, sizeof(err));
+  if (rc != 0) *error = err;
+  return rc;
+}
+
+void* Symbol(const char* name, bool may_load) {
+  if (__atomic_load_n(&g_pprof_handle, __ATOMIC_ACQUIRE) == nullptr) {
+    if (!may_load) return nullptr;
+    std::string why;
+    LoadWriter(&why);
+  }
+  void* h = __atomic_load_n(&g_pprof_handle, __ATOMIC_ACQUIRE);
+  return h != nullptr ? dlsym(h, name) : nullptr;
+}
+
+}  // namespace assay::profiler::plugin
