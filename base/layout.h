@@ -3,7 +3,9 @@
 // heap walker (tools/gdb/assay.py) can read a live process or a core file of
 // a release build without debug info. Filled once at initialisation; a
 // walker checks `magic` and `version`, so a layout change is detected, never
-// misread. All fields are 64-bit: addresses, sizes and byte offsets.
+// misread. All fields are 64-bit: addresses, sizes and byte offsets, declared
+// as `uint64_t a, b;` only: the build parses this struct for the walker's field
+// list (tools/gdb/gen_layout_fields.py) and static_asserts it matches.
 #pragma once
 
 #include <cstdint>
