@@ -44,7 +44,9 @@ void Complain(const char* what, const char* key, size_t key_len, const char* for
 
 const Options& GetOptions() { return g_options; }
 
-void InitOptions(const char* text) {
+void InitOptions(const char* text) { ParseOptions(text, &g_options); }
+
+void ParseOptions(const char* text, Options* out) {
   if (text == nullptr) return;
   const char* p = text;
   while (*p != '\0') {
@@ -64,7 +66,7 @@ void InitOptions(const char* text) {
                  v < spec->min || v > spec->max) {
         Complain("bad value for", p, key_len, spec->form);
       } else {
-        g_options.*(spec->field) = v;
+        out->*(spec->field) = v;
       }
     }
     p = *end == ',' ? end + 1 : end;

@@ -60,13 +60,12 @@ bool Is(const char* key, size_t len, const char* name) {
   return strlen(name) == len && memcmp(key, name, len) == 0;
 }
 
-void ParseOne(const char* item, size_t len) {
+void ParseOne(Config& c, const char* item, size_t len) {
   const char* eq = static_cast<const char*>(memchr(item, '=', len));
   const size_t klen = eq != nullptr ? static_cast<size_t>(eq - item) : len;
   const char* val = eq != nullptr ? eq + 1 : nullptr;
   const size_t vlen = eq != nullptr ? len - klen - 1 : 0;
   int64_t v = 0;
-  Config& c = g_config;
   if (Is(item, klen, "redzone") && val == nullptr) {
     c.redzone = true;
   } else if (Is(item, klen, "guard")) {
@@ -558,15 +557,20 @@ void ExitChecks() {
 
 const Config& GetConfig() { return g_config; }
 
-void Init(const char* text) {
-  if (text == nullptr || *text == '\0') return;
+void ParseConfig(const char* text, Config* out) {
+  if (text == nullptr) return;
   for (const char* s = text; *s != '\0';) {
     const char* comma = strchr(s, ',');
     const size_t len = comma != nullptr ? static_cast<size_t>(comma - s) : strlen(s);
-    if (len > 0) ParseOne(s, len);
+    if (len > 0) ParseOne(*out, s, len);
     s += len;
     if (*s == ',') ++s;
   }
+}
+
+void Init(const char* text) {
+  if (text == nullptr || *text == '\0') return;
+  ParseConfig(text, &g_config);
   Config& c = g_config;
   if (c.leaks) c.audit = true;  // a leak report is grouped by allocation stack
   if (c.leaks && c.leak_profile[0] == '\0') {
