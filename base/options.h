@@ -23,4 +23,8 @@ const Options& GetOptions();
 // force. Called once from the allocator's initialisation.
 void InitOptions(const char* text);
 
+// Parses `text` (may be null) onto *out, leaving the options in force alone:
+// what InitOptions does, for tests. Bad items are reported as InitOptions does.
+void ParseOptions(const char* text, Options* out);
+
 }  // namespace assay::internal

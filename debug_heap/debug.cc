@@ -1,5 +1,6 @@
-// The debug heap: options, block layout, allocation, free with its checks,
-// the quarantine and the table of mapped blocks (debug.h).
+// The debug heap: what the options imply (parsed in debug_options.cc), block
+// layout, allocation, free with its checks, the quarantine and the table of
+// mapped blocks (debug.h).
 #include "debug_heap/debug.h"
 
 #include <errno.h>
@@ -48,67 +49,6 @@ size_t TailRedzone() { return g_config.redzone ? 16 : 0; }
 
 // Whether a request of n bytes fits a small block (header and redzone included).
 bool FitsSmall(size_t n) { return n <= kMaxSmallSize - kSmallOverhead - TailRedzone(); }
-
-// ---- ASSAY_DEBUG ----
-
-void Complain(const char* key, size_t len, const char* form) {
-  Print("assay: ASSAY_DEBUG: bad option '%.*s' (%s); ignored\n",
-        static_cast<int>(len > 64 ? 64 : len), key, form);
-}
-
-bool Is(const char* key, size_t len, const char* name) {
-  return strlen(name) == len && memcmp(key, name, len) == 0;
-}
-
-void ParseOne(const char* item, size_t len) {
-  const char* eq = static_cast<const char*>(memchr(item, '=', len));
-  const size_t klen = eq != nullptr ? static_cast<size_t>(eq - item) : len;
-  const char* val = eq != nullptr ? eq + 1 : nullptr;
-  const size_t vlen = eq != nullptr ? len - klen - 1 : 0;
-  int64_t v = 0;
-  Config& c = g_config;
-  if (Is(item, klen, "redzone") && val == nullptr) {
-    c.redzone = true;
-  } else if (Is(item, klen, "guard")) {
-    if (val != nullptr && (!ParseSize(val, vlen, &v) || v < 1)) {
-      return Complain(item, len, "guard or guard=N, N >= 1");
-    }
-    c.guard = true;
-    if (val != nullptr) {
-      c.guard_every = static_cast<uint64_t>(v);
-    } else {
-      c.guard_big = true;
-    }
-  } else if (Is(item, klen, "freecheck") && val == nullptr) {
-    c.freecheck = true;
-  } else if (Is(item, klen, "quarantine")) {
-    if (val == nullptr || !ParseSize(val, vlen, &v) || v < 0) {
-      return Complain(item, len, "quarantine=BYTES, k/m/g suffixes");
-    }
-    c.quarantine_bytes = static_cast<uint64_t>(v);
-  } else if (Is(item, klen, "audit")) {
-    if (val != nullptr && (!ParseSize(val, vlen, &v) || v < 1 ||
-                           v > static_cast<int64_t>(profiler::kMaxStackDepth))) {
-      return Complain(item, len, "audit or audit=DEPTH, 1..256 frames");
-    }
-    c.audit = true;
-    if (val != nullptr) c.audit_depth = static_cast<int>(v);
-  } else if (Is(item, klen, "leaks")) {
-    if (val != nullptr && !(vlen == 5 && memcmp(val, "error", 5) == 0)) {
-      return Complain(item, len, "leaks or leaks=error");
-    }
-    c.leaks = true;
-    c.leaks_error = val != nullptr;
-  } else if (Is(item, klen, "leak_profile") && val != nullptr) {
-    if (vlen >= sizeof(c.leak_profile)) return Complain(item, len, "a path under 256 bytes");
-    memcpy(c.leak_profile, val, vlen);
-    c.leak_profile[vlen] = '\0';
-  } else {
-    Complain(item, len,
-             "known: redzone, guard[=N], freecheck, quarantine=BYTES, audit[=DEPTH], "
-             "leaks[=error], leak_profile=PATH");
-  }
-}
 
 // ---- Mapped blocks: a mapping each, its record in its first page ----
 
@@ -558,13 +498,7 @@ const Config& GetConfig() { return g_config; }
 
 void Init(const char* text) {
   if (text == nullptr || *text == '\0') return;
-  for (const char* s = text; *s != '\0';) {
-    const char* comma = strchr(s, ',');
-    const size_t len = comma != nullptr ? static_cast<size_t>(comma - s) : strlen(s);
-    if (len > 0) ParseOne(s, len);
-    s += len;
-    if (*s == ',') ++s;
-  }
+  ParseConfig(text, &g_config);
   Config& c = g_config;
   if (c.leaks) c.audit = true;  // a leak report is grouped by allocation stack
   if (c.leaks && c.leak_profile[0] == '\0') {

@@ -48,6 +48,10 @@ const Config& GetConfig();
 // Parses ASSAY_DEBUG (may be null). A bad key prints one line naming it;
 // the rest still applies. Does not allocate.
 void Init(const char* text);
+// Parses ASSAY_DEBUG's value `text` (may be null) onto *out, reporting bad
+// items as Init does; Init then derives what the options imply (leaks
+// implies audit, the default leak profile path). No allocation.
+void ParseConfig(const char* text, Config* out);
 // Work that may allocate (exit handler, fault handler); after the allocator is ready.
 void InitLate();
 
