@@ -100,7 +100,16 @@ ASSAY_EXPORT size_t malloc_usable_size(void* p) noexcept {
 
 ASSAY_EXPORT int malloc_trim(size_t) noexcept { return heap::Trim() > 0 ? 1 : 0; }
 
-ASSAY_EXPORT int mallopt(int, int) noexcept { return 1; }  // accepted, ignored
+// Every parameter is accepted and ignored (assay has no tunables behind
+// glibc's), with glibc's answers: 1, also for a parameter it does not know,
+// except M_MXFAST outside 0..80 * sizeof(size_t) / 4 (its fastbin limit), which
+// glibc refuses with 0. A program that probes mallopt sees what glibc says.
+ASSAY_EXPORT int mallopt(int param, int value) noexcept {
+  if (param == M_MXFAST) {
+    return value >= 0 && static_cast<size_t>(value) <= 80 * sizeof(size_t) / 4 ? 1 : 0;
+  }
+  return 1;
+}
 
 ASSAY_EXPORT struct mallinfo2 mallinfo2() noexcept {
   assay_stats s;

@@ -60,6 +60,9 @@ namespace entry_table {
 bool Insert(Entry* e);
 // Removes and returns the entry of address p, or nullptr.
 Entry* Remove(uintptr_t p);
+// Whether address p has an entry (only a stable answer while the caller
+// keeps p's entry from being inserted or removed).
+bool Contains(uintptr_t p);
 // Number of live entries.
 size_t Count();
 // Calls fn(entry, arg) for every live entry, each shard under its lock; fn
@@ -68,6 +71,10 @@ void ForEach(void (*fn)(const Entry* e, void* arg), void* arg);
 
 void LockForFork();
 void UnlockAfterFork(bool child);
+
+// Aborts with a message unless every entry is in the shard and bucket its
+// address hashes to and every shard's count is right (for tests).
+void AssertValid();
 
 // Fills the entry and stack fields of the layout descriptor (base/layout.h).
 void DescribeLayout(AssayLayout* l);

@@ -1,82 +1,55 @@
-// The address table of live entries (entry.h): 64 shards of chained hash
-// tables, doubling their buckets as they fill.
+// The address table of live entries (entry.h): a ShardedTable of 64 shards
+// keyed by the block's address.
+#include <cstddef>
+
 #include "base/layout.h"
-#include "base/lock.h"
-#include "profiler/arena.h"
-#include "profiler/chain_shard.h"
 #include "profiler/entry.h"
+#include "profiler/sharded_table.h"
 
 namespace assay::profiler::entry_table {
 namespace {
 
-using internal::LockGuard;
-using internal::Mutex;
-
-constexpr size_t kShards = 64;
-
-using Shard = ChainShard<Entry, &Entry::table_next>;
-constinit Shard g_shards[kShards];
-
 uint64_t Hash(uintptr_t p) { return (p >> 4) * 0x9E3779B97F4A7C15ull; }
-Shard& ShardOf(uint64_t h) { return g_shards[h >> 58]; }
 
-bool Grow(Shard& s) {
-  return s.Grow(64, [](const Entry* e, size_t n) { return Hash(e->address) & (n - 1); });
-}
+// The top 6 bits of the hash pick the shard, the low bits the bucket.
+struct EntryTraits {
+  using Node = Entry;
+  static constexpr Entry* Entry::*kNext = &Entry::table_next;
+  static constexpr size_t kShards = 64;
+  static constexpr size_t kInitialBuckets = 64;
+  static uint64_t HashOf(const Entry* e) { return Hash(e->address); }
+  static size_t ShardOf(uint64_t h) { return h >> 58; }
+  static size_t BucketOf(uint64_t h, size_t n) { return h & (n - 1); }
+};
+static_assert(EntryTraits::kShards == size_t{1} << (64 - 58));
+
+using Table = ShardedTable<EntryTraits>;
+using Shard = Table::Shard;
+constinit Table g_table;
 
 }  // namespace
 
-bool Insert(Entry* e) {
-  const uint64_t h = Hash(e->address);
-  Shard& s = ShardOf(h);
-  LockGuard lock(s.mu);
-  // Growing may fail; a fuller table still works, an absent one does not.
-  if (s.count >= s.nbuckets && !Grow(s) && s.nbuckets == 0) return false;
-  Entry*& head = s.buckets[h & (s.nbuckets - 1)];
-  e->table_next = head;
-  head = e;
-  s.count++;
-  return true;
-}
+bool Insert(Entry* e) { return g_table.Insert(e); }
 
 Entry* Remove(uintptr_t p) {
-  const uint64_t h = Hash(p);
-  Shard& s = ShardOf(h);
-  LockGuard lock(s.mu);
-  if (s.nbuckets == 0) return nullptr;
-  for (Entry** link = &s.buckets[h & (s.nbuckets - 1)]; *link != nullptr;
-       link = &(*link)->table_next) {
-    Entry* e = *link;
-    if (e->address == p) {
-      *link = e->table_next;
-      s.count--;
-      return e;
-    }
-  }
-  return nullptr;
+  return g_table.Erase(Hash(p), [p](const Entry* e) { return e->address == p; });
 }
 
-size_t Count() {
-  size_t n = 0;
-  for (Shard& s : g_shards) {
-    LockGuard lock(s.mu);
-    n += s.count;
-  }
-  return n;
+bool Contains(uintptr_t p) {
+  return g_table.Lookup(Hash(p), [p](const Entry* e) { return e->address == p; }) != nullptr;
 }
+
+size_t Count() { return g_table.Count(); }
 
 void ForEach(void (*fn)(const Entry* e, void* arg), void* arg) {
-  for (Shard& s : g_shards) {
-    LockGuard lock(s.mu);
-    for (size_t i = 0; i < s.nbuckets; ++i) {
-      for (const Entry* e = s.buckets[i]; e != nullptr; e = e->table_next) fn(e, arg);
-    }
-  }
+  g_table.ForEach([fn, arg](Shard&, const Entry* e) { fn(e, arg); });
 }
 
+void AssertValid() { g_table.AssertValid(); }
+
 void DescribeLayout(AssayLayout* l) {
-  l->entry_shards_addr = reinterpret_cast<uint64_t>(&g_shards[0]);
-  l->entry_shard_count = kShards;
+  l->entry_shards_addr = reinterpret_cast<uint64_t>(g_table.shards());
+  l->entry_shard_count = Table::kShards;
   l->entry_shard_size = sizeof(Shard);
   l->entry_buckets_off = offsetof(Shard, buckets);
   l->entry_nbuckets_off = offsetof(Shard, nbuckets);
@@ -94,7 +67,7 @@ void DescribeLayout(AssayLayout* l) {
   l->stack_frames_off = offsetof(Stack, frames);
 }
 
-void LockForFork() { LockShards(g_shards); }
-void UnlockAfterFork(bool child) { UnlockShardsAfterFork(g_shards, child); }
+void LockForFork() { g_table.LockForFork(); }
+void UnlockAfterFork(bool child) { g_table.UnlockAfterFork(child); }
 
 }  // namespace assay::profiler::entry_table

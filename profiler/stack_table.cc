@@ -1,23 +1,18 @@
-// Stack table (stack_table.h): 16 shards, each a chained hash table that
-// doubles its buckets when it holds more stacks than buckets.
+// Stack table (stack_table.h): a ShardedTable of 16 shards keyed by the
+// frames and the cache label, each chain doubling its buckets when it holds
+// more stacks than buckets.
 #include "profiler/stack_table.h"
 
 #include <cstring>
 
 #include "base/lock.h"
 #include "profiler/arena.h"
-#include "profiler/chain_shard.h"
+#include "profiler/sharded_table.h"
 
 namespace assay::profiler::stack_table {
 namespace {
 
 using internal::LockGuard;
-using internal::Mutex;
-
-constexpr size_t kShards = 16;
-
-using Shard = ChainShard<Stack, &Stack::next>;
-constinit Shard g_shards[kShards];
 
 uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
   uint64_t h = (0x9E3779B97F4A7C15ull ^ depth) + reinterpret_cast<uintptr_t>(cache);
@@ -29,20 +24,25 @@ uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
   return h;
 }
 
-// The bucket of a stack in a shard of n buckets (the shard took h % kShards).
-size_t BucketOf(uint64_t h, size_t n) { return (h / kShards) & (n - 1); }
+// h % kShards picks the shard, the rest of the hash the bucket.
+struct StackTraits {
+  using Node = Stack;
+  static constexpr Stack* Stack::*kNext = &Stack::next;
+  static constexpr size_t kShards = 16;
+  static constexpr size_t kInitialBuckets = 256;
+  static uint64_t HashOf(const Stack* st) { return st->hash; }
+  static size_t ShardOf(uint64_t h) { return h % kShards; }
+  static size_t BucketOf(uint64_t h, size_t n) { return (h / kShards) & (n - 1); }
+};
+
+using Table = ShardedTable<StackTraits>;
+using Shard = Table::Shard;
+constinit Table g_table;
 
 size_t StackBytes(size_t depth) { return offsetof(Stack, frames) + depth * sizeof(uintptr_t); }
 
-bool Grow(Shard& s) {
-  return s.Grow(256, [](const Stack* st, size_t n) { return BucketOf(st->hash, n); });
-}
-
 void RemoveLocked(Shard& s, Stack* stack) {
-  Stack** link = &s.buckets[BucketOf(stack->hash, s.nbuckets)];
-  while (*link != stack) link = &(*link)->next;
-  *link = stack->next;
-  s.count--;
+  Table::UnlinkLocked(s, stack);
   arena::Free(stack, StackBytes(stack->depth));
 }
 
@@ -51,22 +51,21 @@ void RemoveLocked(Shard& s, Stack* stack) {
 Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
               const char* cache) {
   const uint64_t h = HashFrames(frames, depth, cache);
-  Shard& s = g_shards[h % kShards];
+  Shard& s = g_table.ShardFor(h);
   LockGuard lock(s.mu);
-  if (s.nbuckets != 0) {
-    for (Stack* st = s.buckets[BucketOf(h, s.nbuckets)]; st != nullptr; st = st->next) {
-      if (st->hash == h && st->depth == depth && st->cache == cache &&
-          std::memcmp(st->frames, frames, depth * sizeof(uintptr_t)) == 0) {
-        st->refs++;
-        st->alloc_samples++;
-        st->alloc_objects += objects;
-        st->alloc_bytes += bytes;
-        return st;
-      }
-    }
+  Stack* st = Table::FindLocked(s, h, [&](const Stack* x) {
+    return x->hash == h && x->depth == depth && x->cache == cache &&
+           std::memcmp(x->frames, frames, depth * sizeof(uintptr_t)) == 0;
+  });
+  if (st != nullptr) {
+    st->refs++;
+    st->alloc_samples++;
+    st->alloc_objects += objects;
+    st->alloc_bytes += bytes;
+    return st;
   }
-  if (s.count >= s.nbuckets && !Grow(s)) return nullptr;
-  Stack* st = static_cast<Stack*>(arena::Alloc(StackBytes(depth)));
+  if (!Table::ReserveLocked(s)) return nullptr;
+  st = static_cast<Stack*>(arena::Alloc(StackBytes(depth)));
   if (st == nullptr) return nullptr;
   st->hash = h;
   st->depth = static_cast<uint32_t>(depth);
@@ -76,54 +75,34 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   st->alloc_objects = objects;
   st->alloc_bytes = bytes;
   std::memcpy(st->frames, frames, depth * sizeof(uintptr_t));
-  Stack*& head = s.buckets[BucketOf(h, s.nbuckets)];
-  st->next = head;
-  head = st;
-  s.count++;
+  Table::LinkLocked(s, h, st);
   return st;
 }
 
 void Unref(Stack* stack) {
-  Shard& s = g_shards[stack->hash % kShards];
+  Shard& s = g_table.ShardFor(stack->hash);
   LockGuard lock(s.mu);
   if (--stack->refs == 0 && stack->alloc_samples == 0) RemoveLocked(s, stack);
 }
 
 void ResetCumulative() {
-  for (Shard& s : g_shards) {
-    LockGuard lock(s.mu);
-    for (size_t i = 0; i < s.nbuckets; ++i) {
-      for (Stack* st = s.buckets[i]; st != nullptr;) {
-        Stack* next = st->next;
-        st->alloc_samples = 0;
-        st->alloc_objects = 0;
-        st->alloc_bytes = 0;
-        if (st->refs == 0) RemoveLocked(s, st);
-        st = next;
-      }
-    }
-  }
+  g_table.ForEach([](Shard& s, Stack* st) {
+    st->alloc_samples = 0;
+    st->alloc_objects = 0;
+    st->alloc_bytes = 0;
+    if (st->refs == 0) RemoveLocked(s, st);
+  });
 }
 
 void ForEach(void (*fn)(const Stack* stack, void* arg), void* arg) {
-  for (Shard& s : g_shards) {
-    LockGuard lock(s.mu);
-    for (size_t i = 0; i < s.nbuckets; ++i) {
-      for (Stack* st = s.buckets[i]; st != nullptr; st = st->next) fn(st, arg);
-    }
-  }
+  g_table.ForEach([fn, arg](Shard&, const Stack* st) { fn(st, arg); });
 }
 
-size_t Count() {
-  size_t n = 0;
-  for (Shard& s : g_shards) {
-    LockGuard lock(s.mu);
-    n += s.count;
-  }
-  return n;
-}
+size_t Count() { return g_table.Count(); }
 
-void LockForFork() { LockShards(g_shards); }
-void UnlockAfterFork(bool child) { UnlockShardsAfterFork(g_shards, child); }
+void AssertValid() { g_table.AssertValid(); }
+
+void LockForFork() { g_table.LockForFork(); }
+void UnlockAfterFork(bool child) { g_table.UnlockAfterFork(child); }
 
 }  // namespace assay::profiler::stack_table

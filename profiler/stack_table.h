@@ -45,6 +45,10 @@ void ForEach(void (*fn)(const Stack* stack, void* arg), void* arg);
 
 size_t Count();
 
+// Aborts with a message unless every stack is in the shard and bucket its
+// hash names and every shard's count is right (for tests).
+void AssertValid();
+
 void LockForFork();
 void UnlockAfterFork(bool child);
 

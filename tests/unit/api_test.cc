@@ -1,6 +1,7 @@
 // Conformance of the C allocation API assay replaces: malloc, free, calloc, realloc,
 // reallocarray, the aligned allocators, malloc_usable_size, malloc_trim, mallopt, mallinfo2
 // and errno behaviour, for sizes from 0 to 64 MiB across the small, large and huge regimes.
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -671,12 +672,79 @@ TEST(Api, MallocTrim) {
   free(p);
 }
 
-TEST(Api, MalloptAcceptsEverything) {
-  EXPECT_EQ(mallopt(M_TRIM_THRESHOLD, 128 * 1024), 1);
-  EXPECT_EQ(mallopt(M_MMAP_THRESHOLD, 1 << 20), 1);
-  EXPECT_EQ(mallopt(M_ARENA_MAX, 1), 1);
-  EXPECT_EQ(mallopt(M_TOP_PAD, 0), 1);
+// mallopt is accepted and ignored: it answers as glibc's own mallopt does
+// (found after ours with RTLD_NEXT: this binary links assay) for glibc's
+// parameters, good and bad values, and unknown ones, and the allocator behaves
+// the same afterwards.
+TEST(Api, MalloptAnswersAsGlibcAndChangesNothing) {
+  using MalloptFn = int (*)(int, int);
+  const auto glibc = reinterpret_cast<MalloptFn>(dlsym(RTLD_NEXT, "mallopt"));
+  ASSERT_NE(glibc, nullptr) << dlerror();
+  ASSERT_NE(reinterpret_cast<void*>(glibc), reinterpret_cast<void*>(&mallopt))
+      << "RTLD_NEXT found assay's own mallopt";
+
+  const size_t sizes[] = {1, 24, 100, 200, 1000, 5000, 70000, 300000, 3 * kMiB};
+  std::vector<size_t> usable_before;
+  for (size_t n : sizes) {
+    void* p = malloc(n);
+    ASSERT_NE(p, nullptr);
+    usable_before.push_back(malloc_usable_size(p));
+    free(p);
+  }
+
+  const struct {
+    int param;
+    int value;
+  } cases[] = {
+      {M_MXFAST, 0},
+      {M_MXFAST, 64},
+      {M_MXFAST, 160},
+      {M_MXFAST, 161},
+      {M_MXFAST, 1000},
+      {M_MXFAST, -1},
+      {M_TRIM_THRESHOLD, 0},
+      {M_TRIM_THRESHOLD, 128 * 1024},
+      {M_TRIM_THRESHOLD, -1},
+      {M_TOP_PAD, 0},
+      {M_TOP_PAD, 1 << 20},
+      {M_MMAP_THRESHOLD, 4096},
+      {M_MMAP_THRESHOLD, 1 << 20},
+      {M_MMAP_MAX, 0},
+      {M_CHECK_ACTION, 3},
+      {M_PERTURB, 0x5a},
+      {M_ARENA_TEST, 8},
+      {M_ARENA_MAX, 1},
+      {M_ARENA_MAX, 0},
+      {12345, -1},
+      {-100, 7},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(mallopt(c.param, c.value), glibc(c.param, c.value))
+        << "mallopt(" << c.param << ", " << c.value << ")";
+  }
+  // What glibc's manual page promises, independently of the glibc at hand:
+  // an unknown parameter is no error; M_MXFAST above 80 * sizeof(size_t) / 4 is.
   EXPECT_EQ(mallopt(12345, -1), 1);
+  EXPECT_EQ(mallopt(M_MXFAST, 80 * sizeof(size_t) / 4 + 1), 0);
+
+  // Ignored: M_MMAP_THRESHOLD 4096 and M_TOP_PAD 1 MiB above would change
+  // glibc's block sizes; assay's stay as they were.
+  for (size_t i = 0; i < std::size(sizes); ++i) {
+    void* p = malloc(sizes[i]);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(malloc_usable_size(p), usable_before[i]) << "malloc(" << sizes[i] << ")";
+    free(p);
+  }
+  // M_PERTURB 0x5a above would make glibc overwrite freed blocks with 0xa5:
+  // a freed block reused at once still holds its bytes past the free-list link.
+  unsigned char* p = static_cast<unsigned char*>(malloc(200));
+  ASSERT_NE(p, nullptr);
+  memset(p, 0x11, 200);
+  free(p);
+  unsigned char* q = static_cast<unsigned char*>(malloc(200));
+  ASSERT_EQ(q, p) << "the thread cache did not hand the freed block back";
+  for (size_t i = sizeof(void*); i < 200; ++i) ASSERT_EQ(q[i], 0x11) << "byte " << i;
+  free(q);
 }
 
 TEST(Api, Mallinfo2TracksLiveBytes) {

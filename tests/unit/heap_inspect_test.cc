@@ -1,7 +1,7 @@
 // Heap introspection: assay_heap_iterate finds exactly the blocks the program
 // holds (and none it freed), assay_stats_print's table counts them by size in
-// the seed's format, assay_stats_json agrees, and mallinfo2 uses the same
-// counters.
+// the seed's format, assay_stats_json agrees, and mallinfo2 follows a known
+// allocation pattern within the bounds the size classes allow.
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <sys/wait.h>
@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "alloc/size_classes.h"
 #include "assay/assay.h"
 
 namespace {
@@ -131,14 +132,84 @@ TEST(StatsPrint, JsonTruncatesSafely) {
   EXPECT_EQ(std::string(small, 9), "{\"sizes\":");
 }
 
-TEST(StatsPrint, Mallinfo2UsesTheSameCounters) {
-  assay_stats s;
-  assay_get_stats(&s);
-  const struct mallinfo2 m = mallinfo2();
-  EXPECT_EQ(m.arena, s.segment_mapped);
-  EXPECT_EQ(m.hblks, s.huge_blocks);
-  // uordblks is the allocated-bytes counter (other threads may move it a little).
-  EXPECT_NEAR(static_cast<double>(m.uordblks), static_cast<double>(s.allocated), 1 << 20);
+// mallinfo2 against blocks of known sizes: uordblks grows by at least the
+// requested bytes and at most their rounding (a small block's size class from
+// alloc/size_classes.h, 64 KiB slices for a large one, pages for a huge one),
+// arena holds every small and large block, hblks/hblkhd count the huge ones,
+// and all of it drops back when they are freed.
+TEST(StatsPrint, Mallinfo2FollowsAKnownAllocationPattern) {
+  using assay::internal::AlignUp;
+  using assay::internal::ClassOfSizeSlow;
+  using assay::internal::ClassSizeOf;
+  using assay::internal::kMaxLargeSize;
+  using assay::internal::kMaxSmallSize;
+  using assay::internal::kPageSize;
+  using assay::internal::kSliceSize;
+
+  std::mt19937_64 rng(0x3a11f02);
+  std::vector<size_t> sizes;
+  for (int i = 0; i < 3000; ++i) sizes.push_back(1 + rng() % 4096);
+  for (int i = 0; i < 200; ++i) sizes.push_back(4097 + rng() % (kMaxSmallSize - 4096));
+  for (int i = 0; i < 6; ++i)
+    sizes.push_back(kMaxSmallSize + 1 + rng() % (kMaxLargeSize - kMaxSmallSize));
+  sizes.push_back(3 * 1024 * 1024 + 123);  // huge
+  sizes.push_back(5 * 1024 * 1024 + 1);
+
+  size_t requested = 0, rounded = 0;  // every block
+  size_t in_segments = 0;             // small and large blocks, requested bytes
+  size_t huge_requested = 0, huge_rounded = 0, huge_blocks = 0;
+  for (size_t n : sizes) {
+    requested += n;
+    if (n <= kMaxSmallSize) {
+      const size_t cls = ClassOfSizeSlow(n);
+      ASSERT_GE(ClassSizeOf(cls), n);
+      rounded += ClassSizeOf(cls);
+      in_segments += n;
+    } else if (n <= kMaxLargeSize) {
+      rounded += AlignUp(n, kSliceSize);
+      in_segments += n;
+    } else {
+      rounded += AlignUp(n, kPageSize);
+      huge_requested += n;
+      huge_rounded += AlignUp(n, kPageSize);
+      huge_blocks++;
+    }
+  }
+  ASSERT_EQ(huge_blocks, 2u);
+
+  std::vector<void*> blocks;
+  blocks.reserve(sizes.size());
+  // Once before measuring: the first frees that leave dirty pages start the
+  // purger thread, whose creation allocates (libc's thread descriptor).
+  for (size_t n : sizes) blocks.push_back(malloc(n));
+  for (void* p : blocks) free(p);
+  blocks.clear();
+  // Gives back the thread cache and the cached huge ranges, so a huge block
+  // is a fresh mapping of its own pages and not a bigger cached one.
+  malloc_trim(0);
+  const struct mallinfo2 before = mallinfo2();
+  for (size_t n : sizes) {
+    void* p = malloc(n);
+    ASSERT_NE(p, nullptr);
+    static_cast<char*>(p)[n - 1] = 1;
+    blocks.push_back(p);
+  }
+  const struct mallinfo2 during = mallinfo2();
+  ASSERT_GE(during.uordblks, before.uordblks);
+  const size_t grew = during.uordblks - before.uordblks;
+  EXPECT_GE(grew, requested);
+  EXPECT_LE(grew, rounded) << "requested " << requested;
+  EXPECT_GE(during.arena, in_segments);
+  EXPECT_GE(during.arena + during.hblkhd, during.uordblks);
+  EXPECT_EQ(during.hblks, before.hblks + huge_blocks);
+  EXPECT_GE(during.hblkhd, before.hblkhd + huge_requested);
+  EXPECT_LE(during.hblkhd, before.hblkhd + huge_rounded);
+
+  for (void* p : blocks) free(p);
+  const struct mallinfo2 after = mallinfo2();
+  EXPECT_EQ(after.uordblks, before.uordblks) << "during " << during.uordblks;
+  EXPECT_EQ(after.hblks, before.hblks);
+  EXPECT_EQ(after.hblkhd, before.hblkhd);
 }
 
 TEST(StatsPrint, StatsAtExitOption) {

@@ -1,14 +1,13 @@
 // Call stacks of sampled allocations (ProfilerOptions::max_depth and stack_method): stack[0] is
 // the program's allocation site for malloc, calloc, realloc, aligned_alloc, new, new[], aligned
 // new, posix_memalign and assay_comalloc, with both stack methods, on the main thread and on
-// another; max_depth bounds the stack exactly. Also prints the cost of one sampled allocation at
-// rate 1 with 64-frame stacks for each method (a measurement, not a pass/fail check).
+// another; max_depth bounds the stack exactly. (The cost of a sampled allocation is measured by
+// tests/bench/profiler_bench.cc.)
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <mutex>
 #include <new>
@@ -335,66 +334,6 @@ TEST_P(ProfilerStacksTest, EveryStackOfANewThreadIsTheSame) {
   ASSERT_GE(all[0].stack.size(), 7u) << "the site, six Recurse frames and the thread's own";
   ExpectSiteThenRecurse({all[0].stack.begin(), all[0].stack.begin() + 7});
   for (size_t i = 1; i < all.size(); ++i) EXPECT_EQ(all[i].stack, all[0].stack) << "stack " << i;
-}
-
-// ---- Cost of one sampled allocation (printed) ----
-
-constexpr int kCostIterations = 20000;
-constexpr int kCostFrames = 80;  // more than max_depth: every stack is 64 frames
-
-ASSAY_TEST_SITE void* MallocFreeLoop() {
-  for (int i = 0; i < kCostIterations; ++i) {
-    void* p = malloc(64);
-    Sink(p);
-    free(p);
-  }
-  return nullptr;
-}
-
-// Nanoseconds per malloc(64)+free under kCostFrames frames, best of 5 runs.
-double LoopNs() {
-  double best = 1e300;
-  for (int run = 0; run < 5; ++run) {
-    const auto start = std::chrono::steady_clock::now();
-    Recurse(kCostFrames, MallocFreeLoop);
-    const std::chrono::duration<double, std::nano> elapsed =
-        std::chrono::steady_clock::now() - start;
-    best = std::min(best, elapsed.count() / kCostIterations);
-  }
-  return best;
-}
-
-TEST_P(ProfilerStacksTest, CostOfOneSampledAllocationAtDepth64) {
-  StopGuard guard;
-  ProfilerOptions o = Options(64);
-
-  const double baseline = LoopNs();
-
-  ASSERT_TRUE(assay::Start(o));
-  const double sampled = LoopNs();
-  assay::Stop();
-
-  // With a tracker that follows every block (on_alloc and on_free), checking
-  // once that the stacks really are 64 frames deep.
-  size_t depth = 0;
-  Tracker t;
-  t.on_alloc = [&](const SampledAllocation& a) -> std::optional<Token> {
-    if (depth == 0) depth = a.stack.size();
-    return Token{1};
-  };
-  t.on_free = [](Token) {};
-  ASSERT_TRUE(assay::Start(o, std::move(t)));
-  const double tracked = LoopNs();
-  assay::Stop();
-  EXPECT_EQ(depth, 64u);
-
-  printf(
-      "[cost] %s, rate 1, 64-frame stacks: malloc(64)+free %.0f ns sampled vs %.0f ns "
-      "unprofiled: %.0f ns per sampled allocation; with a tracker following it: %.0f ns "
-      "(+%.0f ns)\n",
-      MethodName(GetParam()), sampled, baseline, sampled - baseline, tracked, tracked - baseline);
-  RecordProperty("sampled_ns", std::to_string(sampled - baseline));
-  RecordProperty("tracked_ns", std::to_string(tracked - baseline));
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, ProfilerStacksTest,

@@ -27,6 +27,7 @@ TEST(StackTable, InternDeduplicatesAcrossGrowthAndResetFreesUnreferenced) {
     ASSERT_NE(first[i], nullptr);
   }
   EXPECT_EQ(stack_table::Count(), before + kStacks);
+  stack_table::AssertValid();
   for (uintptr_t i = 0; i < kStacks; ++i) {
     const auto f = FramesOf(i);
     ASSERT_EQ(stack_table::Intern(f.data(), f.size(), 1.0, 100.0), first[i]) << i;
@@ -44,6 +45,7 @@ TEST(StackTable, InternDeduplicatesAcrossGrowthAndResetFreesUnreferenced) {
   // ...and go at the reset; referenced ones stay, with zeroed counts.
   stack_table::ResetCumulative();
   EXPECT_EQ(stack_table::Count(), before + kStacks / 2);
+  stack_table::AssertValid();
   for (uintptr_t i = 1; i < kStacks; i += 2) {
     EXPECT_EQ(first[i]->alloc_samples, 0u);
     const auto f = FramesOf(i);
@@ -53,6 +55,7 @@ TEST(StackTable, InternDeduplicatesAcrossGrowthAndResetFreesUnreferenced) {
   }
   stack_table::ResetCumulative();
   EXPECT_EQ(stack_table::Count(), before);
+  stack_table::AssertValid();
 }
 
 }  // namespace
