@@ -89,15 +89,6 @@ void RandomSuffix(char* out) {
   }
 }
 
-void Message(char* err, size_t errlen, const char* fmt, const char* a, const char* b, int e) {
-  if (err == nullptr || errlen == 0) return;
-  if (b != nullptr) {
-    snprintf(err, errlen, fmt, a, b, strerror(e));
-  } else {
-    snprintf(err, errlen, fmt, a, strerror(e));
-  }
-}
-
 }  // namespace
 
 void SetRandomSourceForTesting(RandomFillFn fill) { g_random_for_testing = fill; }
@@ -138,7 +129,7 @@ int WriteFileReplacing(const char* path, const void* data, size_t size, mode_t m
   std::string tmp;
   const int fd = CreateTempFileBeside(path, mode, &tmp);
   if (fd < 0) {
-    Message(err, errlen, "cannot create a temporary file beside %s: %s", path, nullptr, -fd);
+    snprintf(err, errlen, "cannot create a temporary file beside %s: %s", path, strerror(-fd));
     return -fd;
   }
   const auto* p = static_cast<const char*>(data);
@@ -157,7 +148,8 @@ int WriteFileReplacing(const char* path, const void* data, size_t size, mode_t m
   if (close(fd) != 0 && e == 0 && errno != EINTR) e = errno;
   if (e != 0) {
     unlink(tmp.c_str());
-    Message(err, errlen, "cannot write %s (temporary file %s): %s", path, tmp.c_str(), e);
+    snprintf(err, errlen, "cannot write %s (temporary file %s): %s", path, tmp.c_str(),
+             strerror(e));
     return e;
   }
   // rename replaces whatever is at path, a symlink included, without
@@ -165,7 +157,7 @@ int WriteFileReplacing(const char* path, const void* data, size_t size, mode_t m
   if (rename(tmp.c_str(), path) != 0) {
     e = errno;
     unlink(tmp.c_str());
-    Message(err, errlen, "cannot rename %s to %s: %s", tmp.c_str(), path, e);
+    snprintf(err, errlen, "cannot rename %s to %s: %s", tmp.c_str(), path, strerror(e));
     return e;
   }
   return 0;
