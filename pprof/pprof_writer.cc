@@ -1,10 +1,8 @@
 // The pprof writer: turns a profile snapshot (profile_data.h) into pprof's
 // protobuf with the generated classes of proto/profile.proto, gzips it with
-// zlib and writes it through a temporary file renamed into place.
+// zlib and writes it with the profile-file writer (profile_file.h).
 // Runs with the profiler's sampling suspended on this thread.
 #include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -13,8 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "profiler/profile_data.h"
+#include "pprof/profile_file.h"
 #include "pprof/symbolizer.h"
+#include "profiler/profile_data.h"
 #include "proto/profile.pb.h"
 
 namespace assay::pprof {
@@ -156,42 +155,6 @@ int Gzip(const std::string& in, std::string* out, char* err, size_t errlen) {
   return 0;
 }
 
-int WriteFile(const std::string& path, const std::string& bytes, char* err, size_t errlen) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    const int e = errno;
-    snprintf(err, errlen, "cannot create %s: %s", tmp.c_str(), strerror(e));
-    return e;
-  }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      const int e = w < 0 ? errno : ENOSPC;
-      close(fd);
-      unlink(tmp.c_str());
-      snprintf(err, errlen, "cannot write %s: %s", tmp.c_str(), strerror(e));
-      return e;
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (close(fd) != 0) {
-    const int e = errno;
-    unlink(tmp.c_str());
-    snprintf(err, errlen, "cannot write %s: %s", tmp.c_str(), strerror(e));
-    return e;
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    unlink(tmp.c_str());
-    snprintf(err, errlen, "cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), strerror(e));
-    return e;
-  }
-  return 0;
-}
-
 }  // namespace
 }  // namespace assay::pprof
 
@@ -208,7 +171,8 @@ extern "C" __attribute__((visibility("default"))) int assay_pprof_write(
     std::string gz;
     const int rc = assay::pprof::Gzip(raw, &gz, err, errlen);
     if (rc != 0) return rc;
-    return assay::pprof::WriteFile(path, gz, err, errlen);
+    const mode_t mode = data->file_mode != 0 ? data->file_mode : assay::pprof::kProfileFileMode;
+    return assay::pprof::WriteFileReplacing(path, gz.data(), gz.size(), mode, err, errlen);
   } catch (const std::bad_alloc&) {
     snprintf(err, errlen, "out of memory while building the profile");
     return ENOMEM;

@@ -1,5 +1,5 @@
 // The snapshot of a profile, as the profiler core hands it to the pprof
-// writer (profiler/pprof_writer.cc). Plain C layout: the writer may live in
+// writer (pprof/pprof_writer.cc). Plain C layout: the writer may live in
 // a separately loaded library (libassay_pprof.so), so nothing of the C++
 // library crosses this line.
 #pragma once
@@ -34,10 +34,13 @@ struct AssayProfileData {
   const uintptr_t* frames;
   size_t nframes;
   const char* comment;  // one line for the profile's comments, or null
+  unsigned file_mode;   // permission bits of the file written (0: 0600)
 };
 
-// Writes the profile gzip-compressed to `path` (through a temporary file
-// renamed into place). Returns 0, or an errno value with a message in err.
+// Writes the profile gzip-compressed to `path` (pprof/profile_file.h: an
+// unpredictable temporary file created exclusively beside it, renamed into
+// place; a symlink at any name is replaced, never followed). Returns 0, or
+// an errno value with a message in err.
 typedef int (*AssayPprofWriteFn)(const AssayProfileData* data, const char* path, char* err,
                                  size_t errlen);
 int assay_pprof_write(const AssayProfileData* data, const char* path, char* err, size_t errlen);

@@ -61,16 +61,30 @@ std::string FindLibrary() {
   return lib;
 }
 
-// Creates the prefix's directory (and its parents) if missing.
+// Creates the prefix's directory (and its parents) if missing, each mode
+// 0700: profiles show the program's code and data layout to whoever can list
+// and read them. Directories that exist already are left as they are.
 void MakeDirectoryOf(const std::string& prefix) {
   const size_t slash = prefix.find_last_of('/');
   if (slash == std::string::npos || slash == 0) return;
   const std::string dir = prefix.substr(0, slash);
-  for (size_t pos = 1; pos != std::string::npos;) {
+  for (size_t pos = 0; pos != std::string::npos;) {
     pos = dir.find('/', pos + 1);
     const std::string part = dir.substr(0, pos);
-    if (mkdir(part.c_str(), 0777) != 0 && errno != EEXIST)
+    if (mkdir(part.c_str(), 0700) != 0) {
+      if (errno == EEXIST) continue;
       throw Failure("cannot create the directory " + part + " for --prefix: " + strerror(errno));
+    }
+    // Exactly 0700 whatever the umask; through a descriptor of the directory
+    // just made (O_NOFOLLOW: never the target of a symlink put in its place).
+    const int fd = open(part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0700) != 0) {
+      const int e = errno;
+      if (fd >= 0) close(fd);
+      throw Failure("cannot set mode 0700 on the directory " + part +
+                    " for --prefix: " + strerror(e));
+    }
+    close(fd);
   }
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -287,7 +301,7 @@ const Command kRunCommand = {
     "  --interval SIZE  also write a heap profile after every SIZE bytes allocated\n"
     "  --prefix P       profile files are P.<pid>.<seq>.<kind>.pb.gz (default\n"
     "                   ./assay, in the current directory); missing directories\n"
-    "                   are created\n"
+    "                   are created, mode 0700; profiles are mode 0600\n"
     "  --leak           at exit, a leak profile of sampled blocks never freed\n"
     "  --peak           a peak profile each time the live heap grows 10% past\n"
     "                   the last peak\n"

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "pprof/profile_file.h"
 #include "tools/assay/args.h"
 
 namespace assay::cli {
@@ -239,31 +240,10 @@ void WriteProfile(const pb::Profile& p, const std::string& path) {
   std::string raw;
   if (!p.SerializeToString(&raw)) throw Failure(path + ": protobuf serialization failed");
   const std::string gz = Gzip(raw);
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) Fail(path, std::string("cannot create ") + tmp + ": " + strerror(errno));
-  size_t done = 0;
-  while (done < gz.size()) {
-    const ssize_t w = write(fd, gz.data() + done, gz.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      const int e = w < 0 ? errno : ENOSPC;
-      close(fd);
-      unlink(tmp.c_str());
-      Fail(path, std::string("cannot write: ") + strerror(e));
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (close(fd) != 0) {
-    const int e = errno;
-    unlink(tmp.c_str());
-    Fail(path, std::string("cannot write: ") + strerror(e));
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    unlink(tmp.c_str());
-    Fail(path, std::string("cannot rename ") + tmp + " into place: " + strerror(e));
-  }
+  char err[600] = "";
+  if (pprof::WriteFileReplacing(path.c_str(), gz.data(), gz.size(), pprof::kProfileFileMode, err,
+                                sizeof(err)) != 0)
+    throw Failure(err);
 }
 
 }  // namespace assay::cli

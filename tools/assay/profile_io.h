@@ -22,8 +22,9 @@ pb::Profile ParseProfile(const std::string& gz, const std::string& name);
 // Checks the cross-references of a parsed profile; throws Failure("NAME: ...").
 void ValidateProfile(const pb::Profile& p, const std::string& name);
 
-// Serializes, gzips and writes `p` to `path` through a temporary file renamed
-// into place. Throws Failure on error.
+// Serializes, gzips and writes `p` to `path`, mode 0600, with the
+// profile-file writer (pprof/profile_file.h: a temporary file of
+// unpredictable name renamed into place). Throws Failure on error.
 void WriteProfile(const pb::Profile& p, const std::string& path);
 
 // Gzip helpers (exposed for tests).
