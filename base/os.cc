@@ -72,6 +72,13 @@ bool ProtectNone(void* p, size_t size) {
   return mprotect(p, size, PROT_NONE) == 0;
 }
 
+bool IsMapped(const void* p, size_t size) {
+  ErrnoKeeper keep;
+  // msync(MS_ASYNC) does nothing to anonymous memory but fails with ENOMEM
+  // when part of the range is not mapped.
+  return msync(const_cast<void*>(p), size, MS_ASYNC) == 0;
+}
+
 void FutexWait(const uint32_t* word, uint32_t expected, int64_t timeout_ms) {
   ErrnoKeeper keep;
   struct timespec ts;
