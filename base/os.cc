@@ -108,6 +108,15 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+int64_t WallNs() {
+  ErrnoKeeper keep;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int ProcessId() { return static_cast<int>(getpid()); }
+
 uint64_t ThreadId() {
   ErrnoKeeper keep;
   return static_cast<uint64_t>(syscall(SYS_gettid));

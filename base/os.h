@@ -30,6 +30,8 @@ void FutexWake(const uint32_t* word, int count);
 
 uint64_t NowMs();  // monotonic clock, milliseconds (coarse, vDSO)
 uint64_t NowNs();  // monotonic clock, nanoseconds
+int64_t WallNs();  // wall clock (CLOCK_REALTIME), nanoseconds since the epoch
+int ProcessId();
 uint64_t ThreadId();
 void Yield();
 
