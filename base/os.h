@@ -28,6 +28,7 @@ void FutexWake(const uint32_t* word, int count);
 uint64_t NowMs();  // monotonic clock, milliseconds (coarse, vDSO)
 uint64_t NowNs();  // monotonic clock, nanoseconds
 uint64_t ThreadId();
+int ProcessId();
 void Yield();
 
 // Reads an environment variable without allocating; nullptr if unset.
