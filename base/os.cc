@@ -122,8 +122,6 @@ uint64_t ThreadId() {
   return static_cast<uint64_t>(syscall(SYS_gettid));
 }
 
-int ProcessId() { return static_cast<int>(getpid()); }
-
 void Yield() { sched_yield(); }
 
 const char* GetEnv(const char* name) {

@@ -33,7 +33,6 @@ uint64_t NowNs();  // monotonic clock, nanoseconds
 int64_t WallNs();  // wall clock (CLOCK_REALTIME), nanoseconds since the epoch
 int ProcessId();
 uint64_t ThreadId();
-int ProcessId();
 void Yield();
 
 // Reads an environment variable without allocating; nullptr if unset.
