@@ -1,7 +1,7 @@
 // The override seam between the allocator core and the debug heap
 // (debug_heap/, ASSAY_DEBUG): the flags the core's slow paths test, once
 // per entry, and the calls that hand a block to the debug heap. The core
-// sees nothing else of it; debug_heap/debug.cc defines all of these.
+// sees nothing else of it; the files of debug_heap/ define all of these.
 #pragma once
 
 #include "base/base.h"
