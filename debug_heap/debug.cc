@@ -80,7 +80,6 @@ void Init(const char* text) {
   g_guard = c.guard;
   g_guard_all_big = c.guard_big;
   g_guard_sampling = c.guard && c.guard_every != 0 && !g_on;
-  if (g_guard_sampling) SetGuardRate(kGuardSampleBytes * c.guard_every);
 }
 
 void InitLate() {

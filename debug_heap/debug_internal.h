@@ -29,6 +29,5 @@ void Release(const Block& b);
 // guard=N).
 bool GuardThisOne();
 // guard=N alone: sets the byte sampler's mean gap between guard points.
-void SetGuardRate(uint64_t bytes);
 
 }  // namespace assay::internal::debug
