@@ -246,7 +246,7 @@ echo "  heap profile over HTTP under the running workload: median of 20 = $media
 section "the workload ran on"
 stop main "$MAIN"
 check "the workload exited 0 ($RC)" test "$RC" = 0
-read -r _ iters _ secs _ gap <"$WORK/main.out" || true
+read -r _ iters _ secs _ gap _ <"$WORK/main.out" || true
 echo "  $(cat "$WORK/main.out")"
 check "it made progress (${iters:-?} iterations in ${secs:-?} s)" test "${iters:-0}" -gt 1000
 check "no stall of a second or more (longest gap ${gap:-?} ms)" \
