@@ -5,6 +5,8 @@
 // ?seconds=N request, until its time is up), writing the answer (30 s at
 // most), draining (after the answer: our side shut, the client's bytes read
 // and dropped for up to 1 s so closing never resets the answer away).
+// The socket calls are this file's own (the OS seam, base/os.h, holds the
+// allocator's memory, clock and process calls, which it uses).
 #include "profiler/http_server.h"
 
 #include <errno.h>
@@ -43,7 +45,7 @@ int g_wake_fd = -1;                                    // eventfd: wakes the loo
 int g_client_fds[kMaxClients] = {-1, -1, -1, -1};      // atomic; -1 before close()
 uint32_t g_closed = 0;                                 // atomic: the process is exiting
 uint32_t g_stopped = 0;                                // atomic, futex: the loop has ended
-pid_t g_owner = 0;                                     // the process that serves
+int g_owner = 0;                                       // the process that serves
 char g_address[128];                                   // http=ADDR, for messages
 char g_unix_path[sizeof(sockaddr_un::sun_path)] = "";  // our socket file, if any
 dev_t g_unix_dev = 0;
@@ -370,7 +372,7 @@ void UnlinkOwnSocket() {
 // At exit: no build of ours starts after the dumper is quiesced (the exit
 // dumps and static destructors follow); the loop closes its connections.
 void StopAtExit() {
-  if (getpid() != g_owner) return;  // a fork child: not ours
+  if (internal::os::ProcessId() != g_owner) return;  // a fork child: not ours
   __atomic_store_n(&g_closed, 1, __ATOMIC_RELEASE);
   const uint64_t one = 1;
   (void)!write(g_wake_fd, &one, sizeof(one));
@@ -487,7 +489,7 @@ void StartServer(const char* address, bool allow_remote) {
     return;
   }
   g_listen_fd = fd;
-  g_owner = getpid();
+  g_owner = internal::os::ProcessId();
   pthread_atfork(nullptr, nullptr, ChildAfterFork);
   ScopedSuspend suspend;
   pthread_attr_t attr;
