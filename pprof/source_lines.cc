@@ -8,7 +8,6 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <link.h>
-#include <pthread.h>
 
 #include <cstddef>
 #include <cstdlib>
@@ -17,7 +16,10 @@
 namespace assay::pprof {
 namespace {
 
-std::mutex g_mu;                              // guards the instance
+// Guards the instance. Taken by profile writes (under the dumper's lock,
+// which its fork handler holds across fork, so no write is in progress then:
+// a fork handler of ours would invert the two locks) and by reports.
+std::mutex g_mu;
 thread_local bool t_held = false;             // this thread holds g_mu
 SourceSymbolizer* g_instance = nullptr;       // never freed: reports run late
 char* g_debuginfo_path = nullptr;             // libdwfl's default search path
@@ -27,11 +29,6 @@ const Dwfl_Callbacks kCallbacks = {
     .section_address = dwfl_offline_section_address,
     .debuginfo_path = &g_debuginfo_path,
 };
-
-// A fork while another thread symbolizes must not leave the child's lock held.
-void ForkPrepare() { g_mu.lock(); }
-void ForkParent() { g_mu.unlock(); }
-void ForkChild() { g_mu.unlock(); }
 
 struct Counters {
   unsigned long long adds = 0, subs = 0;
@@ -137,7 +134,6 @@ SourceSymbolizer* SourceSymbolizer::Acquire() {
   try {
     if (g_instance == nullptr) {
       g_instance = new SourceSymbolizer();
-      pthread_atfork(ForkPrepare, ForkParent, ForkChild);
     }
     if (g_instance->cache_.size() > kMaxCachedPcs) {
       g_instance->cache_.clear();
