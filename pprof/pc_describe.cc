@@ -3,11 +3,10 @@
 // symbolizer (ELF .symtab names, demangled; DWARF files, lines and inlined
 // calls, source_lines.h). Lives in libassay_pprof.so beside the writer: the
 // allocator core has no C++ library (nor libdw) to call.
-#include "pprof/describe.h"
-
 #include <cstdio>
 #include <string>
 
+#include "pprof/describe.h"
 #include "pprof/source_lines.h"
 
 namespace {
@@ -29,7 +28,8 @@ int Describe(uintptr_t pc, int index, char* out, size_t outlen) {
     const char* object = mapping.file.c_str();
     const SourceFrame* f = src.frames.empty() ? nullptr : &src.frames[static_cast<size_t>(index)];
     std::string where;
-    if (f != nullptr && !f->file->empty()) where = " at " + *f->file + ":" + std::to_string(f->line);
+    if (f != nullptr && !f->file->empty())
+      where = " at " + *f->file + ":" + std::to_string(f->line);
     const bool last = index == count - 1;
     int n;
     if (f == nullptr || f->name->empty()) {

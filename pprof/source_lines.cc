@@ -20,9 +20,9 @@ namespace {
 // which its fork handler holds across fork, so no write is in progress then:
 // a fork handler of ours would invert the two locks) and by reports.
 std::mutex g_mu;
-thread_local bool t_held = false;             // this thread holds g_mu
-SourceSymbolizer* g_instance = nullptr;       // never freed: reports run late
-char* g_debuginfo_path = nullptr;             // libdwfl's default search path
+thread_local bool t_held = false;        // this thread holds g_mu
+SourceSymbolizer* g_instance = nullptr;  // never freed: reports run late
+char* g_debuginfo_path = nullptr;        // libdwfl's default search path
 const Dwfl_Callbacks kCallbacks = {
     .find_elf = dwfl_linux_proc_find_elf,  // unused: every module is reported with its file
     .find_debuginfo = dwfl_standard_find_debuginfo,  // .gnu_debuglink, /usr/lib/debug/.build-id
@@ -181,7 +181,7 @@ void SourceSymbolizer::Refresh() {
   for (size_t i = 0; i < mappings_.size(); ++i) {
     const ObjectMapping& m = mappings_[i];
     if (m.file.empty() || m.file[0] != '/') continue;  // the vdso
-    bool seen = false;  // an object with several executable segments
+    bool seen = false;                                 // an object with several executable segments
     for (size_t j = 0; j < i && !seen; ++j) {
       seen = mappings_[j].file == m.file && mappings_[j].bias == m.bias;
     }
@@ -202,7 +202,9 @@ void SourceSymbolizer::Refresh() {
   }
 }
 
-const std::string* SourceSymbolizer::Intern(const std::string& s) { return &*pool_.insert(s).first; }
+const std::string* SourceSymbolizer::Intern(const std::string& s) {
+  return &*pool_.insert(s).first;
+}
 
 const PcSource& SourceSymbolizer::Lookup(uintptr_t pc) {
   auto it = cache_.find(pc);
@@ -219,15 +221,16 @@ void SourceSymbolizer::Resolve(uintptr_t pc, PcSource* out) {
   out->symbol_start = start;
   const std::string* empty = Intern("");
 
-  Dwfl_Module* mod = dwfl_ != nullptr && dwfl_->dwfl != nullptr ? dwfl_addrmodule(dwfl_->dwfl, pc)
-                                                                 : nullptr;
+  Dwfl_Module* mod =
+      dwfl_ != nullptr && dwfl_->dwfl != nullptr ? dwfl_addrmodule(dwfl_->dwfl, pc) : nullptr;
   if (mod != nullptr && dwfl_->trusted.count(mod) != 0) {
     Dwarf_Addr bias = 0;
     Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, &bias);
     Dwfl_Line* line = cudie != nullptr ? dwfl_module_getsrc(mod, pc) : nullptr;
     int lineno = 0;
-    const char* file =
-        line != nullptr ? dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr) : nullptr;
+    const char* file = line != nullptr
+                           ? dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr)
+                           : nullptr;
     if (file != nullptr) {
       Dwarf_Die cu = *cudie;  // copied: libdwfl's is reused by the next lookup
       const std::vector<Dwarf_Die> chain = FunctionChain(&cu, pc - bias);
@@ -265,8 +268,9 @@ void SourceSymbolizer::Resolve(uintptr_t pc, PcSource* out) {
         }
       }
       if (!physical) {  // no subprogram DIE around the pc: the symbol's, at the last line
-        out->frames.push_back(SourceFrame{Intern(named ? name : ""), Intern(named ? system_name : ""),
-                                          Intern(cur_file), cur_line, 0});
+        out->frames.push_back(SourceFrame{Intern(named ? name : ""),
+                                          Intern(named ? system_name : ""), Intern(cur_file),
+                                          cur_line, 0});
       }
       out->dwarf = true;
       return;

@@ -31,7 +31,7 @@ struct PcSource {
   // Innermost first: inlined functions, then the function whose code holds
   // the pc (the last). Empty when nothing is known of the pc.
   std::vector<SourceFrame> frames;
-  bool dwarf = false;         // frames come from DWARF (file, line, inline frames)
+  bool dwarf = false;          // frames come from DWARF (file, line, inline frames)
   uintptr_t symbol_start = 0;  // first byte of the last frame's symbol, or 0
 };
 

@@ -83,7 +83,8 @@ int Top(const std::vector<std::string>& args) {
   int64_t shown_flat = 0;
   for (size_t i = 0; i < shown; ++i) shown_flat += report.rows[i].flat;
   printf("Showing top %zu of %zu %s by %s, accounting for %s (%s of total)\n", shown,
-         report.rows.size(), by_line ? "lines" : "functions", by_cum ? "cum" : "flat", FormatValue(shown_flat, type.unit).c_str(),
+         report.rows.size(), by_line ? "lines" : "functions", by_cum ? "cum" : "flat",
+         FormatValue(shown_flat, type.unit).c_str(),
          FormatPercent(shown_flat, report.total).c_str());
 
   const char* const headers[] = {"flat", "flat%", "sum%", "cum", "cum%"};
