@@ -218,6 +218,9 @@ void EnsureThread() {
 void ExitDumps() {
   if (!g_cfg.enabled) return;
   Wake(kExit);  // the dump thread stops; our dumps below take the dump lock
+  // A dump the thread has begun (a peak it took from g_peak) ends before exit
+  // does: exit would kill the thread half-way through the file.
+  { LockGuard wait(g_dump_mu); }
   if (g_cfg.peak) WritePeak(/*force=*/true);
   if (g_cfg.final_dump) Dump("heap", nullptr, nullptr);
   if (g_cfg.leak) {
