@@ -1,6 +1,7 @@
 // Central free lists (central.h).
 #include "alloc/central.h"
 
+#include "alloc/free_link.h"
 #include "alloc/page_heap.h"
 #include "base/layout.h"
 #include "base/lock.h"
@@ -51,7 +52,7 @@ size_t ReturnToSpan(ClassList& l, void* block) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
   Segment* seg = SegmentOf(a);
   Span* span = &seg->spans[seg->slice_map[SliceOf(a)].first];
-  *static_cast<void**>(block) = span->free_list;
+  link::Store(block, span->free_list);
   span->free_list = block;
   l.stats.blocks_out--;
   if (--span->used != 0) {
@@ -130,8 +131,8 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
         n = nfree;
       } else {
         void* b = span->free_list;
-        span->free_list = *static_cast<void**>(b);
-        *static_cast<void**>(b) = list;
+        span->free_list = link::Load(b);
+        link::Store(b, list);
         list = b;
         span->used++;
         ++n;
@@ -143,9 +144,9 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
       const uint32_t k = static_cast<uint32_t>(want - n < room ? want - n : room);
       char* const start = SpanStart(span) + span->bump;
       for (uint32_t i = 0; i + 1 < k; ++i) {
-        *reinterpret_cast<void**>(start + size_t{i} * c.size) = start + size_t{i + 1} * c.size;
+        link::Store(start + size_t{i} * c.size, start + size_t{i + 1} * c.size);
       }
-      *reinterpret_cast<void**>(start + size_t{k - 1} * c.size) = list;
+      link::Store(start + size_t{k - 1} * c.size, list);
       list = start;
       span->bump += k * c.size;
       span->used += k;
@@ -168,7 +169,7 @@ void Give(size_t cls, void* head, size_t n, Pool pool) {
     return;
   }
   while (head != nullptr) {
-    void* next = *static_cast<void**>(head);
+    void* next = link::Load(head);
     ReturnToSpan(l, head);
     head = next;
   }
@@ -189,7 +190,7 @@ size_t Drain(bool idle_only) {
       const Batch b = l.batches[--l.nbatches];
       l.stats.transfer_blocks -= b.count;
       for (void* p = b.head; p != nullptr;) {
-        void* next = *static_cast<void**>(p);
+        void* next = link::Load(p);
         released += ReturnToSpan(l, p);
         p = next;
       }

@@ -108,6 +108,7 @@ void EnsureInit() {
                                   __ATOMIC_ACQUIRE)) {
     g_init_thread = os::ThreadId();
     InitOptions(os::GetEnv("ASSAY_OPTIONS"));
+    if (GetOptions().harden != 0) link::Enable();  // before any block is linked
     debug::Init(os::GetEnv("ASSAY_DEBUG"));
     thread_cache::InitKey();
     FillLayout();

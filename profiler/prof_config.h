@@ -12,6 +12,7 @@
 //   young=SIZE     promotion age in bytes of allocation (default 128 * rate)
 //   signal=NAME    dump a heap profile on that signal (USR1, USR2, HUP, ... or a number)
 //   stack=unwind|fp  stack capture method (default unwind)
+//   mode=OCTAL     permission bits of the profile files (default 0600)
 // SIZE takes k/m/g suffixes. A bad value prints one line on stderr naming the
 // key and the accepted form, and the program runs unprofiled.
 #pragma once
@@ -35,6 +36,7 @@ struct ProfConfig {
   uint64_t young = 0;
   int signal = 0;
   int stack_method = 0;  // StackMethod
+  int file_mode = 0;     // mode=: permission bits of profile files; 0 means 0600
 };
 
 // Parses `text` (MALLOC_PROF's value, may be null). Returns false after
