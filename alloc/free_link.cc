@@ -57,7 +57,8 @@ void ReportDoubleFree(const void* p, size_t size) {
     size /= 10;
   } while (size != 0);
   while (n > 0) *out++ = digits[--n];
-  out = Put(out, " B, freed and not allocated since; ASSAY_OPTIONS=double_free=0 skips this check)\n");
+  out = Put(out,
+            " B, freed and not allocated since; ASSAY_OPTIONS=double_free=0 skips this check)\n");
   os::WriteStderr(buf, static_cast<size_t>(out - buf));
   os::Abort();
 }

@@ -7,8 +7,8 @@
 #include "alloc/central.h"
 #include "alloc/check.h"
 #include "alloc/debug_hooks.h"
-#include "base/assert.h"
 #include "alloc/heap.h"
+#include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
 #include "base/meta.h"
@@ -26,9 +26,7 @@ namespace {
 ASSAY_TLS ThreadCache* tls_own = nullptr;
 }  // namespace
 
-SampleCountdown* OwnCountdown() {
-  return tls_own != nullptr ? &tls_own->countdown : nullptr;
-}
+SampleCountdown* OwnCountdown() { return tls_own != nullptr ? &tls_own->countdown : nullptr; }
 
 void ForEachCountdown(void (*fn)(SampleCountdown* c, void* arg), void* arg) {
   struct Call {
@@ -222,8 +220,7 @@ void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* ar
   LockGuard lock(g_registry.mu);
   for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) {
     for (size_t cls = 1; cls < kNumClasses; ++cls) {
-      for (void* b = tc->lists[cls].head; b != nullptr; b = link::Load(b))
-        fn(cls, b, arg);
+      for (void* b = tc->lists[cls].head; b != nullptr; b = link::Load(b)) fn(cls, b, arg);
     }
   }
 }

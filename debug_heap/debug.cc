@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 #include "alloc/central.h"
-#include "base/lock.h"
-#include "base/options.h"
-#include "base/os.h"
 #include "alloc/page_heap.h"
 #include "alloc/segment.h"
 #include "alloc/size_classes.h"
 #include "alloc/thread_cache.h"
+#include "base/lock.h"
+#include "base/options.h"
+#include "base/os.h"
 #include "profiler/profiler.h"
 #include "profiler/sampler.h"
 #include "profiler/stack_capture.h"

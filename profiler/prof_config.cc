@@ -75,7 +75,8 @@ constexpr OptionSpec kSpecs[] = {
     CustomOption("signal", F(signal), ParseSignal, "a signal name such as USR2, or its number"),
     WordOption("stack", F(stack_method), {"unwind", static_cast<int64_t>(StackMethod::kUnwind)},
                {"fp", static_cast<int64_t>(StackMethod::kFramePointer)}, "unwind or fp"),
-    CustomOption("mode", F(file_mode), ParseMode, "an octal file mode, 0001 to 0777 (default 0600)"),
+    CustomOption("mode", F(file_mode), ParseMode,
+                 "an octal file mode, 0001 to 0777 (default 0600)"),
 };
 #undef F
 static_assert(ValidOptionTable(kSpecs, sizeof(kSpecs) / sizeof(kSpecs[0])));

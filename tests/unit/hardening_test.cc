@@ -6,8 +6,8 @@
 // ASSAY_OPTIONS from their first allocation are this binary re-executed
 // with a DISABLED_ test selected.
 #include <signal.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -56,7 +56,6 @@ TEST_F(DoubleFreeDeathTest, AfterTheListWasFull) {
       "assay: double free of 0x");
 }
 
-
 // Runs this binary with one DISABLED_ test and ASSAY_OPTIONS=options;
 // returns its wait status and stderr.
 int RunChild(const char* test, const char* options, std::string* err) {
@@ -74,7 +73,8 @@ int RunChild(const char* test, const char* options, std::string* err) {
   }
   close(fds[1]);
   char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) err->append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;)
+    err->append(buf, static_cast<size_t>(n));
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
