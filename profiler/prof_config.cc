@@ -75,6 +75,8 @@ constexpr OptionSpec kSpecs[] = {
     CustomOption("signal", F(signal), ParseSignal, "a signal name such as USR2, or its number"),
     WordOption("stack", F(stack_method), {"unwind", static_cast<int64_t>(StackMethod::kUnwind)},
                {"fp", static_cast<int64_t>(StackMethod::kFramePointer)}, "unwind or fp"),
+    StringOption("http", F(http), 1, "IP:PORT, [IPv6]:PORT or unix:/path, under 128 bytes"),
+    BoolOption("http_remote", F(http_remote)),
     CustomOption("mode", F(file_mode), ParseMode,
                  "an octal file mode, 0001 to 0777 (default 0600)"),
 };
