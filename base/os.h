@@ -35,8 +35,22 @@ int ProcessId();
 uint64_t ThreadId();
 void Yield();
 
-// Reads an environment variable without allocating; nullptr if unset.
+// Reads an environment variable without allocating; nullptr if unset, and
+// nullptr always in secure execution (SecureExecution()): then the user who
+// runs the program is not the one it runs as, so the environment is theirs
+// and must not steer the allocator (file prefixes, debug modes, tuning), as
+// glibc ignores its malloc tunables and jemalloc uses secure_getenv.
 const char* GetEnv(const char* name);
+
+// True when the kernel started this process in secure-execution mode
+// (getauxval(AT_SECURE): setuid, setgid, file capabilities, LSM
+// transitions). Reads the auxiliary vector: no allocation, valid before
+// libc's constructors run.
+bool SecureExecution();
+
+// 64 random bits (getrandom; the kernel's AT_RANDOM bytes mixed with the
+// clock where getrandom is refused). Never allocates; errno untouched.
+uint64_t RandomU64();
 
 // Writes to stderr without allocating or buffering.
 void WriteStderr(const char* s, size_t n);

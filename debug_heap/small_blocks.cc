@@ -4,6 +4,7 @@
 #include "debug_heap/small_blocks.h"
 
 #include "alloc/central.h"
+#include "alloc/free_link.h"
 #include "alloc/page_heap.h"
 
 namespace assay::internal::debug {
@@ -40,7 +41,7 @@ void* TakeSlot(size_t cls) {
     m.count[cls] = static_cast<uint8_t>(got);
   }
   void* p = m.head[cls];
-  m.head[cls] = *static_cast<void**>(p);
+  m.head[cls] = link::Load(p);
   m.count[cls]--;
   return p;
 }
@@ -48,11 +49,11 @@ void* TakeSlot(size_t cls) {
 void GiveSlot(size_t cls, void* p) {
   Magazine& m = tls_magazine;
   if (m.off || m.count[cls] >= kMagazineMax) {
-    *static_cast<void**>(p) = nullptr;
+    link::Store(p, nullptr);
     central::Give(cls, p, 1, central::kSampled);
     return;
   }
-  *static_cast<void**>(p) = m.head[cls];
+  link::Store(p, m.head[cls]);
   m.head[cls] = p;
   m.count[cls]++;
 }

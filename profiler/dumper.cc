@@ -67,6 +67,7 @@ int Write(const char* kind, const std::string& path, std::string* error,
   snapshot::Built built;
   snapshot::Build(taken != nullptr ? *taken : fresh, kind, NowWallNs(), internal::os::NowNs(),
                   &built);
+  built.data.file_mode = static_cast<unsigned>(g_cfg.file_mode);  // MALLOC_PROF mode= (0: 0600)
   return plugin::CallWriter(built.data, path.c_str(), error);
 }
 
