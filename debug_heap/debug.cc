@@ -754,13 +754,14 @@ size_t UsableSize(const void* p) {
   return b.header->size;
 }
 
-void ForEachLive(void (*fn)(const Block& b, void* arg), void* arg) {
+// The walk of ForEachLive; `locked`: the caller holds the page-heap and
+// table locks (the leak scan, which takes them before it stops the threads).
+static void WalkLive(void (*fn)(const Block& b, void* arg), void* arg, bool locked) {
   struct Ctx {
     void (*fn)(const Block& b, void* arg);
     void* arg;
   } ctx{fn, arg};
-  page_heap::ForEachSegment(
-      [](const Segment* seg, void* c) {
+  auto walk_segment = [](const Segment* seg, void* c) {
         const Ctx& x = *static_cast<Ctx*>(c);
         for (size_t i = 1; i < kSlicesPerSegment; ++i) {
           const Span* span = &seg->spans[i];
@@ -774,13 +775,34 @@ void ForEachLive(void (*fn)(const Block& b, void* arg), void* arg) {
             x.fn(Block{h, start + off + kSmallOverhead, start + off + size}, x.arg);
           }
         }
-      },
-      &ctx);
-  LockGuard g(g_table_mu);
+      };
+  if (locked) {
+    page_heap::ForEachSegmentLocked(walk_segment, &ctx);
+  } else {
+    page_heap::ForEachSegment(walk_segment, &ctx);
+    g_table_mu.Lock();
+  }
   for (size_t i = 0; i < g_table_cap; ++i) {
     MappedRecord* r = g_table[i];
     if (r != nullptr && r->h.state == kLive) fn(Block{&r->h, r->user, r->end}, arg);
   }
+  if (!locked) g_table_mu.Unlock();
+}
+
+void ForEachLive(void (*fn)(const Block& b, void* arg), void* arg) { WalkLive(fn, arg, false); }
+
+void LockForLeakScan() {
+  LockForFork();  // quarantine, table: the order of the fork handler
+  page_heap::LockForFork();
+}
+
+void UnlockAfterLeakScan() {
+  page_heap::UnlockAfterFork(false);
+  UnlockAfterFork(false);
+}
+
+void ForEachLiveLocked(void (*fn)(const Block& b, void* arg), void* arg) {
+  WalkLive(fn, arg, true);
 }
 
 // Used by the fault handler: the mapped block whose memory or guard pages
