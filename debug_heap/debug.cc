@@ -762,20 +762,20 @@ static void WalkLive(void (*fn)(const Block& b, void* arg), void* arg, bool lock
     void* arg;
   } ctx{fn, arg};
   auto walk_segment = [](const Segment* seg, void* c) {
-        const Ctx& x = *static_cast<Ctx*>(c);
-        for (size_t i = 1; i < kSlicesPerSegment; ++i) {
-          const Span* span = &seg->spans[i];
-          if (span->kind != SpanKind::kSampled || span->first != i) continue;
-          const size_t size = kClasses[span->cls].size;
-          char* start = SpanStart(span);
-          for (size_t off = 0; off + size <= span->bump; off += size) {
-            auto* h = reinterpret_cast<Header*>(start + off);
-            if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != kLive) continue;
-            if (h->size > size - kSmallOverhead) continue;  // not a header
-            x.fn(Block{h, start + off + kSmallOverhead, start + off + size}, x.arg);
-          }
-        }
-      };
+    const Ctx& x = *static_cast<Ctx*>(c);
+    for (size_t i = 1; i < kSlicesPerSegment; ++i) {
+      const Span* span = &seg->spans[i];
+      if (span->kind != SpanKind::kSampled || span->first != i) continue;
+      const size_t size = kClasses[span->cls].size;
+      char* start = SpanStart(span);
+      for (size_t off = 0; off + size <= span->bump; off += size) {
+        auto* h = reinterpret_cast<Header*>(start + off);
+        if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != kLive) continue;
+        if (h->size > size - kSmallOverhead) continue;  // not a header
+        x.fn(Block{h, start + off + kSmallOverhead, start + off + size}, x.arg);
+      }
+    }
+  };
   if (locked) {
     page_heap::ForEachSegmentLocked(walk_segment, &ctx);
   } else {
