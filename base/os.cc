@@ -171,6 +171,8 @@ void WriteStderr(const char* s) { WriteStderr(s, strlen(s)); }
 
 void Abort() { abort(); }
 
+int OpenReadOnly(const char* path) { return open(path, O_RDONLY | O_CLOEXEC); }
+
 long ReadSmallFile(const char* path, char* buf, size_t size) {
   if (size == 0) return -1;
   const int fd = open(path, O_RDONLY | O_CLOEXEC);

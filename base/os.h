@@ -63,6 +63,8 @@ void WriteStderr(const char* s);
 // Reads up to size - 1 bytes of a small file (a /proc file) into buf and
 // terminates it; the bytes read, or -1.
 long ReadSmallFile(const char* path, char* buf, size_t size);
+// Opens a file for reading (close-on-exec): its descriptor, or -1.
+int OpenReadOnly(const char* path);
 // Writes all n bytes (retrying after EINTR and short writes); false on error.
 bool WriteAll(int fd, const void* p, size_t n);
 // Reads up to n bytes (retrying after EINTR): the count, 0 at end of file, -1.

@@ -58,12 +58,13 @@ void GiveSlot(size_t cls, void* p) {
   m.count[cls]++;
 }
 
-void ForEachLiveSmall(void (*fn)(const Block& b, void* arg), void* arg) {
+// `locked`: the caller holds the page-heap lock (the leak scan).
+static void WalkLiveSmall(void (*fn)(const Block& b, void* arg), void* arg, bool locked) {
   struct Ctx {
     void (*fn)(const Block& b, void* arg);
     void* arg;
   } ctx{fn, arg};
-  page_heap::ForEachSegment(
+  (locked ? page_heap::ForEachSegmentLocked : page_heap::ForEachSegment)(
       [](const Segment* seg, void* c) {
         const Ctx& x = *static_cast<Ctx*>(c);
         for (size_t i = 1; i < kSlicesPerSegment; ++i) {
@@ -80,6 +81,14 @@ void ForEachLiveSmall(void (*fn)(const Block& b, void* arg), void* arg) {
         }
       },
       &ctx);
+}
+
+void ForEachLiveSmall(void (*fn)(const Block& b, void* arg), void* arg) {
+  WalkLiveSmall(fn, arg, false);
+}
+
+void ForEachLiveSmallLocked(void (*fn)(const Block& b, void* arg), void* arg) {
+  WalkLiveSmall(fn, arg, true);
 }
 
 void FlushThread() {
