@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `cmake --install` into a temporary prefix P, then, from outside the source
 # tree, everything a user of the installed assay does:
-#   - the files are where cmake/install.cmake says (soname links, plugin in
+#   - the files are where tools/package/install.cmake says (soname links, plugin in
 #     lib/assay/, headers, pc and CMake files, assay, assay-trace, man pages);
 #   - a C and a C++ program built with pkg-config (assay: shared; assay-static:
 #     whole archive) and with find_package(assay) (assay::assay and

@@ -63,8 +63,9 @@ std::string FindLibrary() {
   const std::string installed = dir + "/" ASSAY_BIN_TO_LIBDIR "/" ASSAY_SONAME;
   // The directory made canonical, the soname kept (not the versioned file).
   if (Exists(installed)) return RealPath(dir + "/" ASSAY_BIN_TO_LIBDIR) + "/" ASSAY_SONAME;
-  throw Failure("cannot find libassay.so: not at " + beside + " (next to the assay binary) nor at " +
-                installed + " (installed); set ASSAY_LIB to its path");
+  throw Failure("cannot find libassay.so: not at " + beside +
+                " (next to the assay binary) nor at " + installed +
+                " (installed); set ASSAY_LIB to its path");
 }
 
 // Creates the prefix's directory (and its parents) if missing, each mode
@@ -316,7 +317,8 @@ const Command kRunCommand = {
     "SIZE takes a k, m or g suffix. A heap profile is always written at exit.\n"
     "Other MALLOC_PROF keys already in the environment are kept. The library\n"
     "preloaded is $ASSAY_LIB if set, else libassay.so next to the assay binary\n"
-    "(a build tree), else the installed " ASSAY_SONAME " (" ASSAY_BIN_TO_LIBDIR "/ from the\n"
+    "(a build tree), else the installed " ASSAY_SONAME " (" ASSAY_BIN_TO_LIBDIR
+    "/ from the\n"
     "binary's directory).\n"
     "\n"
     "Example:\n"

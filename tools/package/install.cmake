@@ -34,7 +34,7 @@ install(TARGETS assay_pprof LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/assay CO
 install(FILES include/assay/assay.h include/assay/cache.h include/assay/profiler.hpp
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/assay COMPONENT dev)
 install(EXPORT assayTargets NAMESPACE assay:: DESTINATION ${ASSAY_CMAKEDIR} COMPONENT dev)
-configure_package_config_file(cmake/assayConfig.cmake.in
+configure_package_config_file(tools/package/assayConfig.cmake.in
   ${PROJECT_BINARY_DIR}/assayConfig.cmake INSTALL_DESTINATION ${ASSAY_CMAKEDIR})
 # The soname changes with the major version; so does compatibility.
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/assayConfigVersion.cmake
@@ -47,7 +47,7 @@ install(FILES ${PROJECT_BINARY_DIR}/assayConfig.cmake ${PROJECT_BINARY_DIR}/assa
 file(RELATIVE_PATH ASSAY_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" ASSAY_PC_TO_PREFIX "${ASSAY_PC_TO_PREFIX}")
 foreach(pc assay assay-static)
-  configure_file(cmake/${pc}.pc.in ${PROJECT_BINARY_DIR}/${pc}.pc @ONLY)
+  configure_file(tools/package/${pc}.pc.in ${PROJECT_BINARY_DIR}/${pc}.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/${pc}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
           COMPONENT dev)
 endforeach()
@@ -90,8 +90,11 @@ install(FILES ${PROJECT_BINARY_DIR}/man/assay.7.gz DESTINATION ${CMAKE_INSTALL_M
 # ---- Debian packages: `cpack -G DEB` in the build directory.
 set(CPACK_PACKAGE_NAME assay)
 set(CPACK_PACKAGE_VENDOR "assay developers")
-set(CPACK_PACKAGE_CONTACT "assay developers <assay@localhost>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "malloc replacement with a built-in sampling heap profiler")
+set(ASSAY_PACKAGE_MAINTAINER "assay developers <assay@localhost>" CACHE STRING
+    "The packages' Maintainer field (cpack -G DEB)")
+set(CPACK_PACKAGE_CONTACT "${ASSAY_PACKAGE_MAINTAINER}")
+# No CPACK_PACKAGE_DESCRIPTION_SUMMARY: CPackDeb would put it before each
+# package's own first line (its synopsis).
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES OFF)  # Release keeps symbols (-g): the gdb walker and profiles use them
 set(CPACK_COMPONENTS_ALL runtime dev tools gdb)
@@ -107,27 +110,27 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # dpkg-shlibdeps (dpkg-dev)
 set(ASSAY_DEB_VERSION "${PROJECT_VERSION}")
 set(CPACK_DEBIAN_LIB_PACKAGE_NAME libassay${PROJECT_VERSION_MAJOR})
 set(CPACK_DEBIAN_LIB_DESCRIPTION "assay: malloc replacement with a sampling heap profiler (library)
- libassay.so replaces the malloc family and C++ operator new/delete (link it
- or LD_PRELOAD it) and carries a sampling heap profiler that writes pprof
- profiles (MALLOC_PROF), a debug heap (ASSAY_DEBUG) and object caches.
- Profiles are written by the plugin libassay_pprof.so, loaded on first use.")
+libassay.so replaces the malloc family and C++ operator new/delete (link it
+or LD_PRELOAD it) and carries a sampling heap profiler that writes pprof
+profiles (MALLOC_PROF), a debug heap (ASSAY_DEBUG) and object caches.
+Profiles are written by the plugin libassay_pprof.so, loaded on first use.")
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)  # a shlibs file for libassay0
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libassay-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_DESCRIPTION "assay: malloc replacement with a sampling heap profiler (development)
- Headers (<assay/assay.h>, <assay/profiler.hpp>, <assay/cache.h>), the static
- library libassay.a, pkg-config files (assay, assay-static) and the CMake
- package (find_package(assay): assay::assay, assay::assay_static).")
+Headers (<assay/assay.h>, <assay/profiler.hpp>, <assay/cache.h>), the static
+library libassay.a, pkg-config files (assay, assay-static) and the CMake
+package (find_package(assay): assay::assay, assay::assay_static).")
 # The static library's link dependencies are the -dev packages' business.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
   "libassay${PROJECT_VERSION_MAJOR} (= ${ASSAY_DEB_VERSION}), libunwind-dev, libprotobuf-dev, zlib1g-dev")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME assay)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION "assay: malloc replacement with a sampling heap profiler (tools)
- The assay command (assay run / top / diff / merge: runs a program on
- libassay with the heap profiler on and reads pprof profiles without Go),
- the gdb heap walker (share/assay/gdb/assay.py) and the bpftrace script
- over the library's USDT probes (assay-trace).")
+The assay command (assay run / top / diff / merge: runs a program on
+libassay with the heap profiler on and reads pprof profiles without Go),
+the gdb heap walker (share/assay/gdb/assay.py) and the bpftrace script
+over the library's USDT probes (assay-trace).")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "libassay${PROJECT_VERSION_MAJOR} (= ${ASSAY_DEB_VERSION})")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_RECOMMENDS "gdb, python3-protobuf")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SUGGESTS "bpftrace, golang-go")
