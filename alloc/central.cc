@@ -2,6 +2,7 @@
 #include "alloc/central.h"
 
 #include "alloc/page_heap.h"
+#include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
 
@@ -12,12 +13,19 @@ inline constexpr size_t kTransferSlots = 16;
 
 struct Batch {
   void* head;
-  uint32_t count;
+  uint32_t count;  // == length of head's list == the class's batch
 };
 
+// Invariants (AssertValidLocked), all under mu; the spans counted are those
+// of the class whose kind is the pool's (kSmall, kSampled):
+//   stats.spans == #spans, stats.span_bytes == their bytes,
+//   stats.blocks_out == sum of their used,
+//   stats.transfer_blocks == sum of batches[0..nbatches).count,
+//   nonempty == exactly the spans with in_list (each with used > 0 and a
+//   free or uncarved block), empty_kept has used == 0; class 0 is unused.
 struct alignas(64) ClassList {
   Mutex mu;
-  uint32_t nbatches = 0;
+  uint32_t nbatches = 0;               // <= kTransferSlots
   Batch batches[kTransferSlots] = {};  // whole batches, ready to hand out
   Span* nonempty = nullptr;            // spans with free or uncarved blocks
   Span* empty_kept = nullptr;          // one wholly free span kept to avoid churn
@@ -26,6 +34,57 @@ struct alignas(64) ClassList {
   ClassStats stats{};
 };
 constinit ClassList g_lists[2][kNumClasses];
+
+ASSAY_INLINE SpanKind KindOf(Pool pool) {
+  return pool == kSampled ? SpanKind::kSampled : SpanKind::kSmall;
+}
+ASSAY_INLINE size_t ListIndex(const ClassList& l) {  // pool * kNumClasses + cls
+  return static_cast<size_t>(&l - &g_lists[0][0]);
+}
+
+// Slices of a span of class cls in the pool.
+ASSAY_INLINE size_t SpanSlices(size_t cls, Pool pool) {
+  // Sampled blocks are rare: their spans are a single slice when the class fits.
+  return pool == kSampled ? AlignUp(kClasses[cls].size, kSliceSize) / kSliceSize
+                          : kClasses[cls].span_slices;
+}
+
+// Checks the n blocks linked from head (a batch moving to or from a thread).
+void AssertBatchValid(const void* head, size_t n, size_t cls, Pool pool) {
+  size_t k = 0;
+  for (const void* b = head; b != nullptr; b = *static_cast<void* const*>(b), ++k) {
+    ASSAY_CHECK(k < n);  // also stops a cycle
+    AssertBlockValid(b, cls, pool);
+  }
+  ASSAY_CHECK(k == n);
+}
+
+// The span counting invariant (segment.h): walks the free list.
+void AssertSpanValid(const Span* span, size_t cls, Pool pool) {
+  const SizeClassInfo& c = kClasses[cls];
+  ASSAY_CHECK(span->kind == KindOf(pool) && span->cls == cls);
+  ASSAY_CHECK(span->slices == SpanSlices(cls, pool));
+  const uint32_t span_bytes = static_cast<uint32_t>(span->slices * kSliceSize);
+  ASSAY_CHECK(span->bump % c.size == 0 && span->bump <= span_bytes);
+  const uint32_t capacity = span_bytes / c.size;
+  const uint32_t carved = span->bump / c.size;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(SpanStart(span));
+  uint32_t nfree = 0;
+  for (const void* b = span->free_list; b != nullptr; b = *static_cast<void* const*>(b)) {
+    ASSAY_CHECK(nfree < carved);  // also stops a cycle
+    const uintptr_t a = reinterpret_cast<uintptr_t>(b);
+    ASSAY_CHECK(a >= start && a - start < span->bump);
+    ASSAY_CHECK(IsBlockOffset(c, static_cast<uint32_t>(a - start)));
+    ++nfree;
+  }
+  ASSAY_CHECK(span->used + nfree + (capacity - carved) == capacity);
+  ASSAY_CHECK(span->in_list <= 1);
+  if (span->in_list) {
+    ASSAY_CHECK(span->used > 0 && (nfree > 0 || carved < capacity));
+  } else {  // off the list: full, or the class's kept empty span
+    ASSAY_CHECK(span->used == 0 || (nfree == 0 && carved == capacity));
+  }
+}
 
 void ListPush(ClassList& l, Span* s) {
   s->prev = nullptr;
@@ -51,6 +110,11 @@ size_t ReturnToSpan(ClassList& l, void* block) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
   Segment* seg = SegmentOf(a);
   Span* span = &seg->spans[seg->slice_map[SliceOf(a)].first];
+  // The block is out of a span of this list's class and kind.
+  ASSAY_ASSERT(span->cls == ListIndex(l) % kNumClasses && span->used > 0);
+  ASSAY_ASSERT(span->kind == KindOf(static_cast<Pool>(ListIndex(l) / kNumClasses)));
+  ASSAY_CHECKED_ONLY(
+      AssertBlockValid(block, span->cls, static_cast<Pool>(ListIndex(l) / kNumClasses)));
   *static_cast<void**>(block) = span->free_list;
   span->free_list = block;
   l.stats.blocks_out--;
@@ -59,6 +123,8 @@ size_t ReturnToSpan(ClassList& l, void* block) {
     return 0;
   }
   if (span->in_list) ListRemove(l, span);
+  ASSAY_CHECKED_ONLY(
+      AssertSpanValid(span, span->cls, static_cast<Pool>(ListIndex(l) / kNumClasses)));
   // An empty span is kept for the class only while it is one slice: a
   // longer one (classes above ~10 KiB) goes back to the page heap, whose
   // dirty-first fit gives its resident slices to whichever class or large
@@ -84,11 +150,8 @@ Span* NewSpan(ClassList& l, size_t cls, Pool pool) {
     l.empty_kept = nullptr;
   } else {
     bool zeroed;
-    // Sampled blocks are rare: their spans are a single slice when the class fits.
-    const size_t slices = pool == kSampled ? AlignUp(kClasses[cls].size, kSliceSize) / kSliceSize
-                                           : kClasses[cls].span_slices;
-    span = page_heap::AllocSpan(slices, pool == kSampled ? SpanKind::kSampled : SpanKind::kSmall,
-                                static_cast<uint8_t>(cls), &zeroed);
+    span = page_heap::AllocSpan(SpanSlices(cls, pool), KindOf(pool), static_cast<uint8_t>(cls),
+                                &zeroed);
     if (span == nullptr) return nullptr;
     l.stats.spans++;
     l.stats.span_bytes += span->slices * kSliceSize;
@@ -104,8 +167,10 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
   const SizeClassInfo& c = kClasses[cls];
   LockGuard lock(l.mu);
   l.touches++;
+  ASSAY_ASSERT(want >= 1 && cls != 0);
   if (l.nbatches > 0 && want >= c.batch) {  // a batch is c.batch blocks: never more than asked
     const Batch b = l.batches[--l.nbatches];
+    ASSAY_ASSERT(b.count == c.batch);
     l.stats.transfer_blocks -= b.count;
     *head = b.head;
     return b.count;
@@ -151,8 +216,11 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
       span->used += k;
       n += k;
     }
+    ASSAY_ASSERT(span->used <= span->bump / c.size);
     if (span->free_list == nullptr && span->bump + c.size > span_bytes) ListRemove(l, span);
   }
+  ASSAY_ASSERT(n <= (want > whole ? want : whole));
+  ASSAY_CHECKED_ONLY(AssertBatchValid(list, n, cls, pool));
   l.stats.blocks_out += n;
   *head = list;
   return n;
@@ -160,6 +228,8 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
 
 void Give(size_t cls, void* head, size_t n, Pool pool) {
   ClassList& l = g_lists[pool][cls];
+  ASSAY_ASSERT(n >= 1 && cls != 0);
+  ASSAY_CHECKED_ONLY(AssertBatchValid(head, n, cls, pool));
   LockGuard lock(l.mu);
   l.touches++;
   if (n == kClasses[cls].batch && l.nbatches < kTransferSlots) {
@@ -204,6 +274,102 @@ size_t Drain(bool idle_only) {
     }
   }
   return released;
+}
+
+void AssertBlockValid(const void* block, size_t cls, Pool pool) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(block);
+  ASSAY_CHECK(segment_map::Contains(a));
+  const Segment* seg = SegmentOf(a);
+  SliceEntry e;
+  __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
+  ASSAY_CHECK(e.cls == (pool == kSampled ? 0 : cls));
+  const Span* span = &seg->spans[e.first];
+  ASSAY_CHECK(span->kind == KindOf(pool) && span->cls == cls && span->first == e.first);
+  const uint32_t offset = static_cast<uint32_t>(a - reinterpret_cast<uintptr_t>(SpanStart(span)));
+  ASSAY_CHECK(IsBlockOffset(kClasses[cls], offset));
+  // bump only grows while a block of the span is out: a racy read is safe.
+  ASSAY_CHECK(offset < __atomic_load_n(&span->bump, __ATOMIC_RELAXED));
+}
+
+namespace {
+
+struct Tally {
+  size_t spans;
+  size_t slices;
+  size_t used;
+  size_t in_list;
+  size_t idle;  // spans with used == 0
+};
+
+void TallySegment(const Segment* seg, void* arg) {
+  auto* tally = static_cast<Tally(*)[kNumClasses]>(arg);
+  for (size_t i = 1; i < kSlicesPerSegment;) {
+    const Span& s = seg->spans[i];
+    if ((seg->free_mask >> i) & 1) {
+      ++i;
+      continue;
+    }
+    if (s.kind == SpanKind::kSmall || s.kind == SpanKind::kSampled) {
+      const Pool pool = s.kind == SpanKind::kSampled ? kSampled : kNormal;
+      ASSAY_CHECK(s.cls != 0 && s.cls < kNumClasses);
+      AssertSpanValid(&s, s.cls, pool);
+      Tally& t = tally[pool][s.cls];
+      t.spans++;
+      t.slices += s.slices;
+      t.used += s.used;
+      t.in_list += s.in_list;
+      t.idle += s.used == 0;
+    }
+    i += s.slices;  // Segment::Validate (page heap walk) checked slices != 0
+  }
+}
+
+}  // namespace
+
+void AssertValidLocked(const uint32_t* cached) {
+  Tally tally[2][kNumClasses] = {};
+  page_heap::ForEachSegmentLocked(TallySegment, tally);
+  for (int p = kNormal; p <= kSampled; ++p) {
+    const Pool pool = static_cast<Pool>(p);
+    for (size_t cls = 0; cls < kNumClasses; ++cls) {
+      const ClassList& l = g_lists[pool][cls];
+      const Tally& t = tally[pool][cls];
+      if (cls == 0) {
+        ASSAY_CHECK(l.nbatches == 0 && l.nonempty == nullptr && l.empty_kept == nullptr);
+        ASSAY_CHECK(t.spans == 0);
+        continue;
+      }
+      const SizeClassInfo& c = kClasses[cls];
+      ASSAY_CHECK(l.nbatches <= kTransferSlots);
+      size_t transfer = 0;
+      for (uint32_t i = 0; i < l.nbatches; ++i) {
+        ASSAY_CHECK(l.batches[i].count == c.batch);
+        AssertBatchValid(l.batches[i].head, l.batches[i].count, cls, pool);
+        transfer += l.batches[i].count;
+      }
+      ASSAY_CHECK(l.stats.transfer_blocks == transfer);
+      size_t listed = 0;
+      const Span* prev = nullptr;
+      for (const Span* s = l.nonempty; s != nullptr; prev = s, s = s->next) {
+        ASSAY_CHECK(listed++ < t.in_list);  // also stops a cycle
+        ASSAY_CHECK(s->prev == prev && s->in_list == 1);
+        ASSAY_CHECK(s->kind == KindOf(pool) && s->cls == cls);
+      }
+      ASSAY_CHECK(listed == t.in_list);
+      if (const Span* k = l.empty_kept) {
+        ASSAY_CHECK(k->kind == KindOf(pool) && k->cls == cls);
+        ASSAY_CHECK(k->used == 0 && k->in_list == 0);
+        ASSAY_CHECK(k->slices == 1 || pool == kSampled);
+      }
+      ASSAY_CHECK(t.idle == (l.empty_kept != nullptr ? 1u : 0u));  // no other span sits idle
+      ASSAY_CHECK(l.stats.spans == t.spans);
+      ASSAY_CHECK(l.stats.span_bytes == t.slices * kSliceSize);
+      ASSAY_CHECK(l.stats.blocks_out == t.used);
+      // Blocks in transfer batches and in the thread caches walked are out.
+      const size_t in_caches = cached != nullptr && pool == kNormal ? cached[cls] : 0;
+      ASSAY_CHECK(transfer + in_caches <= l.stats.blocks_out);
+    }
+  }
 }
 
 ClassStats GetClassStats(size_t cls, Pool pool) {

@@ -38,6 +38,18 @@ struct ClassStats {
 };
 ClassStats GetClassStats(size_t cls, Pool pool = kNormal);
 
+// Aborts (base/assert.h) unless block is a carved block start of a span of
+// class cls and the pool's kind. Needs no lock while the block is out of its
+// span (in a thread cache or a batch).
+void AssertBlockValid(const void* block, size_t cls, Pool pool);
+
+// Aborts unless every class list and span satisfies the invariants beside
+// their fields (segment.h Span, central.cc ClassList). cached[cls] (may be
+// null) counts the blocks of class cls held in the thread caches the caller
+// walked. The caller holds every list lock and the page heap lock
+// (LockForFork of both).
+void AssertValidLocked(const uint32_t* cached);
+
 void LockForFork();
 void UnlockAfterFork(bool child);
 

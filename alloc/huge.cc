@@ -2,6 +2,8 @@
 // shift deletion) of {address -> mapping}, grown by doubling.
 #include "alloc/huge.h"
 
+#include "alloc/segment.h"
+#include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
 #include "base/options.h"
@@ -39,12 +41,16 @@ struct Cached {
   uint64_t freed_at_ms;
 };
 
+// Invariants (AssertValid), under mu: count == stats.blocks == live slots,
+// each reachable from its hash by probing, and 2 * count <= capacity;
+// stats.mapped == sum of (map_size + slack), every entry's range mapped;
+// stats.cached == sum of cache[0..ncached).size <= kCacheMaxBytes.
 struct State {
   Mutex mu;
   Cached cache[kCacheSlots] = {};
-  size_t ncached = 0;
+  size_t ncached = 0;  // <= kCacheSlots
   Entry* table = nullptr;
-  size_t capacity = 0;  // slots, a power of two
+  size_t capacity = 0;  // slots, a power of two (0 before the first block)
   size_t count = 0;
   Stats stats{};
 };
@@ -79,6 +85,8 @@ bool Grow() {
 
 bool InsertLocked(const Entry& e) {
   if ((g.count + 1) * 2 > g.capacity && !Grow()) return false;
+  ASSAY_ASSERT(e.ptr != 0 && !segment_map::Contains(e.ptr));
+  ASSAY_ASSERT(g.table[FindSlot(e.ptr)].ptr == 0);  // not in the table yet
   g.table[FindSlot(e.ptr)] = e;
   g.count++;
   g.stats.blocks++;
@@ -316,6 +324,39 @@ void ForEach(void (*fn)(void* p, size_t usable, void* arg), void* arg) {
     const Entry& e = g.table[i];
     if (e.ptr != 0) fn(reinterpret_cast<void*>(e.ptr), e.base + e.map_size - e.ptr, arg);
   }
+}
+
+void AssertValid() {
+  LockGuard lock(g.mu);
+  ASSAY_CHECK((g.capacity == 0) == (g.table == nullptr));
+  ASSAY_CHECK(g.capacity == 0 || IsPowerOfTwo(g.capacity));
+  ASSAY_CHECK(g.count * 2 <= g.capacity);
+  ASSAY_CHECK(g.stats.table_bytes == g.capacity * sizeof(Entry));
+  size_t live = 0;
+  size_t mapped = 0;
+  for (size_t i = 0; i < g.capacity; ++i) {
+    const Entry& e = g.table[i];
+    if (e.ptr == 0) continue;
+    ++live;
+    ASSAY_CHECK(FindSlot(e.ptr) == i);  // reachable by probing: no hole, no duplicate
+    ASSAY_CHECK(e.base % kPageSize == 0 && e.map_size % kPageSize == 0 && e.slack % kPageSize == 0);
+    ASSAY_CHECK(e.map_size != 0 && e.ptr >= e.base && e.ptr < e.base + e.map_size);
+    ASSAY_CHECK(!segment_map::Contains(e.ptr));
+    // The entry's sizes are its mapping's: every page of it is mapped.
+    ASSAY_CHECK(os::IsMapped(reinterpret_cast<void*>(e.base), e.map_size + e.slack));
+    mapped += e.map_size + e.slack;
+  }
+  ASSAY_CHECK(live == g.count && live == g.stats.blocks);
+  ASSAY_CHECK(mapped == g.stats.mapped);
+  ASSAY_CHECK(g.ncached <= kCacheSlots);
+  size_t cached = 0;
+  for (size_t i = 0; i < g.ncached; ++i) {
+    const Cached& c = g.cache[i];
+    ASSAY_CHECK(c.base % kPageSize == 0 && c.size % kPageSize == 0 && c.size != 0);
+    ASSAY_CHECK(os::IsMapped(reinterpret_cast<void*>(c.base), c.size));
+    cached += c.size;
+  }
+  ASSAY_CHECK(cached == g.stats.cached && cached <= kCacheMaxBytes);
 }
 
 void DescribeLayout(AssayLayout* l) {

@@ -54,6 +54,10 @@ Stats GetStats();
 // Calls fn(address, usable_bytes, arg) for every huge block, under the lock.
 void ForEach(void (*fn)(void* p, size_t usable, void* arg), void* arg);
 
+// Aborts (base/assert.h) unless the table, the cache and the counters
+// agree (huge.cc State) and every entry's range is mapped. Takes the lock.
+void AssertValid();
+
 void LockForFork();
 void UnlockAfterFork(bool child);
 

@@ -4,6 +4,7 @@
 
 #include <bit>
 
+#include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
 #include "base/options.h"
@@ -27,32 +28,29 @@ void Set(uintptr_t segment_base, bool present) {
 }  // namespace segment_map
 
 void Segment::Validate() const {
-  auto fail = [](const char* what) {
-    os::WriteStderr("assay: segment invariant broken: ");
-    os::WriteStderr(what);
-    os::WriteStderr("\n");
-    os::Abort();
-  };
-  if (magic != kSegmentMagic) fail("magic");
-  if (spans[0].kind != SpanKind::kHeader) fail("slice 0 is not the header");
-  if ((dirty_mask & ~free_mask) != 0) fail("dirty slice not free");
-  if ((free_mask & 1) != 0) fail("header slice marked free");
+  ASSAY_CHECK(magic == kSegmentMagic);
+  ASSAY_CHECK(spans[0].kind == SpanKind::kHeader && spans[0].slices == 1);
+  ASSAY_CHECK((dirty_mask & ~free_mask) == 0);  // a dirty slice is free
+  ASSAY_CHECK((free_mask & 1) == 0);            // the header is never free
   size_t i = 1;
   while (i < kSlicesPerSegment) {
     if ((free_mask >> i) & 1) {
-      if (slice_map[i].cls != 0) fail("free slice has a class");
+      ASSAY_CHECK(slice_map[i].cls == 0);
+      ASSAY_CHECK(spans[i].kind == SpanKind::kFree);
       ++i;
       continue;
     }
     const Span& s = spans[i];
-    if (s.first != i || s.slices == 0 || i + s.slices > kSlicesPerSegment) fail("span bounds");
-    if (s.kind != SpanKind::kSmall && s.kind != SpanKind::kLarge && s.kind != SpanKind::kSampled) {
-      fail("span kind");
-    }
+    ASSAY_CHECK(s.first == i && s.slices != 0 && i + s.slices <= kSlicesPerSegment);
+    ASSAY_CHECK(s.kind == SpanKind::kSmall || s.kind == SpanKind::kLarge ||
+                s.kind == SpanKind::kSampled);
+    // Each slice lies in exactly one span: the run is wholly in use, maps to
+    // its first slice, and only the first slice holds a Span.
     for (size_t j = i; j < i + s.slices; ++j) {
-      if ((free_mask >> j) & 1) fail("span slice marked free");
-      if (slice_map[j].first != i) fail("slice map first");
-      if (slice_map[j].cls != (s.kind == SpanKind::kSmall ? s.cls : 0)) fail("slice map class");
+      ASSAY_CHECK(((free_mask >> j) & 1) == 0);
+      ASSAY_CHECK(slice_map[j].first == i);
+      ASSAY_CHECK(slice_map[j].cls == (s.kind == SpanKind::kSmall ? s.cls : 0));
+      ASSAY_CHECK(j == i || spans[j].kind == SpanKind::kFree);
     }
     i += s.slices;
   }
@@ -72,6 +70,11 @@ struct MaskSlot {
   uint64_t dirty_mask;
 };
 
+// Invariants (AssertValidLocked), all under mu:
+//  - slots[k] mirrors the k-th segment of the list (nslots == stats.segments);
+//  - stats.dirty == sum of popcount(dirty_mask) * kSliceSize, stats.free_clean
+//    == sum of popcount(free_mask & ~dirty_mask) * kSliceSize, stats.mapped
+//    == segments * kSegmentSize; large_spans/large_bytes count kLarge spans.
 struct State {
   Mutex mu;
   Segment* head = nullptr;  // oldest first
@@ -277,6 +280,7 @@ Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
     first = 1;
   }
   const uint64_t bits = RunBits(static_cast<size_t>(first), slices);
+  ASSAY_ASSERT((found->free_mask & bits) == bits);
   const uint64_t dirty = found->dirty_mask & bits;
   *zeroed = dirty == 0;
   found->free_mask &= ~bits;
@@ -290,6 +294,7 @@ Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
     g.stats.large_spans++;
     g.stats.large_bytes += slices * kSliceSize;
   }
+  ASSAY_CHECKED_ONLY(found->Validate());
   return &found->spans[first];
 }
 
@@ -299,6 +304,11 @@ void FreeSpan(Span* span) {
   LockGuard lock(g.mu);
   const size_t first = span->first;
   const size_t n = span->slices;
+  // A span is freed once, whole, and (small ones) with no block handed out.
+  ASSAY_ASSERT(&seg->spans[first] == span && n != 0 && span->kind != SpanKind::kFree &&
+               span->kind != SpanKind::kHeader);
+  ASSAY_ASSERT((seg->free_mask & RunBits(first, n)) == 0);
+  ASSAY_ASSERT(span->kind == SpanKind::kLarge || span->used == 0);
   if (span->kind == SpanKind::kLarge) {
     g.stats.large_spans--;
     g.stats.large_bytes -= n * kSliceSize;
@@ -314,6 +324,7 @@ void FreeSpan(Span* span) {
   SyncMasks(seg);
   g.stats.dirty += n * kSliceSize;
   if (seg->free_mask == kAllSpanSlices) seg->empty_since_ms = now;
+  ASSAY_CHECKED_ONLY(seg->Validate());
 }
 
 bool ResizeLargeInPlace(Span* span, size_t slices) {
@@ -347,6 +358,7 @@ bool ResizeLargeInPlace(Span* span, size_t slices) {
   span->slices = static_cast<uint8_t>(slices);
   for (size_t i = first; i < first + slices; ++i)
     seg->slice_map[i].first = static_cast<uint8_t>(first);
+  ASSAY_CHECKED_ONLY(seg->Validate());
   return true;
 }
 
@@ -370,7 +382,47 @@ Stats GetStats() {
 
 void ForEachSegment(void (*fn)(const Segment*, void*), void* arg) {
   LockGuard lock(g.mu);
+  ForEachSegmentLocked(fn, arg);
+}
+
+void ForEachSegmentLocked(void (*fn)(const Segment*, void*), void* arg) {
   for (Segment* seg = g.head; seg != nullptr; seg = seg->next) fn(seg, arg);
+}
+
+void AssertValidLocked() {
+  size_t nseg = 0;
+  uint64_t dirty = 0, clean = 0, large_spans = 0, large_slices = 0;
+  const uint64_t now = os::NowMs();
+  const Segment* prev = nullptr;
+  for (const Segment* seg = g.head; seg != nullptr; prev = seg, seg = seg->next, ++nseg) {
+    ASSAY_CHECK(seg->prev == prev);
+    ASSAY_CHECK(segment_map::Contains(seg->Base()));
+    ASSAY_CHECK(seg->layout_version == kSegmentLayoutVersion);
+    seg->Validate();
+    // The mask index mirrors the list, in its order.
+    ASSAY_CHECK(nseg < g.nslots && g.slots[nseg].seg == seg);
+    ASSAY_CHECK(g.slots[nseg].free_mask == seg->free_mask);
+    ASSAY_CHECK(g.slots[nseg].dirty_mask == seg->dirty_mask);
+    for (uint64_t d = seg->dirty_mask; d != 0; d &= d - 1) {
+      ASSAY_CHECK(seg->freed_at_ms[std::countr_zero(d)] <= now);
+    }
+    dirty += static_cast<uint64_t>(std::popcount(seg->dirty_mask));
+    clean += static_cast<uint64_t>(std::popcount(seg->free_mask & ~seg->dirty_mask));
+    for (size_t i = 1; i < kSlicesPerSegment; ++i) {
+      const Span& s = seg->spans[i];
+      if (s.kind != SpanKind::kLarge) continue;
+      large_spans++;
+      large_slices += s.slices;
+    }
+  }
+  ASSAY_CHECK(g.tail == prev);
+  ASSAY_CHECK(nseg == g.nslots && g.nslots <= g.slot_capacity);
+  ASSAY_CHECK(g.stats.segments == nseg);
+  ASSAY_CHECK(g.stats.mapped == nseg * kSegmentSize);
+  ASSAY_CHECK(g.stats.dirty == dirty * kSliceSize);
+  ASSAY_CHECK(g.stats.free_clean == clean * kSliceSize);
+  ASSAY_CHECK(g.stats.large_spans == large_spans);
+  ASSAY_CHECK(g.stats.large_bytes == large_slices * kSliceSize);
 }
 
 void DescribeLayout(AssayLayout* l) {

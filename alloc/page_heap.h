@@ -44,6 +44,13 @@ Stats GetStats();
 
 // Calls fn(segment, arg) for every segment, under the page heap lock.
 void ForEachSegment(void (*fn)(const Segment*, void*), void* arg);
+// The same, for a caller that holds the lock (LockForFork).
+void ForEachSegmentLocked(void (*fn)(const Segment*, void*), void* arg);
+
+// Aborts (base/assert.h) unless every segment passes Segment::Validate, the
+// mask index mirrors the segment list, and the Stats counters match the
+// masks and spans. The caller holds the lock (LockForFork).
+void AssertValidLocked();
 
 void LockForFork();
 void UnlockAfterFork(bool child);

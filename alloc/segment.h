@@ -27,10 +27,18 @@ enum class SpanKind : uint8_t {
 // slice. Small-span fields are guarded by the central list of the span's
 // class; kind/cls/slices change only under the page heap lock, while no
 // block of the span is live.
+//
+// Counting invariant of a small or sampled span (capacity = slices *
+// kSliceSize / size, carved = bump / size):
+//   used + length(free_list) + (capacity - carved) == capacity
+// i.e. used + length(free_list) == carved. Every free_list block lies below
+// bump at a block start. in_list == 1 iff the span is on its class's
+// nonempty list, and then it has a free or an uncarved block.
 struct Span {
   void* free_list;  // small: freed blocks of this span, linked through their first word
-  uint32_t bump;    // small: offset of the first never-handed-out block (lazy carving)
-  uint32_t used;    // small: blocks handed out (in thread caches or the program)
+  uint32_t bump;    // small: offset of the first never-handed-out block (lazy carving);
+                    // a multiple of the class size, <= slices * kSliceSize
+  uint32_t used;    // small: blocks handed out (in thread caches, transfer batches or the program)
   Span* next;       // small: in the class's list of spans with free blocks
   Span* prev;
   SpanKind kind;
@@ -53,9 +61,11 @@ inline constexpr uint64_t kSegmentMagic = 0x6173736179736567ull;  // "assayseg"
 inline constexpr uint32_t kSegmentLayoutVersion = 1;
 inline constexpr uint64_t kAllSpanSlices = ~uint64_t{1};  // every slice but the header
 
-// The segment header. Invariants (checked by Segment::Validate in tests):
+// The segment header. Invariants (Segment::Validate; the checked build runs
+// it at every span change):
 //  - slice 0 is kHeader; every other slice is either free (its bit in
 //    free_mask) or inside exactly one span whose Span sits at spans[first];
+//    spans[i] of a free slice or a span's later slice is kFree (zero);
 //  - dirty_mask is a subset of free_mask;
 //  - slice_map[i].cls != 0 only for slices of kSmall spans.
 struct Segment {

@@ -5,7 +5,9 @@
 #include <pthread.h>
 
 #include "alloc/central.h"
+#include "alloc/check.h"
 #include "alloc/debug_hooks.h"
+#include "base/assert.h"
 #include "alloc/heap.h"
 #include "base/layout.h"
 #include "base/lock.h"
@@ -159,6 +161,7 @@ void* Refill(ThreadCache* tc, size_t cls) {
   tls_allocates[cls] = 1;
   l.head = *static_cast<void**>(head);
   l.count = static_cast<uint32_t>(n - 1);
+  ASSAY_CHECKED_ONLY(AssertFreeListValid(tc, cls));
   return head;
 }
 
@@ -186,6 +189,7 @@ void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
       other.max = half > kClasses[k].batch ? half : kClasses[k].batch;
     }
   }
+  ASSAY_CHECKED_ONLY(AssertFreeListValid(tc, cls));
 }
 
 void FlushAll(ThreadCache* tc) {

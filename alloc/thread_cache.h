@@ -19,6 +19,10 @@ struct AssayLayout;
 
 namespace assay::internal {
 
+// Invariant (AssertFreeListValid, alloc/check.h): count == length(head) <=
+// max <= max_cached, and every block is a carved block start of a kSmall
+// span of the list's class. max >= batch, except in g_empty_cache and
+// lists[0], where everything stays 0.
 struct FreeList {
   void* head;      // blocks linked through their first word
   uint32_t count;  // length of the list

@@ -72,6 +72,13 @@ bool ProtectNone(void* p, size_t size) {
   return mprotect(p, size, PROT_NONE) == 0;
 }
 
+bool IsMapped(const void* p, size_t size) {
+  ErrnoKeeper keep;
+  // msync(MS_ASYNC) does nothing to anonymous memory but fails with ENOMEM
+  // when part of the range is not mapped.
+  return msync(const_cast<void*>(p), size, MS_ASYNC) == 0;
+}
+
 void FutexWait(const uint32_t* word, uint32_t expected, int64_t timeout_ms) {
   ErrnoKeeper keep;
   struct timespec ts;
@@ -100,6 +107,15 @@ uint64_t NowNs() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+int64_t WallNs() {
+  ErrnoKeeper keep;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int ProcessId() { return static_cast<int>(getpid()); }
 
 uint64_t ThreadId() {
   ErrnoKeeper keep;

@@ -19,6 +19,9 @@ void* Remap(void* p, size_t old_size, size_t new_size);
 void Purge(void* p, size_t size);
 // Makes pages inaccessible (guard pages); true on success.
 bool ProtectNone(void* p, size_t size);
+// True if every page of [p, p + size) is mapped (p page-aligned); for the
+// checked build's walks.
+bool IsMapped(const void* p, size_t size);
 
 // Futex wait while *word == expected (up to timeout_ms, or forever if < 0),
 // and wake up to `count` waiters.
@@ -27,6 +30,8 @@ void FutexWake(const uint32_t* word, int count);
 
 uint64_t NowMs();  // monotonic clock, milliseconds (coarse, vDSO)
 uint64_t NowNs();  // monotonic clock, nanoseconds
+int64_t WallNs();  // wall clock (CLOCK_REALTIME), nanoseconds since the epoch
+int ProcessId();
 uint64_t ThreadId();
 void Yield();
 

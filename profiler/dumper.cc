@@ -55,11 +55,7 @@ uint32_t g_thread_starting = 0;
 uint64_t g_next_interval = 0;  // clock value of the next interval dump
 int64_t g_peak_threshold = 0;  // live estimate that triggers the next peak dump
 
-int64_t NowWallNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+int64_t NowWallNs() { return internal::os::WallNs(); }
 
 // Builds the writer's input from a snapshot (taken now, or `taken` if
 // given) and writes it. Called with g_dump_mu held.
@@ -76,7 +72,7 @@ int Write(const char* kind, const std::string& path, std::string* error,
 std::string NextPath(const char* kind) {
   const uint64_t seq = __atomic_fetch_add(&g_seq, 1, __ATOMIC_RELAXED);
   char buf[700];
-  snprintf(buf, sizeof(buf), "%s.%d.%llu.%s.pb.gz", g_cfg.prefix, static_cast<int>(getpid()),
+  snprintf(buf, sizeof(buf), "%s.%d.%llu.%s.pb.gz", g_cfg.prefix, internal::os::ProcessId(),
            static_cast<unsigned long long>(seq), kind);
   return buf;
 }

@@ -151,6 +151,8 @@ void Worker(int index, int iterations, Ring* ring, Counters* counters) {
     }
     counters->batches.fetch_add(1, std::memory_order_relaxed);
     counters->blocks.fetch_add(n, std::memory_order_relaxed);
+    if (it % 1000 == 999)
+      assay_test::CheckHeap("comalloc_stress", assay_test::HeapScope::kOwnThread);
     if (rng() % 10 < 4) {
       Release(b, rng);  // short-lived
     } else {
@@ -190,6 +192,7 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(0x5eed);
   Batch b;
   while (ring.Pop(&b)) Release(b, rng);
+  assay_test::CheckHeap("comalloc_stress", assay_test::HeapScope::kAllThreads);
 
   printf("comalloc_stress: OK: %llu batches, %llu blocks, %llu failing batches checked\n",
          static_cast<unsigned long long>(counters.batches.load()),

@@ -83,6 +83,8 @@ void FreeAll(std::vector<Block>& slots) {
 // and a thread of its own. Exits 0 on success.
 [[noreturn]] void ChildMain(uint64_t fork_index, std::vector<Block>& inherited, int ops) {
   alarm(60);  // a deadlock in the allocator fails the test instead of hanging it
+  // The only thread: the state fork left (other threads' caches orphaned).
+  assay_test::CheckHeap("fork_stress", assay_test::HeapScope::kAllThreads);
   for (const Block& b : inherited) {
     if (!Intact(b.p, b.n, b.seed)) Die("child: inherited block corrupted", 5);
   }
@@ -113,6 +115,7 @@ void FreeAll(std::vector<Block>& slots) {
   if (!thread_ok) Die("child: thread failed", 8);
   FreeAll(slots);
   for (Block& b : inherited) free(b.p);
+  assay_test::CheckHeap("fork_stress", assay_test::HeapScope::kAllThreads);
   _exit(0);
 }
 
@@ -134,7 +137,9 @@ int main(int argc, char** argv) {
       uint64_t seed = static_cast<uint64_t>(w) << 32;
       while (!stop.load(std::memory_order_relaxed)) {
         for (int i = 0; i < 64; ++i) Step(slots, rng, &seed);
-        worker_ops.fetch_add(64, std::memory_order_relaxed);
+        if (worker_ops.fetch_add(64, std::memory_order_relaxed) % (64 * 1024) == 0) {
+          assay_test::CheckHeap("fork_stress", assay_test::HeapScope::kOwnThread);
+        }
       }
       FreeAll(slots);
     });
@@ -178,6 +183,7 @@ int main(int argc, char** argv) {
     if (!Intact(b.p, b.n, b.seed)) Die("parent: block corrupted by a child", 3);
     free(b.p);
   }
+  assay_test::CheckHeap("fork_stress", assay_test::HeapScope::kAllThreads);
   if (failures != 0) {
     assay_test::ReportFailure("fork_stress", "%d of %d children failed", failures, forks);
     return 1;

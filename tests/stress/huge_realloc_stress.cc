@@ -72,6 +72,9 @@ void ReallocWorker(int index, int iterations, std::atomic<uint64_t>* moves) {
     if (malloc_usable_size(q) < m) Fail("usable size below request", q, m, malloc_usable_size(q));
     q[m - 1] = Marker(m);  // touch the new end
     if (q != p) moves->fetch_add(1, std::memory_order_relaxed);
+    if (it % 2000 == 1999) {
+      assay_test::CheckHeap("huge_realloc_stress", assay_test::HeapScope::kOwnThread);
+    }
     p = q;
     n = m;
   }
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
   }
   for (int t = 0; t < kChurnThreads; ++t) threads.emplace_back(ChurnWorker, t, iterations * 2);
   for (std::thread& t : threads) t.join();
+  assay_test::CheckHeap("huge_realloc_stress", assay_test::HeapScope::kAllThreads);
 
   assay_stats s;
   assay_get_stats(&s);

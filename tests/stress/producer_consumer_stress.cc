@@ -125,7 +125,9 @@ int main(int argc, char** argv) {
           item.p = q;
         }
         free(item.p);
-        consumed.fetch_add(1, std::memory_order_relaxed);
+        if (consumed.fetch_add(1, std::memory_order_relaxed) % 50000 == 49999) {
+          assay_test::CheckHeap("producer_consumer_stress", assay_test::HeapScope::kOwnThread);
+        }
       }
     });
   }
@@ -146,8 +148,11 @@ int main(int argc, char** argv) {
     });
   }
   for (std::thread& t : producers) t.join();
+  // The consumers still run: only this thread's cache is read.
+  assay_test::CheckHeap("producer_consumer_stress", assay_test::HeapScope::kOwnThread);
   queue.Close();
   for (std::thread& t : consumers) t.join();
+  assay_test::CheckHeap("producer_consumer_stress", assay_test::HeapScope::kAllThreads);
 
   const uint64_t expected = per_producer * kProducers;
   if (consumed.load() != expected) {

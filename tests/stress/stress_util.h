@@ -1,6 +1,6 @@
 // Helpers shared by the stress programs (tests/stress/*_stress.cc):
-// failure reports and the verifiable pattern written into blocks.
-// Header-only; nothing here allocates.
+// failure reports, the verifiable pattern written into blocks, and the heap
+// validation they run at quiescent points. Header-only; nothing here allocates.
 #ifndef ASSAY_TESTS_STRESS_STRESS_UTIL_H_
 #define ASSAY_TESTS_STRESS_STRESS_UTIL_H_
 
@@ -8,9 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/check_heap.h"
 #include "tests/test_util.h"
 
 namespace assay_test {
@@ -56,6 +58,21 @@ inline void VReportFailure(const char* program, const char* format, va_list args
   (void)!write(2, what, strlen(what));
   (void)!write(2, "\n", 1);
   _exit(code);
+}
+
+enum class HeapScope { kOwnThread, kAllThreads };
+
+// Validates the heap's structures (tests/check_heap.h): a no-op unless the
+// library is the checked build. kAllThreads only where every other thread
+// is quiescent (joined, or in a fork child before it starts threads). With
+// ASSAY_REQUIRE_CHECKED=1 in the environment (the checked_build test), a
+// library without the checks is a failure rather than a silent pass.
+inline void CheckHeap(const char* program, HeapScope scope) {
+  if (assay_check_heap(scope == HeapScope::kAllThreads ? 1 : 0) != 0) return;
+  const char* require = getenv("ASSAY_REQUIRE_CHECKED");
+  if (require != nullptr && require[0] == '1') {
+    FailSignalSafe(program, "ASSAY_REQUIRE_CHECKED=1 but the library has no heap checks", 1);
+  }
 }
 
 // The verifiable contents of a block of n bytes: 64-bit pattern words at

@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
     // live (the purge thread never has one).
     const size_t caches = LiveCaches();
     if (caches != 1) Fail("live thread caches after a joined wave (wave, caches)", wave, caches);
+    assay_test::CheckHeap("thread_churn_stress", assay_test::HeapScope::kAllThreads);
     const size_t rss = ResidentBytes();
     if (wave == 0) rss_after_first_wave = rss;
     if (rss > rss_max) rss_max = rss;

@@ -1,0 +1,92 @@
+// The checked build's heap walk (check.h): the lock order and the thread
+// cache checks; each layer checks its own structures (page_heap, central,
+// huge AssertValid*).
+#include "alloc/check.h"
+
+#include "alloc/central.h"
+#include "alloc/huge.h"
+#include "alloc/page_heap.h"
+#include "base/assert.h"
+
+namespace assay::internal {
+
+void AssertFreeListValid(const ThreadCache* tc, size_t cls) {
+  const FreeList& l = tc->lists[cls];
+  if (cls == 0) {  // Free's fast path rejects non-small slices by this bound
+    ASSAY_CHECK(l.head == nullptr && l.count == 0 && l.max == 0);
+    return;
+  }
+  const SizeClassInfo& c = kClasses[cls];
+  ASSAY_CHECK(l.count <= l.max && l.max <= c.max_cached);
+  ASSAY_CHECK(tc == &g_empty_cache ? l.max == 0 : l.max >= c.batch);
+  uint32_t n = 0;
+  for (const void* b = l.head; b != nullptr; b = *static_cast<void* const*>(b)) {
+    ASSAY_CHECK(n < l.count);  // count == length (also stops a cycle)
+    central::AssertBlockValid(b, cls, central::kNormal);
+    ++n;
+  }
+  ASSAY_CHECK(n == l.count);
+}
+
+void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached) {
+  for (size_t cls = 0; cls < kNumClasses; ++cls) {
+    AssertFreeListValid(tc, cls);
+    if (cached != nullptr) cached[cls] += tc->lists[cls].count;
+  }
+}
+
+namespace {
+
+struct Walk {
+  uint32_t cached[kNumClasses];
+  size_t caches;
+};
+
+void CheckLive(ThreadCache* tc, void* arg) {  // under the registry lock
+  Walk* w = static_cast<Walk*>(arg);
+  ASSAY_CHECK(tc != &g_empty_cache);
+  ASSAY_CHECK(tc->prev == nullptr || tc->prev->next == tc);
+  ASSAY_CHECK(tc->next == nullptr || tc->next->prev == tc);
+  AssertThreadCacheValid(tc, w->cached);
+  w->caches++;
+}
+
+}  // namespace
+
+bool AssertHeapValid(CacheScope scope) {
+  if constexpr (!kChecked) return false;
+  Walk w = {};
+  // The shared starting cache: the fast paths never write to it.
+  AssertThreadCacheValid(&g_empty_cache, nullptr);
+  if (scope == CacheScope::kAllQuiescent) {
+    thread_cache::ForEachLive(CheckLive, &w);
+    size_t threads = 0;
+    thread_cache::CachedBytes(&threads);
+    ASSAY_CHECK(threads == w.caches);
+  } else if (tls_cache != &g_empty_cache) {
+    AssertThreadCacheValid(tls_cache, w.cached);
+  }
+  // The fork handlers' order: central lists, then the page heap; both held
+  // so that the spans, the lists and the page heap are seen at one instant.
+  central::LockForFork();
+  page_heap::LockForFork();
+  page_heap::AssertValidLocked();
+  central::AssertValidLocked(w.cached);
+  page_heap::UnlockAfterFork(false);
+  central::UnlockAfterFork(false);
+  huge::AssertValid();
+  return true;
+}
+
+}  // namespace assay::internal
+
+// The C hook for tests (declared in tests/check_heap.h, not exported):
+// all_threads != 0 walks every thread cache (the other threads must be
+// quiescent). 1 if the checks ran, 0 in a build without them.
+extern "C" int assay_check_heap(int all_threads) {
+  using assay::internal::CacheScope;
+  return assay::internal::AssertHeapValid(all_threads != 0 ? CacheScope::kAllQuiescent
+                                                           : CacheScope::kOwn)
+             ? 1
+             : 0;
+}
