@@ -123,7 +123,7 @@ library libassay.a, pkg-config files (assay, assay-static) and the CMake
 package (find_package(assay): assay::assay, assay::assay_static).")
 # The static library's link dependencies are the -dev packages' business.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "libassay${PROJECT_VERSION_MAJOR} (= ${ASSAY_DEB_VERSION}), libunwind-dev, libprotobuf-dev, zlib1g-dev")
+  "libassay${PROJECT_VERSION_MAJOR} (= ${ASSAY_DEB_VERSION}), libunwind-dev, libprotobuf-dev, zlib1g-dev, libdw-dev")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME assay)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION "assay: malloc replacement with a sampling heap profiler (tools)
