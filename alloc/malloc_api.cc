@@ -19,6 +19,15 @@
 
 using namespace assay::internal;
 
+// ASSAY_PREFIX (the TSan build, tests/sanitize/): the malloc family is
+// exported as assay_malloc, assay_free, ... beside the system's, which a
+// sanitizer runtime owns, and the program calls them by those names.
+#ifdef ASSAY_PREFIX
+#define ASSAY_LIBC(name) assay_##name
+#else
+#define ASSAY_LIBC(name) name
+#endif
+
 // Marks the start of this file's code (see base/entry_points.h).
 extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_api_begin() {
   asm volatile("");
@@ -33,15 +42,17 @@ bool ValidPosixAlign(size_t align) { return IsPowerOfTwo(align) && align % sizeo
 
 extern "C" {
 
-ASSAY_EXPORT void* malloc(size_t n) noexcept { return Malloc(n); }
+ASSAY_EXPORT void* ASSAY_LIBC(malloc)(size_t n) noexcept { return Malloc(n); }
 
-ASSAY_EXPORT void free(void* p) noexcept { Free(p); }
+ASSAY_EXPORT void ASSAY_LIBC(free)(void* p) noexcept { Free(p); }
 
-ASSAY_EXPORT void* calloc(size_t count, size_t size) noexcept { return heap::Calloc(count, size); }
+ASSAY_EXPORT void* ASSAY_LIBC(calloc)(size_t count, size_t size) noexcept {
+  return heap::Calloc(count, size);
+}
 
-ASSAY_EXPORT void* realloc(void* p, size_t n) noexcept { return heap::Realloc(p, n); }
+ASSAY_EXPORT void* ASSAY_LIBC(realloc)(void* p, size_t n) noexcept { return heap::Realloc(p, n); }
 
-ASSAY_EXPORT void* reallocarray(void* p, size_t count, size_t size) noexcept {
+ASSAY_EXPORT void* ASSAY_LIBC(reallocarray)(void* p, size_t count, size_t size) noexcept {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) {
     errno = ENOMEM;
@@ -50,7 +61,7 @@ ASSAY_EXPORT void* reallocarray(void* p, size_t count, size_t size) noexcept {
   return heap::Realloc(p, total);
 }
 
-ASSAY_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
+ASSAY_EXPORT int ASSAY_LIBC(posix_memalign)(void** out, size_t align, size_t n) noexcept {
   if (!ValidPosixAlign(align)) return EINVAL;
   const int saved = errno;
   void* p = heap::AlignedAlloc(align, n);
@@ -62,7 +73,7 @@ ASSAY_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
   return 0;
 }
 
-ASSAY_EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
+ASSAY_EXPORT void* ASSAY_LIBC(aligned_alloc)(size_t align, size_t n) noexcept {
   if (!IsPowerOfTwo(align)) {
     errno = EINVAL;
     return nullptr;
@@ -70,7 +81,7 @@ ASSAY_EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
   return heap::AlignedAlloc(align, n);
 }
 
-ASSAY_EXPORT void* memalign(size_t align, size_t n) noexcept {
+ASSAY_EXPORT void* ASSAY_LIBC(memalign)(size_t align, size_t n) noexcept {
   if (align == 0) align = 1;
   if (!IsPowerOfTwo(align)) {
     // As glibc: round a non-power-of-two alignment up to the next power.
@@ -83,9 +94,11 @@ ASSAY_EXPORT void* memalign(size_t align, size_t n) noexcept {
   return heap::AlignedAlloc(align, n);
 }
 
-ASSAY_EXPORT void* valloc(size_t n) noexcept { return heap::AlignedAlloc(kPageSize, n); }
+ASSAY_EXPORT void* ASSAY_LIBC(valloc)(size_t n) noexcept {
+  return heap::AlignedAlloc(kPageSize, n);
+}
 
-ASSAY_EXPORT void* pvalloc(size_t n) noexcept {
+ASSAY_EXPORT void* ASSAY_LIBC(pvalloc)(size_t n) noexcept {
   const size_t rounded = AlignUp(n == 0 ? 1 : n, kPageSize);
   if (rounded < n) {
     errno = ENOMEM;
@@ -94,24 +107,24 @@ ASSAY_EXPORT void* pvalloc(size_t n) noexcept {
   return heap::AlignedAlloc(kPageSize, rounded);
 }
 
-ASSAY_EXPORT size_t malloc_usable_size(void* p) noexcept {
+ASSAY_EXPORT size_t ASSAY_LIBC(malloc_usable_size)(void* p) noexcept {
   return p == nullptr ? 0 : heap::UsableSize(p);
 }
 
-ASSAY_EXPORT int malloc_trim(size_t) noexcept { return heap::Trim() > 0 ? 1 : 0; }
+ASSAY_EXPORT int ASSAY_LIBC(malloc_trim)(size_t) noexcept { return heap::Trim() > 0 ? 1 : 0; }
 
 // Every parameter is accepted and ignored (assay has no tunables behind
 // glibc's), with glibc's answers: 1, also for a parameter it does not know,
 // except M_MXFAST outside 0..80 * sizeof(size_t) / 4 (its fastbin limit), which
 // glibc refuses with 0. A program that probes mallopt sees what glibc says.
-ASSAY_EXPORT int mallopt(int param, int value) noexcept {
+ASSAY_EXPORT int ASSAY_LIBC(mallopt)(int param, int value) noexcept {
   if (param == M_MXFAST) {
     return value >= 0 && static_cast<size_t>(value) <= 80 * sizeof(size_t) / 4 ? 1 : 0;
   }
   return 1;
 }
 
-ASSAY_EXPORT struct mallinfo2 mallinfo2() noexcept {
+ASSAY_EXPORT struct mallinfo2 ASSAY_LIBC(mallinfo2)() noexcept {
   assay_stats s;
   stats::GetStats(&s);
   struct mallinfo2 m;
@@ -129,8 +142,8 @@ ASSAY_EXPORT struct mallinfo2 mallinfo2() noexcept {
   return m;
 }
 
-ASSAY_EXPORT struct mallinfo mallinfo() noexcept {
-  const struct mallinfo2 m2 = mallinfo2();
+ASSAY_EXPORT struct mallinfo ASSAY_LIBC(mallinfo)() noexcept {
+  const struct mallinfo2 m2 = ASSAY_LIBC(mallinfo2)();
   struct mallinfo m;
   auto clip = [](size_t v) { return static_cast<int>(v > 0x7fffffff ? 0x7fffffff : v); };
   m.arena = clip(m2.arena);
@@ -147,8 +160,8 @@ ASSAY_EXPORT struct mallinfo mallinfo() noexcept {
 }
 
 // C23's sized frees.
-ASSAY_EXPORT void free_sized(void* p, size_t) noexcept { Free(p); }
-ASSAY_EXPORT void free_aligned_sized(void* p, size_t, size_t) noexcept { Free(p); }
+ASSAY_EXPORT void ASSAY_LIBC(free_sized)(void* p, size_t) noexcept { Free(p); }
+ASSAY_EXPORT void ASSAY_LIBC(free_aligned_sized)(void* p, size_t, size_t) noexcept { Free(p); }
 
 ASSAY_EXPORT const char* assay_version(void) { return "assay " ASSAY_VERSION_STRING; }
 

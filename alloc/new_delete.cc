@@ -13,6 +13,10 @@ extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_new_begin() 
   asm volatile("");
 }
 
+// ASSAY_PREFIX (the TSan build, tests/sanitize/): operator new and delete
+// stay the C++ runtime's, on the sanitizer's malloc; only the markers remain.
+#ifndef ASSAY_PREFIX
+
 namespace {
 
 ASSAY_NOINLINE void* NewFailed(size_t n, size_t align, bool nothrow) {
@@ -89,6 +93,8 @@ ASSAY_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothro
 }
 ASSAY_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept { Free(p); }
 ASSAY_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept { Free(p); }
+
+#endif  // ASSAY_PREFIX
 
 // Marks the end of this file's code (see base/entry_points.h).
 extern "C" ASSAY_NOINLINE __attribute__((used)) void assay_internal_new_end() { asm volatile(""); }

@@ -50,7 +50,7 @@ struct Entry {
   Entry* table_next;  // in its address-table bucket
   Entry* young_prev;  // in the young list (entries waiting for promotion)
   Entry* young_next;
-  bool in_young;
+  bool in_young;  // written under g_young_mu; read unlocked with a relaxed atomic load
 };
 
 namespace entry_table {

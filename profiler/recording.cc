@@ -45,7 +45,7 @@ void YoungUnlinkLocked(Entry* e) {
   else
     g_young_tail = e->young_prev;
   e->young_prev = e->young_next = nullptr;
-  e->in_young = false;
+  __atomic_store_n(&e->in_young, false, __ATOMIC_RELAXED);  // OnSampledFree peeks unlocked
 }
 
 // Moves entries born young_bytes or more before `clock` out of the young
@@ -200,7 +200,9 @@ void OnSampledFree(void* p) {
   Entry* e = entry_table::Remove(reinterpret_cast<uintptr_t>(p));
   if (e == nullptr) return;  // recorded by no session (or forgotten for lack of memory)
   CountSample(0, -static_cast<int64_t>(e->weight_bytes));
-  if (e->in_young) {
+  // A hint read without the lock (a promotion may clear it meanwhile: TSan
+  // saw that race when it was a plain read); re-checked under the lock.
+  if (__atomic_load_n(&e->in_young, __ATOMIC_RELAXED)) {
     LockGuard lock(g_young_mu);
     if (e->in_young) {
       YoungUnlinkLocked(e);

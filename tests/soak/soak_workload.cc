@@ -49,8 +49,7 @@ std::atomic<void*> g_large[kLargeSlots];
 std::atomic<bool> g_stop{false};
 
 struct Counts {
-  std::atomic<uint64_t> mallocs{0}, frees{0}, reallocs{0}, queue_items{0}, threads{0},
-      forks{0};
+  std::atomic<uint64_t> mallocs{0}, frees{0}, reallocs{0}, queue_items{0}, threads{0}, forks{0};
 };
 Counts g_counts;
 
@@ -132,8 +131,8 @@ void WorkerStep(uint64_t* rng) {
     SwapInto(&g_medium[(r >> 10) % kMediumSlots], NewBlock(rng, LogUniform(rng, 1024, 256 << 10)),
              "medium");
   } else if (pick < 996) {
-    SwapInto(&g_large[(r >> 10) % kLargeSlots],
-             NewBlock(rng, LogUniform(rng, 256 << 10, 4 << 20)), "large");
+    SwapInto(&g_large[(r >> 10) % kLargeSlots], NewBlock(rng, LogUniform(rng, 256 << 10, 4 << 20)),
+             "large");
   } else {
     // Realloc growth: a buffer grown from 8 B by x1.5 to up to 1 MiB (the
     // old contents checked after every move), then freed.
@@ -214,8 +213,8 @@ class Queue {
 void Producer(Queue* q, uint64_t seed) {
   uint64_t rng = seed | 1;
   while (!g_stop.load(std::memory_order_relaxed)) {
-    size_t size = (NextRandom(&rng) % 16 == 0) ? LogUniform(&rng, 1024, 64 << 10)
-                                               : LogUniform(&rng, 16, 512);
+    size_t size =
+        (NextRandom(&rng) % 16 == 0) ? LogUniform(&rng, 1024, 64 << 10) : LogUniform(&rng, 16, 512);
     q->Push(NewBlock(&rng, size));
     g_counts.queue_items.fetch_add(1, std::memory_order_relaxed);
   }
@@ -317,14 +316,15 @@ int main(int argc, char** argv) {
   for (auto& s : g_medium) FreeBlock(s.exchange(nullptr), "medium");
   for (auto& s : g_large) FreeBlock(s.exchange(nullptr), "large");
 
-  printf("soak_workload: seconds=%.1f mallocs=%llu frees=%llu reallocs=%llu queue_items=%llu "
-         "threads=%llu forks=%llu\n",
-         seconds, static_cast<unsigned long long>(g_counts.mallocs.load()),
-         static_cast<unsigned long long>(g_counts.frees.load()),
-         static_cast<unsigned long long>(g_counts.reallocs.load()),
-         static_cast<unsigned long long>(g_counts.queue_items.load()),
-         static_cast<unsigned long long>(g_counts.threads.load()),
-         static_cast<unsigned long long>(g_counts.forks.load()));
+  printf(
+      "soak_workload: seconds=%.1f mallocs=%llu frees=%llu reallocs=%llu queue_items=%llu "
+      "threads=%llu forks=%llu\n",
+      seconds, static_cast<unsigned long long>(g_counts.mallocs.load()),
+      static_cast<unsigned long long>(g_counts.frees.load()),
+      static_cast<unsigned long long>(g_counts.reallocs.load()),
+      static_cast<unsigned long long>(g_counts.queue_items.load()),
+      static_cast<unsigned long long>(g_counts.threads.load()),
+      static_cast<unsigned long long>(g_counts.forks.load()));
   if (g_counts.mallocs.load() != g_counts.frees.load()) {
     assay_test::Fail(kProgram, "%llu mallocs but %llu frees",
                      static_cast<unsigned long long>(g_counts.mallocs.load()),
