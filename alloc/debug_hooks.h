@@ -1,7 +1,7 @@
 // The override seam between the allocator core and the debug heap
 // (debug_heap/, ASSAY_DEBUG): the flags the core's slow paths test, once
 // per entry, and the calls that hand a block to the debug heap. The core
-// sees nothing else of it; debug_heap/debug.cc defines all of these.
+// sees nothing else of it; the files of debug_heap/ define all of these.
 #pragma once
 
 #include "base/base.h"
@@ -18,17 +18,15 @@ extern bool g_guard;
 // `guard`: every block of a page or more is guarded.
 extern bool g_guard_all_big;
 // `guard=N` without the full debug heap (the production guard): the
-// allocator stays as it is. Blocks up to kMaxTableSize are sampled by a guard
-// countdown that shares the fast path's with the profiler (heap.cc): a guard
+// allocator stays as it is. Blocks up to kMaxTableSize are sampled by guard
+// points that share the fast path's countdown with the profiler
+// (profiler::EnableGuardSampling, CombinedLaw in profiler/sampler.h): a guard
 // point every kGuardSampleBytes * N bytes on average, so a 64-byte block is
 // guarded with probability about 1/N. Bigger blocks take the slow path anyway
 // and are guarded with probability exactly 1/N (GuardOneInN).
 extern bool g_guard_sampling;
 bool GuardOneInN();
 inline constexpr uint64_t kGuardSampleBytes = 64;
-// Gap in bytes to the calling thread's next guard point (Geometric, mean
-// kGuardSampleBytes * N; seeded by thread start order).
-int64_t DrawGuardGap();
 void* Alloc(size_t n, size_t align);
 // A block of its own mapping against a guard page (the `guard` options
 // outside the full debug heap).

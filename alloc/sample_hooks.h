@@ -71,12 +71,15 @@ inline uint32_t Epoch() { return __atomic_load_n(&g_epoch, __ATOMIC_ACQUIRE); }
 void SyncCountdown(internal::SampleCountdown* c);
 
 struct SampleDecision {
-  uint64_t points;  // sample points in the block
-  bool record;      // record it (false: no session, or sampling suspended here)
+  uint64_t points;  // the profiler's sample points in the block
+  bool record;      // record it (false: no point of the session's, or sampling suspended here)
+  bool guard;       // a guard point lies in it (ASSAY_DEBUG=guard=N alone: guard it if small)
 };
 
 // An allocation of n bytes crosses c (c->left - n < 0): counts its sample
-// points and moves the countdown past it.
+// points (the profiler's, and with guard sampling on whether a guard point
+// lies in it: the countdown serves both, profiler/sampler.h CombinedLaw)
+// and moves the countdown past it.
 SampleDecision OnSamplePoint(internal::SampleCountdown* c, size_t n);
 
 // Records sampled block p (already allocated from the sampled pools), with

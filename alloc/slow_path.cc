@@ -62,11 +62,33 @@ void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable, bo
 
 namespace {
 
-// The allocation crosses the thread's countdown: a sample point lies in it.
-// slice_run: the block must be a slice run (AllocGrowable).
+// A debug-heap block (guarded_only: one against a guard page) for which the
+// countdown decided d; recorded if d says so (its entry is keyed by the
+// pointer the program sees).
+void* DebugBlock(size_t n, size_t align, bool guarded_only, const profiler::SampleDecision& d) {
+  void* p = guarded_only ? debug::AllocGuarded(n, align) : debug::Alloc(n, align);
+  if (p == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (d.record &&
+      profiler::RecordAlloc(p, n, n, align > kMinAlign ? align : 0, d.points, 0, 1) != nullptr) {
+    debug::MarkProfiled(p);
+    profiler::SafePoint();
+  }
+  return p;
+}
+
+// The allocation crosses the thread's countdown: a point of the profiler's
+// lies in it, or (ASSAY_DEBUG=guard=N alone, which shares the countdown) a
+// guard point. slice_run: the block must be a slice run (AllocGrowable).
 ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
                                   bool slice_run = false) {
   const profiler::SampleDecision d = profiler::OnSamplePoint(&tc->countdown, n);
+  if (ASSAY_UNLIKELY(d.guard) && n <= kMaxTableSize && !slice_run) {
+    *zeroed = false;  // a small block guarded by guard=N's sampling
+    return DebugBlock(n, align, /*guarded_only=*/true, d);
+  }
   void* p;
   if (!d.record) {
     p = AllocPlain(tc, n, align, zeroed, slice_run);
@@ -86,7 +108,7 @@ ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool*
 // the decision (record false: no sample point in them, or not recording).
 profiler::SampleDecision CountAllocated(ThreadCache* tc, size_t n) {
   SyncProfiler(tc);
-  if (CountdownConsume(&tc->countdown, n)) return {0, false};
+  if (CountdownConsume(&tc->countdown, n)) return {0, false, false};
   return profiler::OnSamplePoint(&tc->countdown, n);
 }
 
@@ -102,79 +124,19 @@ ASSAY_INLINE void* AllocCounted(ThreadCache* tc, size_t n, size_t align, bool* z
   return p;
 }
 
-// ASSAY_DEBUG: the debug heap serves every block (or, with `guard` alone,
-// the blocks of a page or more); the profiler still samples them (its entry
-// is keyed by the pointer the program sees).
+// ASSAY_DEBUG: the debug heap serves every block (or, with `guard`, the
+// blocks of a page or more, and with guard=N one in N above 1 KiB); the
+// profiler still samples them.
 ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align, bool guarded_only) {
-  void* p = guarded_only ? debug::AllocGuarded(n, align) : debug::Alloc(n, align);
-  if (p == nullptr) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  if (tc == nullptr) return p;
+  // The countdown moves only for a block that exists.
+  void* p = DebugBlock(n, align, guarded_only, {0, false, false});
+  if (p == nullptr || tc == nullptr) return p;
   const profiler::SampleDecision d = CountAllocated(tc, n);
   if (d.record &&
       profiler::RecordAlloc(p, n, n, align > kMinAlign ? align : 0, d.points, 0, 1) != nullptr) {
     debug::MarkProfiled(p);
     profiler::SafePoint();
   }
-  return p;
-}
-
-// ---- guard=N alone: guard points on the fast path's countdown ----
-//
-// The fast path counts down C = min(P, G): P is the profiler's countdown, G
-// the guard sampler's (bytes to the next guard point). Between slow paths,
-// tc->prof_over = P - C and tc->guard_over = G - C. A slow path splits C
-// back into P (in countdown.left, where the profiler reads and moves it) and
-// G, then joins them again. A session start or stop that resets the countdown
-// from another thread makes the next slow path redraw P (its epoch changed)
-// and shifts G by a little: harmless for a sampler.
-
-ASSAY_TLS bool tls_guard_started = false;
-
-ASSAY_INLINE int64_t SplitCountdown(ThreadCache* tc) {
-  const int64_t c = CountdownLeftAfter(&tc->countdown, 0);
-  CountdownSet(&tc->countdown, c + tc->prof_over);
-  int64_t g = c + tc->guard_over;
-  tc->prof_over = tc->guard_over = 0;
-  if (ASSAY_UNLIKELY(!tls_guard_started)) {
-    tls_guard_started = true;
-    g = debug::DrawGuardGap() - 1;
-  }
-  return g;
-}
-
-ASSAY_INLINE void JoinCountdown(ThreadCache* tc, int64_t g) {
-  const int64_t p = CountdownLeftAfter(&tc->countdown, 0);
-  const int64_t c = p < g ? p : g;
-  tc->prof_over = p - c;
-  tc->guard_over = g - c;
-  CountdownSet(&tc->countdown, c);
-}
-
-ASSAY_NOINLINE void* GuardSampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed) {
-  int64_t g = SplitCountdown(tc);
-  SyncProfiler(tc);
-  bool guard;
-  if (n <= kMaxTableSize) {
-    // A guard point lies in the block iff g < n; the distance to the next one
-    // after the block is then a fresh draw (geometric gaps are memoryless).
-    guard = g < 0 || static_cast<uint64_t>(g) < n;
-    g = guard ? debug::DrawGuardGap() - 1 : g - static_cast<int64_t>(n);
-  } else {
-    guard = debug::GuardOneInN();  // never on the fast path: counted one by one
-  }
-  if (debug::g_guard_all_big && (n >= kPageSize || align >= kPageSize)) guard = true;
-  void* p;
-  if (guard) {
-    // countdown.left holds P while split: DebugAlloc runs the profiler's countdown on it.
-    p = DebugAlloc(tc, n, align, /*guarded_only=*/true);
-    *zeroed = false;
-  } else {
-    p = AllocCounted(tc, n, align, zeroed);
-  }
-  JoinCountdown(tc, g);
   return p;
 }
 
@@ -187,8 +149,13 @@ void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
     return DebugAlloc(tc, n, align, /*guarded_only=*/false);
   }
   if (ASSAY_UNLIKELY(debug::g_guard)) {
-    if (debug::g_guard_sampling && tc != nullptr) return GuardSampledAlloc(tc, n, align, zeroed);
-    if (debug::g_guard_all_big && (n >= kPageSize || align >= kPageSize)) {
+    // guard=N alone: blocks up to 1 KiB are guarded at guard points of the
+    // countdown (SampledAlloc); bigger ones, which never take the fast
+    // path, one in N each.
+    const bool guard =
+        (debug::g_guard_all_big && (n >= kPageSize || align >= kPageSize)) ||
+        (debug::g_guard_sampling && tc != nullptr && n > kMaxTableSize && debug::GuardOneInN());
+    if (guard) {
       *zeroed = false;
       return DebugAlloc(tc, n, align, /*guarded_only=*/true);
     }

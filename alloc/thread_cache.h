@@ -54,11 +54,6 @@ struct ThreadCache {
   ThreadCache* next;
   ThreadCache* prev;
   uint64_t thread_id;
-  // ASSAY_DEBUG=guard=N alone: countdown.left counts down to the nearer of the
-  // profiler's next sample point and the guard sampler's next guard point;
-  // these say how much farther each one is (one of them is 0). See heap.cc.
-  int64_t prof_over;
-  int64_t guard_over;
   uint32_t overflows;  // PushOverflow calls: the byte budget is checked on every 8th
 };
 

@@ -109,6 +109,9 @@ void EnsureInit() {
     g_init_thread = os::ThreadId();
     InitOptions(os::GetEnv("ASSAY_OPTIONS"));
     debug::Init(os::GetEnv("ASSAY_DEBUG"));
+    if (debug::g_guard_sampling) {  // guard points share the profiler's countdown
+      profiler::EnableGuardSampling(debug::kGuardSampleBytes * debug::GetConfig().guard_every);
+    }
     thread_cache::InitKey();
     FillLayout();
     __atomic_store_n(&g_init_state, kReady, __ATOMIC_RELEASE);

@@ -1,6 +1,7 @@
 // The pprof writer: turns a profile snapshot (profile_data.h) into pprof's
 // protobuf with the generated classes of proto/profile.proto, gzips it with
-// zlib and writes it with the profile-file writer (profile_file.h).
+// zlib and writes it with the profile-file writer (profile_file.h), or
+// hands the bytes to a caller's sink (the HTTP endpoint, assay_profile_to_fd).
 // Runs with the profiler's sampling suspended on this thread.
 #include <errno.h>
 #include <zlib.h>
@@ -158,21 +159,20 @@ int Gzip(const std::string& in, std::string* out, char* err, size_t errlen) {
 }  // namespace
 }  // namespace assay::pprof
 
-extern "C" __attribute__((visibility("default"))) int assay_pprof_write(
-    const AssayProfileData* data, const char* path, char* err, size_t errlen) {
+namespace assay::pprof {
+namespace {
+
+// The profile as gzipped pprof bytes; 0 or an errno value with err set.
+int Serialize(const AssayProfileData* data, std::string* gz, char* err, size_t errlen) {
   try {
     perftools::profiles::Profile profile;
-    assay::pprof::BuildProfile(*data, &profile);
+    BuildProfile(*data, &profile);
     std::string raw;
     if (!profile.SerializeToString(&raw)) {
       snprintf(err, errlen, "protobuf serialization failed");
       return EIO;
     }
-    std::string gz;
-    const int rc = assay::pprof::Gzip(raw, &gz, err, errlen);
-    if (rc != 0) return rc;
-    const mode_t mode = data->file_mode != 0 ? data->file_mode : assay::pprof::kProfileFileMode;
-    return assay::pprof::WriteFileReplacing(path, gz.data(), gz.size(), mode, err, errlen);
+    return Gzip(raw, gz, err, errlen);
   } catch (const std::bad_alloc&) {
     snprintf(err, errlen, "out of memory while building the profile");
     return ENOMEM;
@@ -180,4 +180,26 @@ extern "C" __attribute__((visibility("default"))) int assay_pprof_write(
     snprintf(err, errlen, "unexpected error while building the profile");
     return EIO;
   }
+}
+
+}  // namespace
+}  // namespace assay::pprof
+
+extern "C" __attribute__((visibility("default"))) int assay_pprof_write(
+    const AssayProfileData* data, const char* path, char* err, size_t errlen) {
+  std::string gz;
+  const int rc = assay::pprof::Serialize(data, &gz, err, errlen);
+  if (rc != 0) return rc;
+  const mode_t mode = data->file_mode != 0 ? data->file_mode : assay::pprof::kProfileFileMode;
+  return assay::pprof::WriteFileReplacing(path, gz.data(), gz.size(), mode, err, errlen);
+}
+
+extern "C" __attribute__((visibility("default"))) int assay_pprof_serialize(
+    const AssayProfileData* data, AssayPprofSinkFn sink, void* arg, char* err, size_t errlen) {
+  std::string gz;
+  const int rc = assay::pprof::Serialize(data, &gz, err, errlen);
+  if (rc != 0) return rc;
+  const int sunk = sink(arg, gz.data(), gz.size());
+  if (sunk != 0) snprintf(err, errlen, "the profile's bytes were not taken (%s)", strerror(sunk));
+  return sunk;
 }

@@ -25,6 +25,7 @@
 #include "base/os.h"
 #include "base/probes.h"
 #include "profiler/entry.h"
+#include "profiler/http_server.h"
 #include "profiler/plugin_loader.h"
 #include "profiler/prof_config.h"
 #include "profiler/profile_data.h"
@@ -279,6 +280,8 @@ void InitFromEnvironment() {
     sigaction(cfg.signal, &sa, nullptr);
   }
   if (WantsThread()) EnsureThread();
+  // After atexit(ExitDumps): the endpoint's own exit handler runs before it.
+  if (cfg.http[0] != '\0') http::StartServer(cfg.http, cfg.http_remote);
 }
 
 int WriteProfile(const char* kind, const char* path) {
@@ -314,6 +317,50 @@ int WriteProfileData(const AssayProfileData* data, const char* path) {
   return rc;
 }
 
+snapshot::Snapshot* TakeSnapshot() {
+  ScopedSuspend suspend;
+  auto* s = new Snapshot;
+  snapshot::Take(s, /*cumulative=*/true);
+  return s;
+}
+
+void FreeSnapshot(snapshot::Snapshot* s) {
+  ScopedSuspend suspend;
+  delete s;
+}
+
+int ProfileBytes(const char* kind, const snapshot::Snapshot* before, const uint32_t* closed,
+                 std::string* out, std::string* error) {
+  if (kind == nullptr || (std::strcmp(kind, "heap") != 0 && std::strcmp(kind, "alloc") != 0)) {
+    *error = "unknown profile kind";
+    return EINVAL;
+  }
+  if (GetClockState().since_ns == 0) {
+    *error = "nothing is being profiled";
+    return ENOENT;
+  }
+  ScopedSuspend suspend;
+  Snapshot now;
+  snapshot::Take(&now, /*cumulative=*/true);
+  LockGuard lock(g_dump_mu);
+  if (closed != nullptr && __atomic_load_n(closed, __ATOMIC_ACQUIRE) != 0) {
+    *error = "the process is exiting";
+    return ESHUTDOWN;
+  }
+  snapshot::Built built;
+  if (before != nullptr) {
+    snapshot::BuildDelta(*before, now, kind, NowWallNs(), now.taken_ns - before->taken_ns, &built);
+  } else {
+    snapshot::Build(now, kind, NowWallNs(), internal::os::NowNs(), &built);
+  }
+  return plugin::CallSerializer(built.data, out, error);
+}
+
+void Quiesce() {
+  ScopedSuspend suspend;
+  LockGuard lock(g_dump_mu);
+}
+
 void OnRecorded(uint64_t clock, int64_t (*live_bytes)()) {
   if (!g_cfg.enabled) return;
   if (WantsThread() && __atomic_load_n(&g_thread_fork_gen, __ATOMIC_RELAXED) != ForkGeneration()) {
@@ -344,6 +391,12 @@ __attribute__((constructor)) void StartFromEnvironmentAtLoad() { InitFromEnviron
 
 namespace assay {
 
+int ProfileTo(const char* kind, std::string* out) {
+  if (out == nullptr) return EINVAL;
+  std::string error;
+  return profiler::dumper::ProfileBytes(kind, nullptr, nullptr, out, &error);
+}
+
 int WriteProfile(const char* kind, const char* path) {
   return profiler::dumper::WriteProfile(kind, path);
 }
@@ -355,4 +408,17 @@ void ResetAllocationProfile() { profiler::ResetAllocationProfile(); }
 extern "C" __attribute__((visibility("default"))) int assay_write_profile(const char* kind,
                                                                           const char* path) {
   return assay::profiler::dumper::WriteProfile(kind, path);
+}
+
+extern "C" __attribute__((visibility("default"))) int assay_profile_to_fd(const char* kind,
+                                                                          int fd) {
+  std::string bytes, error;
+  int rc;
+  {
+    assay::profiler::ScopedSuspend suspend;  // the bytes' buffer is the profiler's own
+    rc = assay::profiler::dumper::ProfileBytes(kind, nullptr, nullptr, &bytes, &error);
+    if (rc == 0 && !assay::internal::os::WriteAll(fd, bytes.data(), bytes.size())) rc = errno;
+    std::string().swap(bytes);
+  }
+  return rc;
 }

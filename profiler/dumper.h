@@ -4,8 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "profiler/profile_data.h"
+
+namespace assay::profiler::snapshot {
+struct Snapshot;
+}
 
 namespace assay::profiler::dumper {
 
@@ -26,6 +31,26 @@ void* PprofSymbol(const char* name, bool may_load);
 // Writes a profile built elsewhere (the debug heap's leak profile) to path;
 // returns 0 or an errno value, reported on stderr.
 int WriteProfileData(const AssayProfileData* data, const char* path);
+
+// ---- Profiles served instead of written (http_server.cc, assay_profile_to_fd) ----
+
+// A snapshot of the live entries and cumulative counts taken now, for a
+// later delta (ProfileBytes); FreeSnapshot(nullptr) is a no-op.
+snapshot::Snapshot* TakeSnapshot();
+void FreeSnapshot(snapshot::Snapshot* s);
+
+// The gzipped pprof bytes of `kind` ("heap" or "alloc") into *out: a profile
+// of now, or with `before` the change since that snapshot
+// (snapshot::BuildDelta). Runs with recording suspended, under the dump lock
+// (one build at a time); ESHUTDOWN without building when *closed (read under
+// that lock) is non-zero, ENOENT when nothing was ever profiled; else 0 or an
+// errno value with the reason in *error.
+int ProfileBytes(const char* kind, const snapshot::Snapshot* before, const uint32_t* closed,
+                 std::string* out, std::string* error);
+
+// Returns once no build or dump is running (takes and drops the dump lock):
+// a caller that set a `closed` flag first knows no build of its runs after.
+void Quiesce();
 
 // A sample was recorded: the clock and the live estimate moved (interval and
 // peak dumps watch them). live_bytes sums per-thread counters: it is called

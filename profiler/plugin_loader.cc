@@ -7,25 +7,27 @@
 // Defined when the static library's pprof objects are linked in.
 extern "C" int assay_pprof_write(const AssayProfileData*, const char*, char*, size_t)
     __attribute__((weak));
+extern "C" int assay_pprof_serialize(const AssayProfileData*, AssayPprofSinkFn, void*, char*,
+                                     size_t) __attribute__((weak));
 
 namespace assay::profiler::plugin {
 namespace {
 
 void* g_pprof_handle = nullptr;  // libassay_pprof.so, once loaded
 
-AssayPprofWriteFn LoadWriter(std::string* why) {
-  if (assay_pprof_write != nullptr) return assay_pprof_write;
-  static AssayPprofWriteFn loaded = nullptr;
+// Loads libassay_pprof.so once; its handle, or nullptr with the reason in *why.
+void* LoadPlugin(std::string* why) {
+  static void* handle = nullptr;
   static std::string load_error;
   static bool tried = false;
   if (tried) {
     *why = load_error;
-    return loaded;
+    return handle;
   }
   tried = true;
   Dl_info self;
   std::string dir = ".";
-  if (dladdr(reinterpret_cast<void*>(&LoadWriter), &self) != 0 && self.dli_fname != nullptr) {
+  if (dladdr(reinterpret_cast<void*>(&LoadPlugin), &self) != 0 && self.dli_fname != nullptr) {
     dir = self.dli_fname;
     const size_t slash = dir.rfind('/');
     dir = slash == std::string::npos ? "." : dir.substr(0, slash);
@@ -48,17 +50,27 @@ AssayPprofWriteFn LoadWriter(std::string* why) {
     *why = load_error;
     return nullptr;
   }
-  g_pprof_handle = h;
-  loaded = reinterpret_cast<AssayPprofWriteFn>(dlsym(h, "assay_pprof_write"));
-  if (loaded == nullptr) load_error = path + " has no assay_pprof_write";
+  handle = h;
+  __atomic_store_n(&g_pprof_handle, h, __ATOMIC_RELEASE);
   *why = load_error;
-  return loaded;
+  return handle;
+}
+
+// The plugin's function `name` (static: `linked`, when the objects are in).
+void* Function(void* linked, const char* name, std::string* why) {
+  if (linked != nullptr) return linked;
+  void* h = LoadPlugin(why);
+  if (h == nullptr) return nullptr;
+  void* f = dlsym(h, name);
+  if (f == nullptr) *why = "libassay_pprof.so has no " + std::string(name);
+  return f;
 }
 
 }  // namespace
 
 int CallWriter(const AssayProfileData& data, const char* path, std::string* error) {
-  AssayPprofWriteFn writer = LoadWriter(error);
+  auto writer = reinterpret_cast<AssayPprofWriteFn>(
+      Function(reinterpret_cast<void*>(assay_pprof_write), "assay_pprof_write", error));
   if (writer == nullptr) return ENOSYS;
   char err[512] = "";
   const int rc = writer(&data, path, err, sizeof(err));
@@ -66,11 +78,31 @@ int CallWriter(const AssayProfileData& data, const char* path, std::string* erro
   return rc;
 }
 
+int CallSerializer(const AssayProfileData& data, std::string* out, std::string* error) {
+  auto serialize = reinterpret_cast<AssayPprofSerializeFn>(
+      Function(reinterpret_cast<void*>(assay_pprof_serialize), "assay_pprof_serialize", error));
+  if (serialize == nullptr) return ENOSYS;
+  char err[512] = "";
+  auto append = [](void* arg, const void* bytes, size_t len) -> int {
+    try {
+      static_cast<std::string*>(arg)->append(static_cast<const char*>(bytes), len);
+      return 0;
+    } catch (...) {
+      return ENOMEM;
+    }
+  };
+  out->clear();
+  const int rc = serialize(&data, append, out, err, sizeof(err));
+  if (rc != 0) *error = err;
+  return rc;
+}
+
 void* Symbol(const char* name, bool may_load) {
   if (__atomic_load_n(&g_pprof_handle, __ATOMIC_ACQUIRE) == nullptr) {
-    if (!may_load) return nullptr;
+    // The static library links the objects in and never loads the plugin.
+    if (!may_load || assay_pprof_write != nullptr) return nullptr;
     std::string why;
-    LoadWriter(&why);
+    LoadPlugin(&why);
   }
   void* h = __atomic_load_n(&g_pprof_handle, __ATOMIC_ACQUIRE);
   return h != nullptr ? dlsym(h, name) : nullptr;

@@ -15,6 +15,10 @@ namespace assay::profiler::plugin {
 // reason in *error. Callers serialise calls (the dumper's lock).
 int CallWriter(const AssayProfileData& data, const char* path, std::string* error);
 
+// The same profile as gzipped pprof bytes into *out (cleared first); 0, or
+// an errno value with the reason in *error. Callers serialise calls.
+int CallSerializer(const AssayProfileData& data, std::string* out, std::string* error);
+
 // A symbol of libassay_pprof.so (loading it first if may_load), or nullptr
 // when it is not loaded or cannot be. Callers serialise loading.
 void* Symbol(const char* name, bool may_load);

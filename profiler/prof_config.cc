@@ -61,6 +61,8 @@ constexpr OptionSpec kSpecs[] = {
     CustomOption("signal", F(signal), ParseSignal, "a signal name such as USR2, or its number"),
     WordOption("stack", F(stack_method), {"unwind", static_cast<int64_t>(StackMethod::kUnwind)},
                {"fp", static_cast<int64_t>(StackMethod::kFramePointer)}, "unwind or fp"),
+    StringOption("http", F(http), 1, "IP:PORT, [IPv6]:PORT or unix:/path, under 128 bytes"),
+    BoolOption("http_remote", F(http_remote)),
 };
 #undef F
 static_assert(ValidOptionTable(kSpecs, sizeof(kSpecs) / sizeof(kSpecs[0])));

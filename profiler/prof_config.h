@@ -12,6 +12,9 @@
 //   young=SIZE     promotion age in bytes of allocation (default 128 * rate)
 //   signal=NAME    dump a heap profile on that signal (USR1, USR2, HUP, ... or a number)
 //   stack=unwind|fp  stack capture method (default unwind)
+//   http=ADDR      serve /debug/pprof/{heap,allocs} on ADDR (IP:PORT, [IPv6]:PORT,
+//                  unix:/path); http_server.h
+//   http_remote=0|1  allow http= on an address other than loopback (default 0)
 // SIZE takes k/m/g suffixes. A bad value prints one line on stderr naming the
 // key and the accepted form, and the program runs unprofiled.
 #pragma once
@@ -35,6 +38,8 @@ struct ProfConfig {
   uint64_t young = 0;
   int signal = 0;
   int stack_method = 0;  // StackMethod
+  char http[128] = "";   // http=ADDR, or empty: no endpoint
+  bool http_remote = false;
 };
 
 // Parses `text` (MALLOC_PROF's value, may be null). Returns false after

@@ -45,4 +45,15 @@ typedef int (*AssayPprofWriteFn)(const AssayProfileData* data, const char* path,
                                  size_t errlen);
 int assay_pprof_write(const AssayProfileData* data, const char* path, char* err, size_t errlen);
 
+// Builds the same gzip-compressed bytes in memory and hands them to
+// sink(arg, bytes, len) once (the bytes live only during the call; the sink
+// returns 0 or an errno value). Returns 0, or an errno value with a message
+// in err. Used where profiles are served instead of written (the HTTP
+// endpoint, assay_profile_to_fd).
+typedef int (*AssayPprofSinkFn)(void* arg, const void* bytes, size_t len);
+typedef int (*AssayPprofSerializeFn)(const AssayProfileData* data, AssayPprofSinkFn sink, void* arg,
+                                     char* err, size_t errlen);
+int assay_pprof_serialize(const AssayProfileData* data, AssayPprofSinkFn sink, void* arg, char* err,
+                          size_t errlen);
+
 }  // extern "C"

@@ -73,6 +73,13 @@ void ResetAllocationProfile();
 
 uint32_t ForkGeneration();
 
+// ASSAY_DEBUG=guard=N alone: guard points, one every mean_gap bytes on
+// average, share the threads' sampling countdown with the profiler (see
+// CombinedLaw in sampler.h); OnSamplePoint reports them in
+// SampleDecision::guard. Called once, at initialisation, before any thread
+// cache exists (it bumps the epoch, so every thread draws its countdown anew).
+void EnableGuardSampling(uint64_t mean_gap_bytes);
+
 // Fills this part's fields of the layout descriptor (init/init.cc).
 void DescribeLayout(AssayLayout* l);
 

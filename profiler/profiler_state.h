@@ -47,6 +47,8 @@ struct ThreadState {
   uint64_t tid;
   uint32_t fork_gen;  // g_fork_gen when tid and the stack bounds were read
   uint32_t stack_known;
+  Rng guard_rng;          // guard sampling's draws (seeded by thread start order)
+  uint32_t guard_seeded;  // guard_rng was seeded
 };
 extern __thread ThreadState tls __attribute__((tls_model("initial-exec")));
 
@@ -82,6 +84,13 @@ extern uint32_t g_exception_reported;
 extern Mutex g_young_mu;
 extern Entry* g_young_head;
 extern Entry* g_young_tail;
+
+// Guard sampling (EnableGuardSampling): on once set, never turned off. The
+// laws of the countdown's union with no session and with the running one
+// (set with g_rate, under g_control).
+extern bool g_guard_on;
+extern CombinedLaw g_guard_alone;
+extern CombinedLaw g_guard_with_session;
 
 inline Session* CurrentSession() { return __atomic_load_n(&g_session, __ATOMIC_SEQ_CST); }
 
@@ -146,5 +155,7 @@ void Enqueue(ThreadState& ts, Entry* e, bool alloc);
 bool StartSession(const SessionOptions& o, Tracker tracker, bool env);
 // Forces every live thread to its slow path soon, where it syncs its epoch.
 void KickThreads(int64_t value);
+// The thread's generator for guard sampling, seeded on first use.
+Rng& GuardRng(ThreadState& ts);
 
 }  // namespace assay::profiler

@@ -65,23 +65,54 @@ void PromoteOld(ThreadState& ts, uint64_t clock) {
   }
 }
 
+namespace {
+
+// OnSamplePoint with guard sampling on: the countdown runs over the union of
+// the profiler's and the guard's points (CombinedLaw, sampler.h); left < n
+// is the block's first union point.
+SampleDecision OnCombinedPoint(SampleCountdown* c, size_t n, int64_t left, Session* s,
+                               ThreadState& ts) {
+  if (s != nullptr && ts.rng_session != s->id) {
+    SyncCountdown(c);  // the session changed: the countdown was drawn for another law
+    return {0, false, false};
+  }
+  const CombinedLaw& law = s != nullptr ? g_guard_with_session : g_guard_alone;
+  Rng& grng = GuardRng(ts);
+  const uint8_t kind = law.DrawKind(grng);
+  const uint64_t rest = n - static_cast<uint64_t>(left) - 1;  // fresh bytes after the point
+  uint64_t points = (kind & CombinedLaw::kProfile) != 0 ? 1 : 0;
+  if (s != nullptr && rest > 0) {
+    int64_t p_left = g_rate.DrawLeft(ts.rng);
+    if (static_cast<uint64_t>(p_left) < rest) points += g_rate.CountPoints(&p_left, rest, ts.rng);
+  }
+  const bool guard = (kind & CombinedLaw::kGuard) != 0 || law.AnyGuardPoint(rest, grng);
+  internal::CountdownSet(c, law.DrawLeft(grng));
+  if (points != 0) __atomic_fetch_add(&g_clock, points * g_rate.rate(), __ATOMIC_RELAXED);
+  return {points, s != nullptr && points != 0 && ts.suspended == 0, guard};
+}
+
+}  // namespace
+
 SampleDecision OnSamplePoint(SampleCountdown* c, size_t n) {
   // No mapping can hold this many bytes: the request will fail, so its bytes
   // are not allocation and move neither the countdown nor the clock (2^62
   // bytes would have wrapped the clock in four calls, and drawn 2^43 gaps).
-  if (n >= kImpossibleRequest) return {0, false};
+  if (n >= kImpossibleRequest) return {0, false, false};
   SessionReader reading;
   ThreadState& ts = tls;
   int64_t left = internal::CountdownLeftAfter(c, 0);
   Session* s = CurrentSession();
+  if (ASSAY_UNLIKELY(__atomic_load_n(&g_guard_on, __ATOMIC_ACQUIRE))) {
+    return OnCombinedPoint(c, n, left, s, ts);
+  }
   if (s == nullptr || ts.rng_session != s->id) {
     SyncCountdown(c);  // stopped or restarted meanwhile: nothing to record from the old law
-    return {0, false};
+    return {0, false, false};
   }
   const uint64_t points = g_rate.CountPoints(&left, n, ts.rng);
   internal::CountdownSet(c, left);
   __atomic_fetch_add(&g_clock, points * g_rate.rate(), __ATOMIC_RELAXED);
-  return {points, ts.suspended == 0};
+  return {points, ts.suspended == 0, false};
 }
 
 Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, uint64_t points,

@@ -220,4 +220,61 @@ class SamplingRate {
   double odds_ = 0.0;           // p / (1 - p)
 };
 
+// The production guard (ASSAY_DEBUG=guard=N) samples small blocks with a
+// point process of its own on the same bytes: G, a guard point at each byte
+// with probability g = 1/(64 N), independent of the profiler's P (probability
+// p = 1/rate, or 0 with no session). Both share the thread's one countdown,
+// which runs over their union: a point at a byte with probability
+// u = p + g - pg. At the first union point in a block its kind is drawn
+// (P only with probability p(1-g)/u, G only g(1-p)/u, both pg/u); the m
+// bytes after it are fresh trials of each process, so the profiler counts
+// its further points with its own law (SamplingRate::CountPoints from a
+// fresh countdown) and the guard only asks whether any of them is a G point
+// (probability 1 - (1-g)^m). A block's P points are then Binomial(n, p) and
+// its G points Binomial(n, g), independent of each other and of other
+// blocks, exactly as with two countdowns; the countdown after the block is
+// a fresh draw (both processes are memoryless).
+class CombinedLaw {
+ public:
+  enum Kind : uint8_t { kProfile = 1, kGuard = 2 };
+
+  void Set(double p, double g) {
+    p_ = p;
+    g_ = g;
+    u_ = p + g - p * g;
+    p_only_ = p * (1 - g);
+    g_only_ = g * (1 - p);
+    inv_log_not_u_ = u_ >= 1 ? 0.0 : 1.0 / std::log1p(-u_);
+    log_not_g_ = std::log1p(-g);
+  }
+  double p() const { return p_; }
+  double g() const { return g_; }
+
+  // A fresh countdown over the union: index of its next point.
+  int64_t DrawLeft(Rng& rng) const {
+    if (u_ >= 1) return 0;
+    const double gap = FastLog(rng.UniformOpenZero()) * inv_log_not_u_;
+    return gap >= 4e18 ? int64_t{4} << 60 : static_cast<int64_t>(gap);
+  }
+
+  // The kind of a union point: kProfile, kGuard, or both.
+  uint8_t DrawKind(Rng& rng) const {
+    const double x = rng.UniformOpenZero() * u_;
+    if (x <= p_only_) return kProfile;
+    if (x <= p_only_ + g_only_) return kGuard;
+    return kProfile | kGuard;
+  }
+
+  // Whether m fresh bytes hold a guard point: probability 1 - (1-g)^m.
+  bool AnyGuardPoint(uint64_t m, Rng& rng) const {
+    if (m == 0 || g_ <= 0) return false;
+    return rng.UniformOpenZero() <= -std::expm1(static_cast<double>(m) * log_not_g_);
+  }
+
+ private:
+  double p_ = 0, g_ = 0, u_ = 0, p_only_ = 0, g_only_ = 0;
+  double inv_log_not_u_ = 0;
+  double log_not_g_ = 0;
+};
+
 }  // namespace assay::profiler

@@ -46,6 +46,13 @@ constinit Mutex g_young_mu;
 Entry* g_young_head = nullptr;
 Entry* g_young_tail = nullptr;
 
+bool g_guard_on = false;
+constinit CombinedLaw g_guard_alone;
+constinit CombinedLaw g_guard_with_session;
+namespace {
+uint64_t g_guard_threads = 0;  // atomic: threads that seeded their guard generator
+}  // namespace
+
 ReaderShard g_session_readers[kReaderShards];
 namespace {
 uint32_t g_reader_threads = 0;
@@ -108,14 +115,26 @@ void KickThreads(int64_t value) {
       &value);
 }
 
+Rng& GuardRng(ThreadState& ts) {
+  if (ASSAY_UNLIKELY(ts.guard_seeded == 0)) {
+    // Seeded by thread start order, so a run repeats its guard choices.
+    const uint64_t index = __atomic_fetch_add(&g_guard_threads, 1, __ATOMIC_RELAXED);
+    ts.guard_rng.Seed(0x6173736179677264ull + index * 0x9E3779B97F4A7C15ull);
+    ts.guard_seeded = 1;
+  }
+  return ts.guard_rng;
+}
+
 void SyncCountdown(SampleCountdown* c) {
   SessionReader reading;
   ThreadState& ts = tls;
   const uint32_t epoch = Epoch();
   Session* s = CurrentSession();
   c->epoch = epoch;
+  const bool guard = __atomic_load_n(&g_guard_on, __ATOMIC_ACQUIRE);
   if (s == nullptr) {
-    internal::CountdownSet(c, internal::kSampleNever);
+    internal::CountdownSet(c,
+                           guard ? g_guard_alone.DrawLeft(GuardRng(ts)) : internal::kSampleNever);
     return;
   }
   if (ts.rng_session != s->id) {
@@ -123,7 +142,18 @@ void SyncCountdown(SampleCountdown* c) {
     ts.rng.Seed(g_seed + index * 0x9E3779B97F4A7C15ull);
     ts.rng_session = s->id;
   }
-  internal::CountdownSet(c, g_rate.DrawLeft(ts.rng));
+  internal::CountdownSet(
+      c, guard ? g_guard_with_session.DrawLeft(GuardRng(ts)) : g_rate.DrawLeft(ts.rng));
+}
+
+void EnableGuardSampling(uint64_t mean_gap_bytes) {
+  LockGuard lock(g_control);
+  const double g = 1.0 / static_cast<double>(mean_gap_bytes == 0 ? 1 : mean_gap_bytes);
+  g_guard_alone.Set(0, g);
+  Session* s = CurrentSession();
+  g_guard_with_session.Set(s != nullptr ? 1.0 / static_cast<double>(g_rate.rate()) : 0, g);
+  __atomic_store_n(&g_guard_on, true, __ATOMIC_RELEASE);
+  __atomic_fetch_add(&g_epoch, 1, __ATOMIC_RELEASE);
 }
 
 void LockForFork() {
@@ -179,6 +209,7 @@ bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
     s->id = ++g_next_session_id;
     const uint64_t rate = o.rate == 0 ? 1 : o.rate;
     g_rate.Set(rate);
+    g_guard_with_session.Set(1.0 / static_cast<double>(rate), g_guard_alone.g());
     int depth = o.depth < 1 ? 1 : o.depth;
     if (depth > static_cast<int>(kMaxStackDepth)) depth = kMaxStackDepth;
     g_depth = static_cast<size_t>(depth);
@@ -273,7 +304,10 @@ void Stop() {
     }
   }
   if (stopped) {
-    profiler::KickThreads(internal::kSampleNever);
+    // With guard sampling on, threads must reach a slow path to draw the
+    // guard's countdown: kick them to 0, not to "never".
+    profiler::KickThreads(
+        __atomic_load_n(&profiler::g_guard_on, __ATOMIC_ACQUIRE) ? 0 : internal::kSampleNever);
     if (internal::SampleCountdown* own = internal::OwnCountdown()) profiler::SyncCountdown(own);
   }
   // Wait for callbacks running on other threads (ours, if Stop is called

@@ -1,10 +1,13 @@
 // Snapshots and the profile builder (snapshot.h).
 #include "profiler/snapshot.h"
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
+#include "base/os.h"
 #include "profiler/entry.h"
 
 namespace assay::profiler::snapshot {
@@ -59,6 +62,7 @@ void AddStack(Snapshot* s, const Stack& st0) {
 
 void Take(Snapshot* s, bool cumulative) {
   s->clock = GetClockState();
+  s->taken_ns = internal::os::NowNs();
   entry_table::ForEach([](const Entry* e, void* arg) { AddEntry(static_cast<Snapshot*>(arg), *e); },
                        s);
   if (!cumulative) return;
@@ -118,6 +122,68 @@ void Build(const Snapshot& s, const char* kind, int64_t wall_ns, uint64_t now_ns
   data.frames = s.frames.data();
   data.nframes = s.frames.size();
   data.comment = comment;
+}
+
+void BuildDelta(const Snapshot& before, const Snapshot& after, const char* kind, int64_t wall_ns,
+                uint64_t duration_ns, Built* out) {
+  // Stacks are matched by their frames and cache: slots differ between
+  // snapshots. An ordered map keeps the output deterministic.
+  using StackKey = std::pair<std::vector<uintptr_t>, const char*>;
+  std::map<StackKey, std::array<double, 4>> delta;
+  auto add = [&delta](const Snapshot& s, uint32_t offset, uint32_t depth, const char* cache,
+                      int first, double objects, double bytes) {
+    StackKey key(
+        std::vector<uintptr_t>(s.frames.begin() + offset, s.frames.begin() + offset + depth),
+        cache);
+    std::array<double, 4>& v = delta.try_emplace(std::move(key)).first->second;
+    v[first] += objects;
+    v[first + 1] += bytes;
+  };
+  const bool same_generation = before.clock.alloc_gen == after.clock.alloc_gen;
+  for (int pass = 0; pass < 2; ++pass) {  // before subtracted, after added
+    const Snapshot* s = pass == 0 ? &before : &after;
+    const double sign = pass == 0 ? -1.0 : 1.0;
+    for (const auto& [k, w] : s->live)
+      add(*s, k.frame_offset, k.depth, k.cache, 2, sign * w.objects, sign * w.bytes);
+    if (pass == 0 && !same_generation) continue;
+    for (const auto& [slot, cum] : s->cumulative)
+      add(*s, slot, cum.depth, cum.cache, 0, sign * cum.w.objects, sign * cum.w.bytes);
+  }
+  out->samples.clear();
+  out->frames.clear();
+  for (const auto& [key, v] : delta) {
+    AssayProfileSample p{};
+    bool any = false;
+    for (int i = 0; i < 4; ++i) {
+      p.values[i] = static_cast<int64_t>(std::llround(v[i]));
+      any = any || p.values[i] != 0;
+    }
+    if (!any) continue;
+    p.frame_offset = static_cast<uint32_t>(out->frames.size());
+    p.depth = static_cast<uint32_t>(key.first.size());
+    out->frames.insert(out->frames.end(), key.first.begin(), key.first.end());
+    p.requested_bytes = -1;
+    p.batch_index = -1;
+    p.cache = key.second;
+    out->samples.push_back(p);
+  }
+  snprintf(out->comment, sizeof(out->comment),
+           "sampling rate %llu bytes; delta over %.3f s: alloc_* allocated, inuse_* change of "
+           "the live heap",
+           static_cast<unsigned long long>(after.clock.rate),
+           static_cast<double>(duration_ns) / 1e9);
+  AssayProfileData& data = out->data;
+  data = AssayProfileData{};
+  data.kind = kind;
+  data.default_sample_type = std::strcmp(kind, "alloc") == 0 ? 1 : 3;
+  data.time_nanos = wall_ns;
+  data.duration_nanos = static_cast<int64_t>(duration_ns);
+  data.period = static_cast<int64_t>(after.clock.rate);
+  data.samples = out->samples.data();
+  data.nsamples = out->samples.size();
+  data.frames = out->frames.data();
+  data.nframes = out->frames.size();
+  data.comment = out->comment;
 }
 
 }  // namespace assay::profiler::snapshot

@@ -60,6 +60,7 @@ struct Snapshot {
   };
   std::unordered_map<uint32_t, Cumulative> cumulative;  // per stack slot
   ClockState clock{};
+  uint64_t taken_ns = 0;  // monotonic clock when Take began
   size_t live_blocks = 0;
 };
 
@@ -79,10 +80,20 @@ void Take(Snapshot* s, bool cumulative);
 // this struct, so it must not be copied or moved while data is used.
 struct Built {
   std::vector<AssayProfileSample> samples;
+  std::vector<uintptr_t> frames;  // BuildDelta's frames (Build points into the snapshot's)
   char comment[160];
   AssayProfileData data;
 };
 // wall_ns: the profile's time; now_ns: the monotonic clock now (duration).
 void Build(const Snapshot& s, const char* kind, int64_t wall_ns, uint64_t now_ns, Built* out);
+
+// The change from `before` to `after`, as Go's ?seconds=N profiles: one
+// sample per stack (frames and object cache; no other label), alloc_* =
+// cumulative allocations of the stack in after minus in before (after alone
+// when the alloc profile was reset in between), inuse_* = its live blocks in
+// after minus in before (negative where the live heap shrank). Samples whose
+// four values all round to 0 are left out. duration_ns: between the two.
+void BuildDelta(const Snapshot& before, const Snapshot& after, const char* kind, int64_t wall_ns,
+                uint64_t duration_ns, Built* out);
 
 }  // namespace assay::profiler::snapshot

@@ -82,6 +82,17 @@ long assay_heap_iterate(assay_block_visitor visit, void* arg);
  * the write). */
 int assay_write_profile(const char* kind, const char* path);
 
+/* Writes the same gzip-compressed pprof bytes to file descriptor fd instead
+ * of a file, for a program that serves them on its own admin server (next to
+ * Go's /debug/pprof/heap convention; MALLOC_PROF=http=ADDR serves them
+ * without code). kind is "heap" (live sampled blocks, with the cumulative
+ * allocations as alloc_*) or "alloc" (the same, alloc_space by default). The
+ * profile is built in memory first, with no profiler lock held while it is
+ * written: a slow reader of fd delays only the caller. Returns 0, or an errno
+ * value: EINVAL for another kind, ENOENT when nothing is being profiled, the
+ * write's error (the bytes may then be partly written). */
+int assay_profile_to_fd(const char* kind, int fd);
+
 #ifdef __cplusplus
 }
 #endif

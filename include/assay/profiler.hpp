@@ -27,6 +27,7 @@
 #include <functional>
 #include <optional>
 #include <span>
+#include <string>
 
 #define ASSAY_API __attribute__((visibility("default")))
 
@@ -95,6 +96,13 @@ ASSAY_API ProfilerStats GetProfilerStats();
 // only). An empty path picks the next MALLOC_PROF file name
 // (<prefix>.<pid>.<seq>.<kind>.pb.gz). Returns 0 or an errno value.
 ASSAY_API int WriteProfile(const char* kind, const char* path = nullptr);
+
+// The gzipped pprof bytes of a "heap" or "alloc" profile (as WriteProfile
+// writes them) into *out, replacing its contents, for a program that serves
+// them on a route of its own (assay_profile_to_fd writes them to a
+// descriptor). Returns 0, or EINVAL (another kind, or out null), ENOENT
+// (nothing is being profiled) or the builder's errno value.
+ASSAY_API int ProfileTo(const char* kind, std::string* out);
 
 // Starts the cumulative (alloc) profile afresh.
 ASSAY_API void ResetAllocationProfile();

@@ -103,6 +103,18 @@ static void guard_sampling(size_t size, int count) {
     exit(2);
   }
   printf("guarded %ld of %d\n", strtol(g + strlen("\"guarded_total\":"), NULL, 10), count);
+  // With PROFILE_OUT set (and MALLOC_PROF on): the alloc profile, to check
+  // that the profiler's estimates stay unbiased while guard points share
+  // its countdown.
+  const char* out = getenv("PROFILE_OUT");
+  if (out != NULL) {
+    int (*write_profile)(const char*, const char*) =
+        (int (*)(const char*, const char*))dlsym(RTLD_DEFAULT, "assay_write_profile");
+    if (write_profile == NULL || write_profile("alloc", out) != 0) {
+      fprintf(stderr, "cannot write the alloc profile to %s\n", out);
+      exit(2);
+    }
+  }
 }
 
 __attribute__((noinline)) void guard_realloc_overrun(void) {

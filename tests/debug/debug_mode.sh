@@ -140,6 +140,27 @@ sampled 8192 20000 guard=100 116 284
 # guard guards every block of a page or more (the test program adds a few of its own).
 sampled 8192 2000 guard 2000 2010  # and the program's own few big blocks
 
+echo "checking: guard=N and the profiler share one countdown, each at its own rate"
+# The countdown runs over the union of both point processes and tells each
+# point's kind (profiler/sampler.h CombinedLaw): the guard's count keeps the
+# bounds above, and the profiler's estimate of the bytes allocated stays
+# unbiased. 100000 blocks of 64 B at rate=4096: q(64) = 0.01550, so
+# Binomial(1e5, q) sampled blocks (mean 1550, sd 39) of weight 64/q = 4129 B:
+# 6.40 MB, sd 0.16 MB; plus the 800000-byte array (always sampled, exact) and
+# a few KiB of the program's own. Bounds: 5 sd.
+rc=0
+env ASSAY_DEBUG=guard=100 MALLOC_PROF=rate=4096,final=0,seed=7 PROFILE_OUT="$PWD/combined.alloc.pb.gz" \
+  LD_PRELOAD="$ASSAY_LIB" "$PROG" guard_sampling 64 100000 >combined.out 2>combined.err || rc=$?
+[[ "$rc" -eq 0 ]] || { cat combined.err >&2; fail "guard_sampling with MALLOC_PROF exited $rc"; }
+n="$(sed -n 's/^guarded \([0-9]*\) of 100000$/\1/p' combined.out)"
+[[ -n "$n" && "$n" -ge 807 && "$n" -le 1184 ]] || fail "guard=100 with the profiler on: guarded '$n' (expected 807..1184)"
+total="$(go tool pprof -sample_index=alloc_space -unit=B -top combined.alloc.pb.gz 2>/dev/null |
+  sed -n 's/.* of \([0-9.]*\)B total.*/\1/p' | head -1)"
+[[ -n "$total" ]] || fail "no alloc_space total in the combined profile"
+awk -v t="$total" 'BEGIN { exit !(t >= 6400000 && t <= 8000000) }' ||
+  fail "profiler estimate with guard=100 on: $total B allocated (expected 6.4..8.0 MB)"
+echo "  ok: $n of 100000 guarded; profiler estimate $total B (expected 6.4..8.0 MB)"
+
 echo "checking: a bad option is named and the rest applies"
 run_case overrun redzone,bogus,audit=999 134
 first_line overrun "^assay: ASSAY_DEBUG: bad option 'bogus'"

@@ -156,7 +156,7 @@ TEST(AssayOptionsGrammar, LongKeysAreQuotedWhole) {
 // =============================== MALLOC_PROF ===============================
 
 const char kProfKeys[] =
-    "rate interval period prefix final peak leak depth seed young signal stack";
+    "rate interval period prefix final peak leak depth seed young signal stack http http_remote";
 
 std::string ProfUnknown(const std::string& key) {
   return "assay: MALLOC_PROF: unknown key '" + key + "' (keys: " + kProfKeys +
@@ -181,6 +181,8 @@ void ExpectSameProf(const ProfConfig& got, const ProfConfig& want, const char* t
   EXPECT_EQ(got.young, want.young) << text;
   EXPECT_EQ(got.signal, want.signal) << text;
   EXPECT_EQ(got.stack_method, want.stack_method) << text;
+  EXPECT_STREQ(got.http, want.http) << text;
+  EXPECT_EQ(got.http_remote, want.http_remote) << text;
 }
 
 // Parses `text` into a config that starts out dirty (ParseProfConfig must
@@ -284,6 +286,11 @@ TEST(MallocProfGrammar, AcceptedForms) {
   CheckProfGood("signal=64", [](ProfConfig& c) { c.signal = 64; });
   CheckProfGood("stack=unwind", [](ProfConfig& c) { c.stack_method = 0; });
   CheckProfGood("stack=fp", [](ProfConfig& c) { c.stack_method = 1; });
+  CheckProfGood("http=127.0.0.1:6060", [](ProfConfig& c) { strcpy(c.http, "127.0.0.1:6060"); });
+  CheckProfGood("http=unix:/run/x.sock,http_remote=1", [](ProfConfig& c) {
+    strcpy(c.http, "unix:/run/x.sock");
+    c.http_remote = true;
+  });
   CheckProfGood(
       "rate=64k,interval=1m,period=60,prefix=/tmp/x,final=0,peak=1,leak=1,depth=16,"
       "seed=7,young=2m,signal=USR2,stack=fp",
@@ -363,6 +370,10 @@ TEST(MallocProfGrammar, BadForms) {
   CheckProfBad("stack=", ProfBad("stack", "unwind or fp"));
   CheckProfBad("stack", ProfBad("stack", "unwind or fp"));
   CheckProfBad("stack=unwindx", ProfBad("stack", "unwind or fp"));
+  const char kHttpForm[] = "IP:PORT, [IPv6]:PORT or unix:/path, under 128 bytes";
+  CheckProfBad("http=", ProfBad("http", kHttpForm));
+  CheckProfBad(("http=" + std::string(128, 'a')).c_str(), ProfBad("http", kHttpForm));
+  CheckProfBad("http_remote=2", ProfBad("http_remote", "0 or 1"));
 }
 
 TEST(MallocProfGrammar, TheFirstBadItemStopsEverything) {

@@ -193,6 +193,13 @@ int Run(const std::vector<std::string>& args) {
       if (v.empty() || v.size() >= 512 || v.find(',') != std::string::npos)
         throw UsageError("bad --prefix '" + v + "' (a path prefix under 512 bytes, without ',')");
       prefix = v;
+    } else if (r.Value("--http", &v)) {
+      if (v.empty() || v.size() >= 128 || v.find(',') != std::string::npos)
+        throw UsageError("bad --http '" + v +
+                         "' (IP:PORT, [IPv6]:PORT or unix:/path, under 128 bytes, without ',')");
+      prof.push_back("http=" + v);
+    } else if (r.Flag("--http-remote")) {
+      prof.push_back("http_remote=1");
     } else if (r.Flag("--leak")) {
       prof.push_back("leak=1");
     } else if (r.Flag("--peak")) {
@@ -289,7 +296,8 @@ const Command kRunCommand = {
     "run",
     "run a program with the heap profiler on and say where its profiles went",
     "usage: assay run [--rate SIZE] [--period SECS] [--interval SIZE] [--prefix P]\n"
-    "                 [--leak] [--peak] [--depth N] -- PROGRAM [ARGS...]",
+    "                 [--leak] [--peak] [--depth N] [--http ADDR [--http-remote]]\n"
+    "                 -- PROGRAM [ARGS...]",
     "Runs PROGRAM with libassay.so preloaded (LD_PRELOAD, ahead of any already\n"
     "set) and MALLOC_PROF built from the options, waits for it and exits with its\n"
     "status (128+N if signal N killed it). Then it lists, on stderr, the profiles\n"
@@ -306,6 +314,10 @@ const Command kRunCommand = {
     "  --peak           a peak profile each time the live heap grows 10% past\n"
     "                   the last peak\n"
     "  --depth N        stack frames kept, 1 to 256 (default 64)\n"
+    "  --http ADDR      serve the profiles over HTTP while it runs, at Go's paths\n"
+    "                   (/debug/pprof/heap, /debug/pprof/allocs): ADDR is\n"
+    "                   127.0.0.1:PORT, [::1]:PORT or unix:/path (mode 0600)\n"
+    "  --http-remote    allow an --http address other than loopback\n"
     "\n"
     "SIZE takes a k, m or g suffix. A heap profile is always written at exit.\n"
     "Other MALLOC_PROF keys already in the environment are kept. libassay.so\n"
