@@ -1,6 +1,7 @@
 // Central free lists (central.h).
 #include "alloc/central.h"
 
+#include "alloc/free_link.h"
 #include "alloc/page_heap.h"
 #include "base/assert.h"
 #include "base/layout.h"
@@ -52,7 +53,7 @@ ASSAY_INLINE size_t SpanSlices(size_t cls, Pool pool) {
 // Checks the n blocks linked from head (a batch moving to or from a thread).
 void AssertBatchValid(const void* head, size_t n, size_t cls, Pool pool) {
   size_t k = 0;
-  for (const void* b = head; b != nullptr; b = *static_cast<void* const*>(b), ++k) {
+  for (const void* b = head; b != nullptr; b = link::Load(b), ++k) {
     ASSAY_CHECK(k < n);  // also stops a cycle
     AssertBlockValid(b, cls, pool);
   }
@@ -70,7 +71,7 @@ void AssertSpanValid(const Span* span, size_t cls, Pool pool) {
   const uint32_t carved = span->bump / c.size;
   const uintptr_t start = reinterpret_cast<uintptr_t>(SpanStart(span));
   uint32_t nfree = 0;
-  for (const void* b = span->free_list; b != nullptr; b = *static_cast<void* const*>(b)) {
+  for (const void* b = span->free_list; b != nullptr; b = link::Load(b)) {
     ASSAY_CHECK(nfree < carved);  // also stops a cycle
     const uintptr_t a = reinterpret_cast<uintptr_t>(b);
     ASSAY_CHECK(a >= start && a - start < span->bump);
@@ -115,7 +116,7 @@ size_t ReturnToSpan(ClassList& l, void* block) {
   ASSAY_ASSERT(span->kind == KindOf(static_cast<Pool>(ListIndex(l) / kNumClasses)));
   ASSAY_CHECKED_ONLY(
       AssertBlockValid(block, span->cls, static_cast<Pool>(ListIndex(l) / kNumClasses)));
-  *static_cast<void**>(block) = span->free_list;
+  link::Store(block, span->free_list);
   span->free_list = block;
   l.stats.blocks_out--;
   if (--span->used != 0) {
@@ -195,8 +196,8 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
         n = nfree;
       } else {
         void* b = span->free_list;
-        span->free_list = *static_cast<void**>(b);
-        *static_cast<void**>(b) = list;
+        span->free_list = link::Load(b);
+        link::Store(b, list);
         list = b;
         span->used++;
         ++n;
@@ -208,9 +209,9 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
       const uint32_t k = static_cast<uint32_t>(want - n < room ? want - n : room);
       char* const start = SpanStart(span) + span->bump;
       for (uint32_t i = 0; i + 1 < k; ++i) {
-        *reinterpret_cast<void**>(start + size_t{i} * c.size) = start + size_t{i + 1} * c.size;
+        link::Store(start + size_t{i} * c.size, start + size_t{i + 1} * c.size);
       }
-      *reinterpret_cast<void**>(start + size_t{k - 1} * c.size) = list;
+      link::Store(start + size_t{k - 1} * c.size, list);
       list = start;
       span->bump += k * c.size;
       span->used += k;
@@ -238,7 +239,7 @@ void Give(size_t cls, void* head, size_t n, Pool pool) {
     return;
   }
   while (head != nullptr) {
-    void* next = *static_cast<void**>(head);
+    void* next = link::Load(head);
     ReturnToSpan(l, head);
     head = next;
   }
@@ -259,7 +260,7 @@ size_t Drain(bool idle_only) {
       const Batch b = l.batches[--l.nbatches];
       l.stats.transfer_blocks -= b.count;
       for (void* p = b.head; p != nullptr;) {
-        void* next = *static_cast<void**>(p);
+        void* next = link::Load(p);
         released += ReturnToSpan(l, p);
         p = next;
       }

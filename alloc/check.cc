@@ -20,7 +20,7 @@ void AssertFreeListValid(const ThreadCache* tc, size_t cls) {
   ASSAY_CHECK(l.count <= l.max && l.max <= c.max_cached);
   ASSAY_CHECK(tc == &g_empty_cache ? l.max == 0 : l.max >= c.batch);
   uint32_t n = 0;
-  for (const void* b = l.head; b != nullptr; b = *static_cast<void* const*>(b)) {
+  for (const void* b = l.head; b != nullptr; b = link::Load(b)) {
     ASSAY_CHECK(n < l.count);  // count == length (also stops a cycle)
     central::AssertBlockValid(b, cls, central::kNormal);
     ++n;
@@ -63,8 +63,8 @@ bool AssertHeapValid(CacheScope scope) {
     size_t threads = 0;
     thread_cache::CachedBytes(&threads);
     ASSAY_CHECK(threads == w.caches);
-  } else if (tls_cache != &g_empty_cache) {
-    AssertThreadCacheValid(tls_cache, w.cached);
+  } else if (ThreadCache* tc = thread_cache::Existing()) {  // tls_cache's, or harden=1's
+    AssertThreadCacheValid(tc, w.cached);
   }
   // The fork handlers' order: central lists, then the page heap; both held
   // so that the spans, the lists and the page heap are seen at one instant.

@@ -98,7 +98,7 @@ int Comalloc(size_t n, const size_t* sizes, void** out) {
     FreeList* l;
     if (ASSAY_LIKELY(size <= kMaxTableSize && tc != nullptr &&
                      (p = (l = &tc->lists[kSmallLookup[(size + 7) >> 3]])->head) != nullptr)) {
-      l->PopNonEmpty(p);
+      l->PopLinked(p);
     } else {
       bool zeroed;
       p = AllocPlain(tc, size, 0, &zeroed);

@@ -75,7 +75,7 @@ size_t UsableSize(const void* p) {
 }
 
 size_t Trim() {
-  if (tls_cache != &g_empty_cache) thread_cache::FlushAll(tls_cache);
+  if (ThreadCache* tc = thread_cache::Existing()) thread_cache::FlushAll(tc);
   central::Drain(/*idle_only=*/false);
   const uint64_t now = os::NowMs();
   return page_heap::Purge(now, 0, /*wait=*/true) + huge::Release(now, 0);

@@ -55,11 +55,18 @@ class AddressSet {
   size_t cap_ = 0;
 };
 
-// Adds up to `limit` blocks of the list starting at head.
+// The key of hardened links (0: plain), read through the layout.
+uint64_t g_walk_key = 0;
+uint64_t g_walk_shift = 0;
+
+// Adds up to `limit` blocks of the list starting at head, decoding the links
+// as free_link.h stores them.
 bool AddList(AddressSet* set, uintptr_t head, uint64_t limit) {
   for (uint64_t i = 0; head != 0 && i < limit; ++i) {
     if (!set->Add(head)) return false;
-    head = Read<uintptr_t>(head);
+    uintptr_t next = Read<uintptr_t>(head);
+    if (g_walk_key != 0) next ^= (head >> g_walk_shift) ^ g_walk_key;
+    head = next;
   }
   return true;
 }
@@ -68,6 +75,8 @@ bool AddList(AddressSet* set, uintptr_t head, uint64_t limit) {
 
 bool WalkHeap(const AssayLayout& l, void (*emit)(uintptr_t, size_t, void*), void* arg) {
   AddressSet cached;  // free blocks held by thread caches and transfer caches
+  g_walk_key = l.link_key_addr != 0 ? Read<uint64_t>(l.link_key_addr) : 0;
+  g_walk_shift = l.link_shift;
   for (uintptr_t tc = Read<uintptr_t>(l.thread_cache_head_addr); tc != 0;
        tc = Read<uintptr_t>(tc + l.tc_next_off)) {
     for (uint64_t cls = 1; cls < l.num_classes; ++cls) {

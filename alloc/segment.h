@@ -108,8 +108,15 @@ struct DecodedPointer {
 };
 ASSAY_INLINE DecodedPointer Decode(uintptr_t a) {
   Segment* seg = SegmentOf(a);
+  // &seg->slice_map[SliceOf(a)], with the slice's byte offset taken from the
+  // address in one mask ((a >> 15) & 126 = 2 * slice), so that the map's own
+  // offset becomes the load's displacement: one instruction less on free's
+  // fast path than the indexed form, which compilers build as (slice + 8) * 2.
+  static_assert(sizeof(SliceEntry) == 2);
+  const uintptr_t entry = reinterpret_cast<uintptr_t>(seg->slice_map) +
+                          ((a >> (kSliceShift - 1)) & ((kSlicesPerSegment - 1) * 2));
   SliceEntry e;
-  __atomic_load(&seg->slice_map[SliceOf(a)], &e, __ATOMIC_RELAXED);
+  __atomic_load(reinterpret_cast<const SliceEntry*>(entry), &e, __ATOMIC_RELAXED);
   return {seg, e, static_cast<uint32_t>(a - seg->Base() - e.first * kSliceSize)};
 }
 

@@ -9,6 +9,7 @@
 #include "alloc/locate.h"
 #include "alloc/page_heap.h"
 #include "alloc/purger.h"
+#include "base/options.h"
 
 namespace assay::internal {
 
@@ -210,6 +211,15 @@ void* MallocSlow(size_t n) {
     void* p = TryPop(tls_cache, ClassOfLarge(n), n);
     if (ASSAY_LIKELY(p != nullptr)) return p;
   }
+  // harden=1: the fast path never sees the thread's cache; its pop is here,
+  // through link:: (free_link.h).
+  if (ASSAY_UNLIKELY(link::g_key != 0) && n <= kMaxSmallSize && !debug::g_on && !debug::g_guard) {
+    if (ThreadCache* tc = thread_cache::Existing()) {
+      const size_t cls = n <= kMaxTableSize ? kSmallLookup[(n + 7) >> 3] : ClassOfLarge(n);
+      void* p = TryPop</*kLinked=*/true>(tc, cls, n);
+      if (ASSAY_LIKELY(p != nullptr)) return p;
+    }
+  }
   bool zeroed;
   return AllocAccounted(n, 0, &zeroed);
 }
@@ -217,17 +227,26 @@ void* MallocSlow(size_t n) {
 void FreeSlow(void* p) {
   if (p == nullptr) return;
   if (ASSAY_UNLIKELY(debug::g_on)) return debug::Free(p);
+  // harden=1: the fast path's push, through link:: (see MallocSlow).
+  if (ASSAY_UNLIKELY(link::g_key != 0)) {
+    if (ThreadCache* tc = thread_cache::Existing(); tc != nullptr && TryPush<true>(tc, p)) return;
+  }
   const Location loc = Locate(p);
   switch (loc.home) {
     case Home::kSmall: {
       ThreadCache* tc = thread_cache::Current();
       if (tc == nullptr) {
-        *static_cast<void**>(p) = nullptr;
+        link::Store(p, nullptr);
         central::Give(loc.cls, p, 1);
       } else {
         FreeList& l = tc->lists[loc.cls];
+        // Free's fast path declines p == head: the block was freed and not
+        // allocated since (it heads this thread's list of its class).
+        if (ASSAY_UNLIKELY(p == l.head) && GetOptions().double_free != 0) {
+          link::ReportDoubleFree(p, kClasses[loc.cls].size);
+        }
         if (l.count < l.max) {
-          l.Push(p);
+          l.PushLinked(p);
           return;
         }
         thread_cache::PushOverflow(tc, loc.cls, p);
@@ -238,7 +257,7 @@ void FreeSlow(void* p) {
     case Home::kSampled:
       // The entry goes before the memory can be handed out again.
       profiler::OnSampledFree(p);
-      *static_cast<void**>(p) = nullptr;
+      link::Store(p, nullptr);
       central::Give(loc.cls, p, 1, central::kSampled);
       profiler::SafePoint();
       return;

@@ -19,7 +19,7 @@ ASSAY_INLINE void* AllocSmall(ThreadCache* tc, size_t cls) {
     return central::Take(cls, 1, &head) == 0 ? nullptr : head;
   }
   FreeList& l = tc->lists[cls];
-  if (void* p = l.head; ASSAY_LIKELY(p != nullptr)) return l.PopNonEmpty(p);
+  if (void* p = l.head; ASSAY_LIKELY(p != nullptr)) return l.PopLinked(p);
   return thread_cache::Refill(tc, cls);
 }
 

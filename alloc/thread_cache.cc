@@ -20,10 +20,13 @@ namespace assay::internal {
 
 constinit ThreadCache g_empty_cache = {};
 ASSAY_TLS ThreadCache* tls_cache = &g_empty_cache;
+namespace {
+// The thread's cache, or nullptr: equal to tls_cache except with harden=1,
+// where tls_cache stays g_empty_cache (free_link.h).
+ASSAY_TLS ThreadCache* tls_own = nullptr;
+}  // namespace
 
-SampleCountdown* OwnCountdown() {
-  return tls_cache != &g_empty_cache ? &tls_cache->countdown : nullptr;
-}
+SampleCountdown* OwnCountdown() { return tls_own != nullptr ? &tls_own->countdown : nullptr; }
 
 void ForEachCountdown(void (*fn)(SampleCountdown* c, void* arg), void* arg) {
   struct Call {
@@ -72,12 +75,13 @@ void Release(ThreadCache* tc, size_t cls, uint32_t k) {
     void* head = l.head;
     void* tail = head;
     uint32_t n = 1;
-    while (n < take && *static_cast<void**>(tail) != nullptr) {
-      tail = *static_cast<void**>(tail);
+    void* next;
+    while (n < take && (next = link::Load(tail)) != nullptr) {
+      tail = next;
       ++n;
     }
-    l.head = *static_cast<void**>(tail);
-    *static_cast<void**>(tail) = nullptr;
+    l.head = link::Load(tail);
+    link::Store(tail, nullptr);
     l.count -= n;
     k -= n;
     central::Give(cls, head, n);
@@ -98,6 +102,7 @@ void OnThreadExit(void* arg) {
   if (debug::g_on) debug::FlushThread();
   tls_exited = 1;
   tls_cache = &g_empty_cache;
+  tls_own = nullptr;
   ASSAY_PROBE1(thread_cache_exit, tc->thread_id);
   FlushAll(tc);
   LockGuard lock(g_registry.mu);
@@ -112,7 +117,7 @@ void OnThreadExit(void* arg) {
   g_registry.threads--;
 }
 
-ThreadCache* Create() {
+ASSAY_NOINLINE ThreadCache* Create() {
   heap::EnsureInit();
   ThreadCache* tc;
   {
@@ -136,7 +141,8 @@ ThreadCache* Create() {
     g_registry.live = tc;
     g_registry.threads++;
   }
-  tls_cache = tc;
+  tls_own = tc;
+  if (GetOptions().harden == 0) tls_cache = tc;  // else the fast paths never see it
   // After tls_cache is set: pthread_setspecific may itself call calloc.
   pthread_setspecific(g_key, tc);
   return tc;
@@ -145,11 +151,12 @@ ThreadCache* Create() {
 }  // namespace
 
 ThreadCache* Current() {
-  ThreadCache* tc = tls_cache;
-  if (ASSAY_LIKELY(tc != &g_empty_cache)) return tc;
+  if (ThreadCache* tc = tls_own; ASSAY_LIKELY(tc != nullptr)) return tc;
   if (tls_exited) return nullptr;
   return Create();
 }
+
+ThreadCache* Existing() { return tls_own; }
 
 void* Refill(ThreadCache* tc, size_t cls) {
   FreeList& l = tc->lists[cls];
@@ -159,7 +166,7 @@ void* Refill(ThreadCache* tc, size_t cls) {
   const size_t n = central::Take(cls, kClasses[cls].batch, &head, central::kNormal, l.max);
   if (n == 0) return nullptr;
   tls_allocates[cls] = 1;
-  l.head = *static_cast<void**>(head);
+  l.head = link::Load(head);
   l.count = static_cast<uint32_t>(n - 1);
   ASSAY_CHECKED_ONLY(AssertFreeListValid(tc, cls));
   return head;
@@ -168,7 +175,7 @@ void* Refill(ThreadCache* tc, size_t cls) {
 void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
   FreeList& l = tc->lists[cls];
   const SizeClassInfo& c = kClasses[cls];
-  l.Push(p);
+  l.PushLinked(p);
   if (l.max < c.max_cached && tls_allocates[cls] != 0) {
     // Slow start: a list that keeps overflowing earns room, one batch at a time.
     l.max = l.max + c.batch < c.max_cached ? l.max + c.batch : c.max_cached;
@@ -213,8 +220,7 @@ void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* ar
   LockGuard lock(g_registry.mu);
   for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) {
     for (size_t cls = 1; cls < kNumClasses; ++cls) {
-      for (void* b = tc->lists[cls].head; b != nullptr; b = *static_cast<void**>(b))
-        fn(cls, b, arg);
+      for (void* b = tc->lists[cls].head; b != nullptr; b = link::Load(b)) fn(cls, b, arg);
     }
   }
 }
@@ -227,6 +233,8 @@ void DescribeLayout(AssayLayout* l) {
   l->freelist_count_off = offsetof(FreeList, count);
   l->tc_next_off = offsetof(ThreadCache, next);
   l->tc_thread_id_off = offsetof(ThreadCache, thread_id);
+  l->link_key_addr = reinterpret_cast<uint64_t>(&link::g_key);
+  l->link_shift = link::kShift;
 }
 
 void InitKey() { pthread_key_create(&g_key, OnThreadExit); }
@@ -241,7 +249,7 @@ void UnlockAfterFork(bool child) {
   g_registry.mu.ResetAfterFork();
   // Only this thread lives on in the child: the blocks in the other threads'
   // caches are unreachable (as with every allocator); their structs are reused.
-  ThreadCache* self = tls_cache != &g_empty_cache ? tls_cache : nullptr;
+  ThreadCache* self = tls_own;
   for (ThreadCache* tc = g_registry.live; tc != nullptr;) {
     ThreadCache* next = tc->next;
     if (tc != self) {

@@ -9,8 +9,14 @@
 // A thread starts on g_empty_cache (all lists empty, all bounds 0), so its
 // first malloc or free takes the slow path, which creates its cache; the fast
 // paths never ask "is this initialised?" and never write to g_empty_cache.
+// With ASSAY_OPTIONS=harden=1 tls_cache stays on g_empty_cache for good and
+// the slow paths use the cache through thread_cache::Current(): the fast
+// paths' plain links never touch a hardened list (free_link.h).
+// Free also declines a block that heads its list: freed twice in a row,
+// FreeSlow reports it (double_free=1, the default).
 #pragma once
 
+#include "alloc/free_link.h"
 #include "alloc/sample_hooks.h"
 #include "alloc/segment.h"
 #include "alloc/size_classes.h"
@@ -28,8 +34,9 @@ struct FreeList {
   uint32_t count;  // length of the list
   uint32_t max;    // bound on count; grows from `batch` to `max_cached`
 
-  // The list's one pop and one push (the caller checked head != nullptr,
-  // or count < max where the bound matters).
+  // The fast paths' pop and push, with plain links (the caller checked
+  // head != nullptr, or count < max where the bound matters). Only for
+  // tls_cache's lists, which are never hardened (free_link.h).
   ASSAY_INLINE void* PopNonEmpty(void* p) {
     head = *static_cast<void**>(p);
     count--;
@@ -37,6 +44,17 @@ struct FreeList {
   }
   ASSAY_INLINE void Push(void* p) {
     *static_cast<void**>(p) = head;
+    head = p;
+    count++;
+  }
+  // The same off the fast paths, through link:: (safe-linked with harden=1).
+  ASSAY_INLINE void* PopLinked(void* p) {
+    head = link::Load(p);
+    count--;
+    return p;
+  }
+  ASSAY_INLINE void PushLinked(void* p) {
+    link::Store(p, head);
     head = p;
     count++;
   }
@@ -65,15 +83,44 @@ ASSAY_NOINLINE void FreeSlow(void* p);
 
 // The pop of the malloc fast path: a block of class cls for n bytes when
 // the list has one and the sampling countdown stays >= 0; else nullptr.
+// kLinked: through link:: (the slow paths' copy for harden=1).
+template <bool kLinked = false>
 ASSAY_INLINE void* TryPop(ThreadCache* tc, size_t cls, size_t n) {
   FreeList& l = tc->lists[cls];
   void* p = l.head;
   const int64_t left = CountdownLeftAfter(&tc->countdown, n);
   if (ASSAY_LIKELY((p != nullptr) & (left >= 0))) {
     CountdownSet(&tc->countdown, left);
-    return l.PopNonEmpty(p);
+    return kLinked ? l.PopLinked(p) : l.PopNonEmpty(p);
   }
   return nullptr;
+}
+
+// The push of the free fast path: true when p, a block start in a small
+// span, went onto tc's list below its bound. Declines p == head: freed
+// again with no malloc between (FreeSlow reports it), a compare and a
+// branch on the head the push loads anyway. kLinked as for TryPop.
+// tc is read only once p is known to be a small block (a reference, so
+// that Free's TLS load stays folded into its use).
+template <bool kLinked = false>
+ASSAY_INLINE bool TryPush(ThreadCache* const& tc, void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (ASSAY_LIKELY(segment_map::Contains(a))) {
+    const DecodedPointer d = Decode(a);
+    // A slice outside small spans has cls 0, and lists[0] has max 0 forever,
+    // so the bound test sends it to the slow path: no test of cls here.
+    FreeList& l = tc->lists[d.e.cls];
+    if (ASSAY_LIKELY(IsBlockOffset(kClasses[d.e.cls], d.offset) & (l.count < l.max)) &&
+        ASSAY_LIKELY(p != l.head)) {
+      if (kLinked) {
+        l.PushLinked(p);
+      } else {
+        l.Push(p);
+      }
+      return true;
+    }
+  }
+  return false;
 }
 
 ASSAY_INLINE void* Malloc(size_t n) {
@@ -86,17 +133,7 @@ ASSAY_INLINE void* Malloc(size_t n) {
 }
 
 ASSAY_INLINE void Free(void* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  if (ASSAY_LIKELY(segment_map::Contains(a))) {
-    const DecodedPointer d = Decode(a);
-    // A slice outside small spans has cls 0, and lists[0] has max 0 forever,
-    // so the bound test sends it to the slow path: no test of cls here.
-    FreeList& l = tls_cache->lists[d.e.cls];
-    if (ASSAY_LIKELY(IsBlockOffset(kClasses[d.e.cls], d.offset) & (l.count < l.max))) {
-      l.Push(p);
-      return;
-    }
-  }
+  if (ASSAY_LIKELY(TryPush(tls_cache, p))) return;
   FreeSlow(p);
 }
 
@@ -104,8 +141,13 @@ namespace thread_cache {
 
 // The calling thread's cache, created on first use; nullptr once the thread
 // has exited its cache (late destructors) or when no memory is left: callers
-// then go straight to the central lists.
+// then go straight to the central lists. With harden=1 this is the only way
+// to the cache (tls_cache stays g_empty_cache): use its lists with
+// FreeList::PopLinked/PushLinked only.
 ThreadCache* Current();
+
+// The calling thread's cache if it has one, else nullptr; never creates one.
+ThreadCache* Existing();
 
 // Takes blocks from the central list into an empty list; returns one block
 // (nullptr when out of memory).

@@ -13,7 +13,7 @@
 extern "C" {
 
 #define ASSAY_LAYOUT_MAGIC 0x4c59414c59415341ull /* "ASAYLAYL" */
-#define ASSAY_LAYOUT_VERSION 2
+#define ASSAY_LAYOUT_VERSION 3
 
 struct AssayLayout {
   uint64_t magic;    // ASSAY_LAYOUT_MAGIC once filled
@@ -64,6 +64,11 @@ struct AssayLayout {
   // Freed huge mappings kept for reuse (counted in the mapped total).
   uint64_t huge_cache_addr, huge_cache_count_addr, huge_cache_record_size, huge_cache_base_off,
       huge_cache_size_off;
+  // Version 3. Free-list links (alloc/free_link.h): the address of the
+  // process's key (uint64; 0 read there: links are plain pointers), and the
+  // shift: a hardened link stored in block `slot` decodes as
+  // next = stored ^ (slot >> link_shift) ^ key.
+  uint64_t link_key_addr, link_shift;
   // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
   // bump and used, FreeList count, Batch count, class size, stack depth,
   // nbatches: 4; span kind, cls, first, slices, sampled: 1; weights: double.

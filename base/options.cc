@@ -15,6 +15,8 @@ constexpr OptionSpec kSpecs[] = {
     NumberOption("thread_cache_bytes", F(thread_cache_bytes), 0, int64_t{1} << 40,
                  "bytes with optional k/m/g suffix"),
     BoolOption("stats_at_exit", F(stats_at_exit)),
+    BoolOption("harden", F(harden)),
+    BoolOption("double_free", F(double_free)),
 };
 #undef F
 static_assert(ValidOptionTable(kSpecs, sizeof(kSpecs) / sizeof(kSpecs[0])));

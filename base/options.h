@@ -14,6 +14,8 @@ struct Options {
   int64_t background_thread = 1;         // purge from a background thread (else on slow paths)
   int64_t thread_cache_bytes = 4 << 20;  // bound on the free bytes one thread cache holds
   int64_t stats_at_exit = 0;             // print assay_stats_print's table to stderr at exit
+  int64_t harden = 0;       // safe-linked free lists (alloc/free_link.h); fast paths then unused
+  int64_t double_free = 1;  // report a block freed while it heads its thread's free list
 };
 
 // The options in force. Valid after InitOptions(); defaults before.

@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -146,7 +148,24 @@ uint64_t ThreadId() {
 
 void Yield() { sched_yield(); }
 
+bool SecureExecution() { return getauxval(AT_SECURE) != 0; }
+
+uint64_t RandomU64() {
+  ErrnoKeeper keep;
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == static_cast<ssize_t>(sizeof(v))) return v;
+  // AT_RANDOM: 16 bytes the kernel gave this process (glibc's stack guard
+  // uses them as they are: mix them with the clock and our address).
+  uint64_t w[2] = {0, 0};
+  if (const void* r = reinterpret_cast<const void*>(getauxval(AT_RANDOM))) memcpy(w, r, sizeof(w));
+  v = w[0] ^ (w[1] * 0x9e3779b97f4a7c15ull) ^ NowNs() ^ reinterpret_cast<uintptr_t>(&v);
+  v ^= v >> 31;
+  v *= 0xbf58476d1ce4e5b9ull;
+  return v ^ (v >> 29);
+}
+
 const char* GetEnv(const char* name) {
+  if (SecureExecution()) return nullptr;  // silent, as glibc is
   // Walk environ directly: getenv() does not allocate in glibc either, but
   // this keeps the contract in our hands and works before libc is set up
   // (environ is then null and nothing is found).
@@ -173,6 +192,8 @@ void WriteStderr(const char* s, size_t n) {
 void WriteStderr(const char* s) { WriteStderr(s, strlen(s)); }
 
 void Abort() { abort(); }
+
+int OpenReadOnly(const char* path) { return open(path, O_RDONLY | O_CLOEXEC); }
 
 long ReadSmallFile(const char* path, char* buf, size_t size) {
   if (size == 0) return -1;

@@ -47,8 +47,22 @@ int ProcessId();
 uint64_t ThreadId();
 void Yield();
 
-// Reads an environment variable without allocating; nullptr if unset.
+// Reads an environment variable without allocating; nullptr if unset, and
+// nullptr always in secure execution (SecureExecution()): then the user who
+// runs the program is not the one it runs as, so the environment is theirs
+// and must not steer the allocator (file prefixes, debug modes, tuning), as
+// glibc ignores its malloc tunables and jemalloc uses secure_getenv.
 const char* GetEnv(const char* name);
+
+// True when the kernel started this process in secure-execution mode
+// (getauxval(AT_SECURE): setuid, setgid, file capabilities, LSM
+// transitions). Reads the auxiliary vector: no allocation, valid before
+// libc's constructors run.
+bool SecureExecution();
+
+// 64 random bits (getrandom; the kernel's AT_RANDOM bytes mixed with the
+// clock where getrandom is refused). Never allocates; errno untouched.
+uint64_t RandomU64();
 
 // Writes to stderr without allocating or buffering.
 void WriteStderr(const char* s, size_t n);
@@ -61,6 +75,8 @@ void WriteStderr(const char* s);
 // Reads up to size - 1 bytes of a small file (a /proc file) into buf and
 // terminates it; the bytes read, or -1.
 long ReadSmallFile(const char* path, char* buf, size_t size);
+// Opens a file for reading (close-on-exec): its descriptor, or -1.
+int OpenReadOnly(const char* path);
 // Writes all n bytes (retrying after EINTR and short writes); false on error.
 bool WriteAll(int fd, const void* p, size_t n);
 // Reads up to n bytes (retrying after EINTR): the count, 0 at end of file, -1.

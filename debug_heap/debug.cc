@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc/page_heap.h"
 #include "alloc/segment.h"
 #include "alloc/size_classes.h"
 #include "alloc/thread_cache.h"
@@ -291,6 +292,22 @@ size_t UsableSize(const void* p) {
 void ForEachLive(void (*fn)(const Block& b, void* arg), void* arg) {
   ForEachLiveSmall(fn, arg);
   ForEachLiveMapped(fn, arg);
+}
+
+// The leak scan stops the other threads: none may hold a lock the walk needs.
+void LockForLeakScan() {
+  LockForFork();  // quarantine, table: the order of the fork handler
+  page_heap::LockForFork();
+}
+
+void UnlockAfterLeakScan() {
+  page_heap::UnlockAfterFork(false);
+  UnlockAfterFork(false);
+}
+
+void ForEachLiveLocked(void (*fn)(const Block& b, void* arg), void* arg) {
+  ForEachLiveSmallLocked(fn, arg);
+  ForEachLiveMappedLocked(fn, arg);
 }
 
 Counters GetCounters() {

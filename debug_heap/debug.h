@@ -121,6 +121,12 @@ void UnlockAfterFork(bool child);
 // Calls fn for every live block (small ones by walking the sampled spans,
 // mapped ones from the table). fn must not allocate.
 void ForEachLive(void (*fn)(const Block& b, void* arg), void* arg);
+// For the leak scan, which stops the other threads and must not wait for a
+// lock one of them holds: takes the quarantine, table and page-heap locks (in
+// the fork handler's order), and ForEachLive with them held.
+void LockForLeakScan();
+void UnlockAfterLeakScan();
+void ForEachLiveLocked(void (*fn)(const Block& b, void* arg), void* arg);
 
 // Captures the calling site's stack (audit), nullptr when not auditing.
 profiler::Stack* CaptureSite();

@@ -19,8 +19,9 @@
 #include "profiler/stack_capture.h"
 #include "profiler/stack_table.h"
 
-// Defined when the static library's pprof objects are linked in.
-extern "C" int assay_pprof_describe_pc(uintptr_t pc, char* out, size_t outlen)
+// Defined when the static library's pprof objects are linked in
+// (pprof/describe.h).
+extern "C" int assay_pprof_describe_frame(uintptr_t pc, int index, char* out, size_t outlen)
     __attribute__((weak));
 
 namespace assay::internal::debug {
@@ -30,11 +31,11 @@ namespace {
 // dynamic loader): only a describer already there is used.
 bool g_in_fault = false;
 
-using DescribeFn = int (*)(uintptr_t, char*, size_t);
+using DescribeFn = int (*)(uintptr_t, int, char*, size_t);
 DescribeFn Describer() {
-  if (assay_pprof_describe_pc != nullptr) return assay_pprof_describe_pc;
+  if (assay_pprof_describe_frame != nullptr) return assay_pprof_describe_frame;
   return reinterpret_cast<DescribeFn>(
-      profiler::dumper::PprofSymbol("assay_pprof_describe_pc", !g_in_fault));
+      profiler::dumper::PprofSymbol("assay_pprof_describe_frame", !g_in_fault));
 }
 
 void Write(const char* s) { os::WriteStderr(s); }
@@ -45,9 +46,16 @@ void WriteFrames(const uintptr_t* frames, size_t depth, int max_frames) {
     const uintptr_t pc = frames[i];
     const uintptr_t look = pc > 0 ? pc - 1 : pc;
     char described[512];
-    if (DescribeFn describe = Describer();
-        describe != nullptr && describe(look, described, sizeof(described)) == 0) {
+    DescribeFn describe = Describer();
+    const int count = describe != nullptr ? describe(look, 0, described, sizeof(described)) : -1;
+    if (count > 0) {
+      // Inlined calls at this pc first, each on a line of its own: "#i" once.
+      const int width = snprintf(nullptr, 0, "#%zu", i);
       Print("    #%zu 0x%lx %s\n", i, static_cast<unsigned long>(pc), described);
+      for (int k = 1; k < count; ++k) {
+        if (describe(look, k, described, sizeof(described)) <= 0) break;
+        Print("    %*s 0x%lx %s\n", width, "", static_cast<unsigned long>(pc), described);
+      }
       continue;
     }
     Dl_info info;

@@ -191,6 +191,10 @@ Block FindMappedExact(uintptr_t user) {
 
 void ForEachLiveMapped(void (*fn)(const Block& b, void* arg), void* arg) {
   LockGuard g(g_table_mu);
+  ForEachLiveMappedLocked(fn, arg);
+}
+
+void ForEachLiveMappedLocked(void (*fn)(const Block& b, void* arg), void* arg) {
   for (size_t i = 0; i < g_table_cap; ++i) {
     MappedRecord* r = g_table[i];
     if (r != nullptr && r->h.state == kLive) fn(Block{&r->h, r->user, r->end}, arg);

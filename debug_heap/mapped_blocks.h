@@ -19,6 +19,8 @@ void ReleaseMapped(const Block& b);
 Block FindMappedExact(uintptr_t user);
 // Calls fn for every live mapped block, under the table's lock.
 void ForEachLiveMapped(void (*fn)(const Block& b, void* arg), void* arg);
+// The same, the table lock held by the caller (the leak scan).
+void ForEachLiveMappedLocked(void (*fn)(const Block& b, void* arg), void* arg);
 
 void LockTableForFork();
 void UnlockTableAfterFork(bool child);

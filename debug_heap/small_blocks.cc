@@ -4,6 +4,7 @@
 #include "debug_heap/small_blocks.h"
 
 #include "alloc/central.h"
+#include "alloc/free_link.h"
 #include "alloc/page_heap.h"
 
 namespace assay::internal::debug {
@@ -40,7 +41,7 @@ void* TakeSlot(size_t cls) {
     m.count[cls] = static_cast<uint8_t>(got);
   }
   void* p = m.head[cls];
-  m.head[cls] = *static_cast<void**>(p);
+  m.head[cls] = link::Load(p);
   m.count[cls]--;
   return p;
 }
@@ -48,21 +49,22 @@ void* TakeSlot(size_t cls) {
 void GiveSlot(size_t cls, void* p) {
   Magazine& m = tls_magazine;
   if (m.off || m.count[cls] >= kMagazineMax) {
-    *static_cast<void**>(p) = nullptr;
+    link::Store(p, nullptr);
     central::Give(cls, p, 1, central::kSampled);
     return;
   }
-  *static_cast<void**>(p) = m.head[cls];
+  link::Store(p, m.head[cls]);
   m.head[cls] = p;
   m.count[cls]++;
 }
 
-void ForEachLiveSmall(void (*fn)(const Block& b, void* arg), void* arg) {
+// `locked`: the caller holds the page-heap lock (the leak scan).
+static void WalkLiveSmall(void (*fn)(const Block& b, void* arg), void* arg, bool locked) {
   struct Ctx {
     void (*fn)(const Block& b, void* arg);
     void* arg;
   } ctx{fn, arg};
-  page_heap::ForEachSegment(
+  (locked ? page_heap::ForEachSegmentLocked : page_heap::ForEachSegment)(
       [](const Segment* seg, void* c) {
         const Ctx& x = *static_cast<Ctx*>(c);
         for (size_t i = 1; i < kSlicesPerSegment; ++i) {
@@ -79,6 +81,14 @@ void ForEachLiveSmall(void (*fn)(const Block& b, void* arg), void* arg) {
         }
       },
       &ctx);
+}
+
+void ForEachLiveSmall(void (*fn)(const Block& b, void* arg), void* arg) {
+  WalkLiveSmall(fn, arg, false);
+}
+
+void ForEachLiveSmallLocked(void (*fn)(const Block& b, void* arg), void* arg) {
+  WalkLiveSmall(fn, arg, true);
 }
 
 void FlushThread() {

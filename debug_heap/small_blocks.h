@@ -36,5 +36,7 @@ void GiveSlot(size_t cls, void* p);
 // Calls fn for every live small block, walking the sampled spans under the
 // page heap's lock. fn must not allocate.
 void ForEachLiveSmall(void (*fn)(const Block& b, void* arg), void* arg);
+// The same, the page-heap lock held by the caller (the leak scan).
+void ForEachLiveSmallLocked(void (*fn)(const Block& b, void* arg), void* arg);
 
 }  // namespace assay::internal::debug

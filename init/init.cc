@@ -108,6 +108,7 @@ void EnsureInit() {
                                   __ATOMIC_ACQUIRE)) {
     g_init_thread = os::ThreadId();
     InitOptions(os::GetEnv("ASSAY_OPTIONS"));
+    if (GetOptions().harden != 0) link::Enable();  // before any block is linked
     debug::Init(os::GetEnv("ASSAY_DEBUG"));
     if (debug::g_guard_sampling) {  // guard points share the profiler's countdown
       profiler::EnableGuardSampling(debug::kGuardSampleBytes * debug::GetConfig().guard_every);

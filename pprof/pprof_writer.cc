@@ -2,18 +2,21 @@
 // protobuf with the generated classes of proto/profile.proto, gzips it with
 // zlib and writes it with the profile-file writer (profile_file.h), or
 // hands the bytes to a caller's sink (the HTTP endpoint, assay_profile_to_fd).
+// Frames are named with source files, lines and inlined calls where DWARF is
+// found (source_lines.h).
 // Runs with the profiler's sampling suspended on this thread.
 #include <errno.h>
 #include <zlib.h>
 
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "pprof/profile_file.h"
-#include "pprof/symbolizer.h"
+#include "pprof/source_lines.h"
 #include "profiler/profile_data.h"
 #include "proto/profile.pb.h"
 
@@ -77,7 +80,9 @@ void BuildProfile(const AssayProfileData& d, pb::Profile* p) {
   p->add_comment(st.Index(std::string("assay ") + d.kind + " profile"));
   if (d.comment != nullptr) p->add_comment(st.Index(d.comment));
 
-  const std::vector<ObjectMapping> mappings = ReadMappings();
+  ScopedSourceSymbolizer symbolizer;
+  if (symbolizer.get() == nullptr) throw std::runtime_error("symbolizer re-entered");
+  const std::vector<ObjectMapping>& mappings = symbolizer->Mappings();
   for (size_t i = 0; i < mappings.size(); ++i) {
     const ObjectMapping& m = mappings[i];
     pb::Mapping* pm = p->add_mapping();
@@ -87,11 +92,20 @@ void BuildProfile(const AssayProfileData& d, pb::Profile* p) {
     pm->set_file_offset(m.file_offset);
     pm->set_filename(st.Index(m.file));
     pm->set_build_id(st.Index(m.build_id));
-    pm->set_has_functions(true);
   }
-  Symbolizer symbolizer(&mappings);
+  // Per mapping, how many of its locations were named and how many were
+  // resolved from DWARF. The has_* flags say what the profile holds, so that
+  // pprof symbolizes a mapping again (from its file or build id) only where
+  // it lacks something: a mapping whose DWARF was read has files, lines and
+  // inline frames (a location outside every unit, such as _start, has no
+  // source to show); without DWARF it has functions only if every location
+  // was named.
+  struct Resolution {
+    size_t locations = 0, named = 0, dwarf = 0;
+  };
+  std::vector<Resolution> resolution(mappings.size());
   std::unordered_map<uintptr_t, uint64_t> location_ids;    // by address
-  std::unordered_map<std::string, uint64_t> function_ids;  // by symbol
+  std::unordered_map<std::string, uint64_t> function_ids;  // by names and file
   auto location_of = [&](uintptr_t ret) -> uint64_t {
     // A return address points after the call; the call itself is one byte back.
     const uintptr_t pc = ret - 1;
@@ -102,19 +116,32 @@ void BuildProfile(const AssayProfileData& d, pb::Profile* p) {
     pb::Location* loc = p->add_location();
     loc->set_id(id);
     loc->set_address(pc);
-    const int mapping = symbolizer.MappingOf(pc);
+    const int mapping = symbolizer->MappingOf(pc);
     if (mapping >= 0) loc->set_mapping_id(static_cast<uint64_t>(mapping) + 1);
-    std::string name, system_name;
-    if (symbolizer.Lookup(pc, &name, &system_name)) {
-      auto [fit, inserted] = function_ids.emplace(system_name, function_ids.size() + 1);
+    const PcSource& src = symbolizer->Lookup(pc);
+    bool all_named = !src.frames.empty();
+    for (const SourceFrame& f : src.frames) {  // innermost first, as pprof's lines are
+      std::string key = *f.system_name;
+      key.append(1, '\0').append(*f.name).append(1, '\0').append(*f.file);
+      auto [fit, inserted] = function_ids.emplace(std::move(key), function_ids.size() + 1);
       if (inserted) {
-        pb::Function* f = p->add_function();
-        f->set_id(fit->second);
-        f->set_name(st.Index(name));
-        f->set_system_name(st.Index(system_name));
-        if (mapping >= 0) f->set_filename(st.Index(mappings[mapping].file));
+        pb::Function* pf = p->add_function();
+        pf->set_id(fit->second);
+        pf->set_name(st.Index(*f.name));
+        pf->set_system_name(st.Index(*f.system_name));
+        pf->set_filename(st.Index(*f.file));
+        pf->set_start_line(f.start_line);
       }
-      loc->add_line()->set_function_id(fit->second);
+      pb::Line* line = loc->add_line();
+      line->set_function_id(fit->second);
+      line->set_line(f.line);
+      all_named = all_named && !f.name->empty();
+    }
+    if (mapping >= 0) {
+      Resolution& r = resolution[static_cast<size_t>(mapping)];
+      ++r.locations;
+      r.named += all_named;
+      r.dwarf += src.dwarf;
     }
     return id;
   };
@@ -132,6 +159,15 @@ void BuildProfile(const AssayProfileData& d, pb::Profile* p) {
     if (s.generation == 1) AddLabel(ps, st, "generation", "young");
     if (s.generation == 2) AddLabel(ps, st, "generation", "old");
     if (s.cache != nullptr) AddLabel(ps, st, "cache", s.cache);
+  }
+  for (size_t i = 0; i < resolution.size(); ++i) {
+    const Resolution& r = resolution[i];
+    pb::Mapping* pm = p->mutable_mapping(static_cast<int>(i));
+    const bool dwarf = r.dwarf > 0;
+    pm->set_has_functions(dwarf || (r.locations > 0 && r.named == r.locations));
+    pm->set_has_filenames(dwarf);
+    pm->set_has_line_numbers(dwarf);
+    pm->set_has_inline_frames(dwarf);
   }
 }
 

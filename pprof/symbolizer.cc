@@ -162,8 +162,10 @@ Symbolizer::ObjectSymbols* Symbolizer::Load(int mapping) {
   return objects_[mapping].get();
 }
 
-bool Symbolizer::Lookup(uintptr_t pc, std::string* name, std::string* system_name) {
+bool Symbolizer::Lookup(uintptr_t pc, std::string* name, std::string* system_name,
+                        uintptr_t* start) {
   const char* raw = nullptr;
+  uintptr_t first = 0;
   const int mapping = MappingOf(pc);
   if (mapping >= 0) {
     const ObjectSymbols* obj = Load(mapping);
@@ -172,7 +174,10 @@ bool Symbolizer::Lookup(uintptr_t pc, std::string* name, std::string* system_nam
                                  [](uintptr_t v, const Symbol& s) { return v < s.start; });
       if (it != obj->symbols.begin()) {
         --it;
-        if (it->size == 0 || pc < it->start + it->size) raw = it->name;
+        if (it->size == 0 || pc < it->start + it->size) {
+          raw = it->name;
+          first = it->start;
+        }
       }
     }
   }
@@ -180,9 +185,11 @@ bool Symbolizer::Lookup(uintptr_t pc, std::string* name, std::string* system_nam
     Dl_info info;
     if (dladdr(reinterpret_cast<void*>(pc), &info) != 0 && info.dli_sname != nullptr) {
       raw = info.dli_sname;
+      first = reinterpret_cast<uintptr_t>(info.dli_saddr);
     }
   }
   if (raw == nullptr) return false;
+  if (start != nullptr) *start = first;
   *system_name = raw;
   int status = 0;
   char* demangled = abi::__cxa_demangle(raw, nullptr, nullptr, &status);

@@ -33,8 +33,10 @@ class Symbolizer {
 
   // The mapping holding pc (index into mappings), or -1.
   int MappingOf(uintptr_t pc) const;
-  // Demangled and raw name of the function holding pc; false if unknown.
-  bool Lookup(uintptr_t pc, std::string* name, std::string* system_name);
+  // Demangled and raw name of the function holding pc, and its first byte
+  // (in memory) when start is given; false if unknown.
+  bool Lookup(uintptr_t pc, std::string* name, std::string* system_name,
+              uintptr_t* start = nullptr);
 
  private:
   struct Symbol {

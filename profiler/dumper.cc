@@ -67,6 +67,7 @@ int Write(const char* kind, const std::string& path, std::string* error,
   snapshot::Built built;
   snapshot::Build(taken != nullptr ? *taken : fresh, kind, NowWallNs(), internal::os::NowNs(),
                   &built);
+  built.data.file_mode = static_cast<unsigned>(g_cfg.file_mode);  // MALLOC_PROF mode= (0: 0600)
   return plugin::CallWriter(built.data, path.c_str(), error);
 }
 
@@ -218,6 +219,9 @@ void EnsureThread() {
 void ExitDumps() {
   if (!g_cfg.enabled) return;
   Wake(kExit);  // the dump thread stops; our dumps below take the dump lock
+  // A dump the thread has begun (a peak it took from g_peak) ends before exit
+  // does: exit would kill the thread half-way through the file.
+  { LockGuard wait(g_dump_mu); }
   if (g_cfg.peak) WritePeak(/*force=*/true);
   if (g_cfg.final_dump) Dump("heap", nullptr, nullptr);
   if (g_cfg.leak) {

@@ -32,11 +32,19 @@ void* LoadPlugin(std::string* why) {
     const size_t slash = dir.rfind('/');
     dir = slash == std::string::npos ? "." : dir.substr(0, slash);
   }
-  const std::string path = dir + "/libassay_pprof.so";
+  // Beside libassay.so (a build tree), else in the private directory an
+  // install puts it in (<libdir>/assay/, kept off the linker's search path).
+  std::string path = dir + "/libassay_pprof.so";
   void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (h == nullptr) {
     const char* e = dlerror();
     load_error = "cannot load " + path + ": " + (e != nullptr ? e : "unknown error");
+    path = dir + "/assay/libassay_pprof.so";
+    h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  }
+  if (h == nullptr) {
+    const char* e = dlerror();
+    load_error += "; cannot load " + path + ": " + (e != nullptr ? e : "unknown error");
     *why = load_error;
     return nullptr;
   }

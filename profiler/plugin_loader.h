@@ -1,7 +1,8 @@
 // The pprof writer plugin (libassay_pprof.so, pprof/): found beside
-// libassay.so and loaded with RTLD_LOCAL at the first profile write, so its
-// protobuf never joins the program's symbol scope; the static library links
-// the writer's objects in instead (a weak symbol).
+// libassay.so (or in assay/ beside it, where an install puts it) and loaded
+// with RTLD_LOCAL at the first profile write, so its protobuf never joins the
+// program's symbol scope; the static library links the writer's objects in
+// instead (a weak symbol).
 #pragma once
 
 #include <cstddef>

@@ -43,6 +43,20 @@ bool ParseSignal(const char* v, size_t len, int64_t* out) {
   return false;
 }
 
+// An octal file mode such as 0644 or 640: 1 to 0777 (no setuid, setgid or
+// sticky bit on a profile).
+bool ParseMode(const char* v, size_t len, int64_t* out) {
+  if (len == 0 || len > 4) return false;
+  int64_t m = 0;
+  for (size_t i = 0; i < len; ++i) {
+    if (v[i] < '0' || v[i] > '7') return false;
+    m = m * 8 + (v[i] - '0');
+  }
+  if (m < 1 || m > 0777) return false;
+  *out = m;
+  return true;
+}
+
 constexpr int64_t kMaxSize = int64_t{1} << 50;
 
 #define F(member) ASSAY_OPTION_FIELD(ProfConfig, member)
@@ -63,6 +77,8 @@ constexpr OptionSpec kSpecs[] = {
                {"fp", static_cast<int64_t>(StackMethod::kFramePointer)}, "unwind or fp"),
     StringOption("http", F(http), 1, "IP:PORT, [IPv6]:PORT or unix:/path, under 128 bytes"),
     BoolOption("http_remote", F(http_remote)),
+    CustomOption("mode", F(file_mode), ParseMode,
+                 "an octal file mode, 0001 to 0777 (default 0600)"),
 };
 #undef F
 static_assert(ValidOptionTable(kSpecs, sizeof(kSpecs) / sizeof(kSpecs[0])));

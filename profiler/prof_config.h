@@ -15,6 +15,7 @@
 //   http=ADDR      serve /debug/pprof/{heap,allocs} on ADDR (IP:PORT, [IPv6]:PORT,
 //                  unix:/path); http_server.h
 //   http_remote=0|1  allow http= on an address other than loopback (default 0)
+//   mode=OCTAL     permission bits of the profile files (default 0600)
 // SIZE takes k/m/g suffixes. A bad value prints one line on stderr naming the
 // key and the accepted form, and the program runs unprofiled.
 #pragma once
@@ -40,6 +41,7 @@ struct ProfConfig {
   int stack_method = 0;  // StackMethod
   char http[128] = "";   // http=ADDR, or empty: no endpoint
   bool http_remote = false;
+  int file_mode = 0;     // mode=: permission bits of profile files; 0 means 0600
 };
 
 // Parses `text` (MALLOC_PROF's value, may be null). Returns false after

@@ -99,6 +99,9 @@ run_case leak leaks,leak_profile="$WORK/leak.pb.gz" 0
 first_line leak '^assay: leaks: 2 blocks \(200 bytes\) not reachable at exit, from 2 allocation sites$'
 expect leak '#1 0x[0-9a-f]+ leak_via_freed' "the leak reachable only from a freed block"
 expect leak 'leak profile written to' "the profile's path"
+expect leak '^assay: leaks: direct 200 bytes in 2 blocks, indirect 0 bytes in 0 blocks' "direct and indirect totals"
+expect leak '^  100 bytes in 1 block \(direct 100 bytes in 1, indirect 0 bytes in 0\) allocated at:$' "a site's line"
+expect leak '^SUMMARY: assay: 200 byte\(s\) leaked in 2 allocation\(s\)\.$' "the summary line"
 top="$(go tool pprof -top -sample_index=inuse_space "$WORK/leak.pb.gz" 2>&1)" || fail "go tool pprof cannot read the leak profile: $top"
 grep -q 'make_leak' <<<"$top" || fail "leak profile has no make_leak: $top"
 grep -Eq 'Type: inuse_space' <<<"$top" || fail "leak profile type: $top"
@@ -107,7 +110,7 @@ echo "  ok: 2 leaks from 2 sites, leak profile read by go tool pprof"
 run_case leak leaks=error 23
 echo "  ok: leaks=error exits 23"
 run_case clean leaks 0
-first_line clean '^assay: leaks: none among [0-9]+ live blocks at exit$'
+first_line clean '^assay: leaks: none among [0-9]+ live blocks at exit \(scan [0-9.]+ ms\)$'
 echo "  ok: no false leak in the clean run"
 
 echo "checking: the same program without its bugs runs clean under every option"

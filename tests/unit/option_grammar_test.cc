@@ -148,6 +148,19 @@ TEST(AssayOptionsGrammar, OneLinePerBadItemAndTheRestApply) {
   CheckOpt({"decay_ms=5,decay_ms=x", 5, 1, 4 * kMiB, 0, OptBad("decay_ms", kDecayForm)});
 }
 
+TEST(AssayOptionsGrammar, HardenAndDoubleFree) {
+  Options o;
+  EXPECT_EQ(o.harden, 0);
+  EXPECT_EQ(o.double_free, 1);
+  std::string err = CaptureStderr([&] { internal::ParseOptions("harden=1,double_free=0", &o); });
+  EXPECT_EQ(err, "");
+  EXPECT_EQ(o.harden, 1);
+  EXPECT_EQ(o.double_free, 0);
+  err = CaptureStderr([&] { internal::ParseOptions("harden=2", &o); });
+  EXPECT_EQ(err, OptBad("harden", kBoolForm));
+  EXPECT_EQ(o.harden, 1);
+}
+
 TEST(AssayOptionsGrammar, LongKeysAreQuotedWhole) {
   const std::string key(3000, 'k');
   CheckOpt({(key + "=1,stats_at_exit=1").c_str(), 10, 1, 4 * kMiB, 1, OptUnknown(key)});
@@ -156,7 +169,7 @@ TEST(AssayOptionsGrammar, LongKeysAreQuotedWhole) {
 // =============================== MALLOC_PROF ===============================
 
 const char kProfKeys[] =
-    "rate interval period prefix final peak leak depth seed young signal stack http http_remote";
+    "rate interval period prefix final peak leak depth seed young signal stack http http_remote mode";
 
 std::string ProfUnknown(const std::string& key) {
   return "assay: MALLOC_PROF: unknown key '" + key + "' (keys: " + kProfKeys +
@@ -181,6 +194,7 @@ void ExpectSameProf(const ProfConfig& got, const ProfConfig& want, const char* t
   EXPECT_EQ(got.young, want.young) << text;
   EXPECT_EQ(got.signal, want.signal) << text;
   EXPECT_EQ(got.stack_method, want.stack_method) << text;
+  EXPECT_EQ(got.file_mode, want.file_mode) << text;
   EXPECT_STREQ(got.http, want.http) << text;
   EXPECT_EQ(got.http_remote, want.http_remote) << text;
 }
@@ -286,6 +300,11 @@ TEST(MallocProfGrammar, AcceptedForms) {
   CheckProfGood("signal=64", [](ProfConfig& c) { c.signal = 64; });
   CheckProfGood("stack=unwind", [](ProfConfig& c) { c.stack_method = 0; });
   CheckProfGood("stack=fp", [](ProfConfig& c) { c.stack_method = 1; });
+  CheckProfGood("mode=0644", [](ProfConfig& c) { c.file_mode = 0644; });
+  CheckProfGood("mode=640", [](ProfConfig& c) { c.file_mode = 0640; });
+  CheckProfGood("mode=0600", [](ProfConfig& c) { c.file_mode = 0600; });
+  CheckProfGood("mode=0777", [](ProfConfig& c) { c.file_mode = 0777; });
+  CheckProfGood("mode=1", [](ProfConfig& c) { c.file_mode = 1; });
   CheckProfGood("http=127.0.0.1:6060", [](ProfConfig& c) { strcpy(c.http, "127.0.0.1:6060"); });
   CheckProfGood("http=unix:/run/x.sock,http_remote=1", [](ProfConfig& c) {
     strcpy(c.http, "unix:/run/x.sock");
@@ -327,6 +346,15 @@ TEST(MallocProfGrammar, BadForms) {
   CheckProfBad("1,rate=4k", ProfUnknown("1"));
   CheckProfBad("0,rate=4k", ProfUnknown("0"));
   CheckProfBad("rate", ProfBad("rate", kRateForm));
+  const char kModeForm[] = "an octal file mode, 0001 to 0777 (default 0600)";
+  CheckProfBad("mode=0", ProfBad("mode", kModeForm));
+  CheckProfBad("mode=0000", ProfBad("mode", kModeForm));
+  CheckProfBad("mode=0800", ProfBad("mode", kModeForm));
+  CheckProfBad("mode=4755", ProfBad("mode", kModeForm));
+  CheckProfBad("mode=01777", ProfBad("mode", kModeForm));
+  CheckProfBad("mode=00644", ProfBad("mode", kModeForm));
+  CheckProfBad("mode=rw", ProfBad("mode", kModeForm));
+  CheckProfBad("mode=", ProfBad("mode", kModeForm));
   CheckProfBad("rate=", ProfBad("rate", kRateForm));
   CheckProfBad("rate=0", ProfBad("rate", kRateForm));
   CheckProfBad("rate=-1", ProfBad("rate", kRateForm));

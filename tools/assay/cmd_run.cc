@@ -41,7 +41,11 @@ std::string RealPath(const std::string& path) {
   return realpath(path.c_str(), buf) != nullptr ? std::string(buf) : path;
 }
 
-// libassay.so: $ASSAY_LIB, else next to this executable.
+// libassay.so: $ASSAY_LIB, else next to this executable (a build tree), else
+// the installed runtime library, found from this executable's own directory
+// by the relative path from bindir to libdir baked in by CMake (so a moved
+// or packaged prefix still works). The installed name is the soname's: the
+// runtime package carries libassay.so.N, and only -dev the libassay.so link.
 std::string FindLibrary() {
   const char* env = getenv("ASSAY_LIB");
   if (env != nullptr && *env != '\0') {
@@ -54,11 +58,14 @@ std::string FindLibrary() {
   if (n <= 0) throw Failure(std::string("cannot read /proc/self/exe: ") + strerror(errno));
   std::string dir(exe, static_cast<size_t>(n));
   dir = dir.substr(0, dir.find_last_of('/'));
-  const std::string lib = dir + "/libassay.so";
-  if (!Exists(lib))
-    throw Failure("cannot find libassay.so: not at " + lib +
-                  " (next to the assay binary); set ASSAY_LIB to its path");
-  return lib;
+  const std::string beside = dir + "/libassay.so";
+  if (Exists(beside)) return beside;
+  const std::string installed = dir + "/" ASSAY_BIN_TO_LIBDIR "/" ASSAY_SONAME;
+  // The directory made canonical, the soname kept (not the versioned file).
+  if (Exists(installed)) return RealPath(dir + "/" ASSAY_BIN_TO_LIBDIR) + "/" ASSAY_SONAME;
+  throw Failure("cannot find libassay.so: not at " + beside +
+                " (next to the assay binary) nor at " + installed +
+                " (installed); set ASSAY_LIB to its path");
 }
 
 // Creates the prefix's directory (and its parents) if missing, each mode
@@ -320,8 +327,11 @@ const Command kRunCommand = {
     "  --http-remote    allow an --http address other than loopback\n"
     "\n"
     "SIZE takes a k, m or g suffix. A heap profile is always written at exit.\n"
-    "Other MALLOC_PROF keys already in the environment are kept. libassay.so\n"
-    "is looked for next to the assay binary, or at $ASSAY_LIB.\n"
+    "Other MALLOC_PROF keys already in the environment are kept. The library\n"
+    "preloaded is $ASSAY_LIB if set, else libassay.so next to the assay binary\n"
+    "(a build tree), else the installed " ASSAY_SONAME " (" ASSAY_BIN_TO_LIBDIR
+    "/ from the\n"
+    "binary's directory).\n"
     "\n"
     "Example:\n"
     "  assay run --rate 64k --period 5 -- python3 server.py\n",

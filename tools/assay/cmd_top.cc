@@ -1,5 +1,6 @@
 // `assay top`: the functions of one profile by flat (or cumulative) value,
-// as `go tool pprof -top` prints them.
+// as `go tool pprof -top` prints them, with the file and line of each when
+// the profile has them (or by source line with --lines, as `pprof -lines`).
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -28,6 +29,7 @@ int Top(const std::vector<std::string>& args) {
   ValueChoice choice;
   int64_t n = 20;
   bool by_cum = false;
+  bool by_line = false;
   std::string file, v;
   ArgReader r(args);
   while (!r.Done()) {
@@ -39,6 +41,8 @@ int Top(const std::vector<std::string>& args) {
       choice.objects = true;
     } else if (r.Flag("--cum")) {
       by_cum = true;
+    } else if (r.Flag("--lines")) {
+      by_line = true;
     } else if (r.Value("-n", &v)) {
       n = ParseInt("-n", v, 0, 1000000000);
     } else if (r.Flag("--")) {
@@ -55,7 +59,8 @@ int Top(const std::vector<std::string>& args) {
 
   const pb::Profile p = ReadProfile(file);
   const SampleType type = ChooseSampleType(p, choice, file);
-  const TopReport report = BuildTop(p, type.index, by_cum);
+  const TopReport report =
+      BuildTop(p, type.index, by_cum, by_line ? FrameKey::kLine : FrameKey::kFunctionFile);
 
   printf("File: %s\n", file.c_str());
   const std::string comments = Comments(p);
@@ -77,8 +82,9 @@ int Top(const std::vector<std::string>& args) {
       n == 0 ? report.rows.size() : std::min(report.rows.size(), static_cast<size_t>(n));
   int64_t shown_flat = 0;
   for (size_t i = 0; i < shown; ++i) shown_flat += report.rows[i].flat;
-  printf("Showing top %zu of %zu functions by %s, accounting for %s (%s of total)\n", shown,
-         report.rows.size(), by_cum ? "cum" : "flat", FormatValue(shown_flat, type.unit).c_str(),
+  printf("Showing top %zu of %zu %s by %s, accounting for %s (%s of total)\n", shown,
+         report.rows.size(), by_line ? "lines" : "functions", by_cum ? "cum" : "flat",
+         FormatValue(shown_flat, type.unit).c_str(),
          FormatPercent(shown_flat, report.total).c_str());
 
   const char* const headers[] = {"flat", "flat%", "sum%", "cum", "cum%"};
@@ -95,7 +101,7 @@ int Top(const std::vector<std::string>& args) {
     for (int c = 0; c < 5; ++c) widths[c] = std::max(widths[c], cells.back()[c].size());
   }
   for (int c = 0; c < 5; ++c) printf("%s ", PadLeft(headers[c], widths[c]).c_str());
-  printf(" function\n");
+  printf(" %s\n", by_line ? "function and line" : "function");
   for (size_t i = 0; i < shown; ++i) {
     for (int c = 0; c < 5; ++c) printf("%s ", PadLeft(cells[i][c], widths[c]).c_str());
     printf(" %s\n", report.rows[i].name.c_str());
@@ -108,17 +114,22 @@ int Top(const std::vector<std::string>& args) {
 const Command kTopCommand = {
     "top",
     "print the functions holding (or allocating) the most memory in a profile",
-    "usage: assay top [--alloc|--inuse] [--objects] [-n N] [--cum] FILE",
+    "usage: assay top [--alloc|--inuse] [--objects] [-n N] [--cum] [--lines] FILE",
     "Reads a profile (FILE, a gzipped pprof protobuf such as assay writes) and\n"
     "prints its top functions like `go tool pprof -top`, without Go: flat (the\n"
     "function allocated the memory itself), cum (it or a function it called\n"
     "did), each with its share of the total, and sum% (running total of flat%).\n"
+    "A function the profile has source lines for is shown with the file and line\n"
+    "where it starts (profiles of programs built with -g, or with their -dbgsym\n"
+    "packages installed).\n"
     "\n"
     "  --inuse     memory live when the profile was taken (inuse_space)\n"
     "  --alloc     all memory allocated since profiling started (alloc_space)\n"
     "  --objects   count blocks instead of bytes (inuse_objects, alloc_objects)\n"
     "  -n N        show the top N functions (default 20; 0 shows all)\n"
     "  --cum       sort by cum instead of flat\n"
+    "  --lines     one row per source line (function file:line) instead of per\n"
+    "              function, as `pprof -lines`; inlined calls are rows of their own\n"
     "\n"
     "Without --alloc or --inuse, the profile's default sample type is shown:\n"
     "inuse_space for heap, peak and leak profiles, alloc_space for alloc ones.\n"

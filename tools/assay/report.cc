@@ -160,11 +160,21 @@ std::string SimplifyFunctionName(const std::string& name) {
   return name;
 }
 
-StackNames::StackNames(const pb::Profile& p) {
+std::string NameWithSource(const std::string& name, const std::string& file, int64_t line) {
+  if (file.empty()) return name;
+  std::string s = name + " " + file;
+  if (line > 0) s += ":" + std::to_string(line);
+  return s;
+}
+
+StackNames::StackNames(const pb::Profile& p, FrameKey key) {
   std::unordered_map<std::string, uint32_t> index;
-  auto intern = [&](const std::string& s) {
+  auto intern = [&](const std::string& s, const std::string& function) {
     auto [it, inserted] = index.emplace(s, static_cast<uint32_t>(names_.size()));
-    if (inserted) names_.push_back(s);
+    if (inserted) {
+      names_.push_back(s);
+      functions_.push_back(function);
+    }
     return it->second;
   };
   std::unordered_map<uint64_t, const pb::Function*> functions;
@@ -181,18 +191,31 @@ StackNames::StackNames(const pb::Profile& p) {
       if (it == functions.end()) continue;
       const std::string& n = StringAt(p, it->second->name());
       const std::string& sys = StringAt(p, it->second->system_name());
-      if (!n.empty() || !sys.empty()) f.push_back(intern(n.empty() ? sys : n));
+      if (n.empty() && sys.empty()) continue;
+      const std::string& function = n.empty() ? sys : n;
+      const std::string& file = StringAt(p, it->second->filename());
+      switch (key) {
+        case FrameKey::kFunction:
+          f.push_back(intern(function, function));
+          break;
+        case FrameKey::kFunctionFile:
+          f.push_back(intern(NameWithSource(function, file, it->second->start_line()), function));
+          break;
+        case FrameKey::kLine:
+          f.push_back(intern(NameWithSource(function, file, line.line()), function));
+          break;
+      }
     }
     if (f.empty()) {
       auto m = mappings.find(l.mapping_id());
       const std::string file =
           m != mappings.end() ? Basename(StringAt(p, m->second->filename())) : std::string();
       if (!file.empty()) {
-        f.push_back(intern("[" + file + "]"));
+        f.push_back(intern("[" + file + "]", "[" + file + "]"));
       } else {
         char buf[32];
         snprintf(buf, sizeof(buf), "0x%" PRIx64, l.address());
-        f.push_back(intern(buf));
+        f.push_back(intern(buf, buf));
       }
     }
   }
@@ -205,7 +228,7 @@ StackNames::StackNames(const pb::Profile& p) {
   auto is_dropped = [&](uint32_t n) {
     if (n >= dropped.size()) dropped.resize(names_.size(), -1);
     if (dropped[n] < 0) {
-      const std::string s = SimplifyFunctionName(names_[n]);
+      const std::string s = SimplifyFunctionName(functions_[n]);
       dropped[n] = drop.Matches(s) && !keep.Matches(s) ? 1 : 0;
     }
     return dropped[n] == 1;
@@ -231,8 +254,8 @@ StackNames::StackNames(const pb::Profile& p) {
   }
 }
 
-TopReport BuildTop(const pb::Profile& p, int type_index, bool by_cum) {
-  const StackNames names(p);
+TopReport BuildTop(const pb::Profile& p, int type_index, bool by_cum, FrameKey key) {
+  const StackNames names(p, key);
   std::unordered_map<uint32_t, FunctionRow> rows;
   std::vector<uint32_t> seen;  // the names already counted in cum for this sample
   TopReport r;

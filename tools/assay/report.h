@@ -45,19 +45,31 @@ std::string Comments(const pb::Profile& p);
 // Sum of sample values of type `index`.
 int64_t Total(const pb::Profile& p, int index);
 
+// What makes two frames the same row of a report.
+enum class FrameKey {
+  kFunction,      // the function's name ("f")
+  kFunctionFile,  // its name and where it starts, when the profile knows ("f src/a.c:12")
+  kLine,          // its name and the frame's line ("f src/a.c:15"), as `pprof -lines`
+};
+
 // Every sample's stack as indexes into a table of frame names, innermost
-// first, after drop_frames/keep_frames pruning. A location without function
+// first (inlined frames before their caller), after drop_frames/keep_frames
+// pruning (which match the function names). A location without function
 // information is named after its mapping ("[libfoo.so]") or its address.
 class StackNames {
  public:
-  explicit StackNames(const pb::Profile& p);
+  explicit StackNames(const pb::Profile& p, FrameKey key = FrameKey::kFunction);
   const std::vector<uint32_t>& Stack(int sample) const { return stacks_[sample]; }
   const std::string& Name(uint32_t i) const { return names_[i]; }
 
  private:
   std::vector<std::string> names_;
+  std::vector<std::string> functions_;  // per name: the function's name alone
   std::vector<std::vector<uint32_t>> stacks_;
 };
+
+// "NAME FILE:LINE" (or "NAME FILE" for line 0, "NAME" without a file).
+std::string NameWithSource(const std::string& name, const std::string& file, int64_t line);
 
 // pprof's simplification of a function name before matching drop_frames:
 // cut at the argument list's '(' (keeping "(anonymous namespace)" and "operator()").
@@ -75,7 +87,8 @@ struct TopReport {
   std::vector<FunctionRow> rows;  // every function, sorted by flat (or cum)
 };
 
-TopReport BuildTop(const pb::Profile& p, int type_index, bool by_cum);
+TopReport BuildTop(const pb::Profile& p, int type_index, bool by_cum,
+                   FrameKey key = FrameKey::kFunction);
 
 struct DiffRow {
   std::vector<std::string> frames;  // one function, or a stack innermost first

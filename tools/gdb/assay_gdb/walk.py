@@ -43,6 +43,9 @@ class Heap(object):
         self.tc_free = 0
         self.central_free = 0
         self.span_free = 0
+        # Free-list links: plain unless the process ran with harden=1.
+        self.link_shift = layout.link_shift
+        self.link_key = mem.u64(layout.link_key_addr) if layout.link_key_addr else 0
         self._walk()
 
     def warn(self, msg):
@@ -69,10 +72,12 @@ class Heap(object):
             into.add(p)
             n += 1
             try:
-                p = mem.u64(p)
+                stored = mem.u64(p)
             except gdb.MemoryError:
                 self.warn("%s: cannot read block 0x%x; stopped there" % (what, p))
                 break
+            # ASSAY_OPTIONS=harden=1: links are safe-linked (alloc/free_link.h).
+            p = stored ^ ((p >> self.link_shift) ^ self.link_key) if self.link_key else stored
         return n
 
     def _walk_thread_caches(self):
