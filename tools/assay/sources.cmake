@@ -14,3 +14,7 @@ set(ASSAY_CLI_SOURCES
   # The one writer of profile files, shared with the pprof plugin.
   ${CMAKE_CURRENT_LIST_DIR}/../../pprof/profile_file.cc
 )
+# `assay run` finds an installed libassay.so.N through bindir -> libdir (a
+# source property: set in each directory that compiles the sources).
+set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/cmd_run.cc APPEND PROPERTY COMPILE_DEFINITIONS
+  ASSAY_BIN_TO_LIBDIR="${ASSAY_BIN_TO_LIBDIR}" ASSAY_SONAME="${ASSAY_SONAME}")
