@@ -52,7 +52,8 @@ struct Span {
 };
 
 // The free fast path reads only this: two bytes per slice, one load.
-struct SliceEntry {
+// Aligned to its size: Decode reads it with one atomic 2-byte load.
+struct alignas(2) SliceEntry {
   uint8_t cls;    // size class if the slice is in a small span, else 0 (take the slow path)
   uint8_t first;  // index of the first slice of the span holding this slice
 };

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+
 extern char** environ;
 
 namespace assay::internal::os {
@@ -31,10 +33,29 @@ class ErrnoKeeper {
   int saved_;
 };
 
+#ifdef ASSAY_FAULT_INJECTION
+std::atomic<FaultInjector> g_injector{nullptr};
+
+// True if the injector asks this call to fail.
+bool InjectFault(FaultOp op, size_t size) {
+  const FaultInjector f = g_injector.load(std::memory_order_acquire);
+  return f != nullptr && f(op, size);
+}
+#else
+constexpr bool InjectFault(FaultOp, size_t) { return false; }
+#endif
+
 }  // namespace
+
+#ifdef ASSAY_FAULT_INJECTION
+void SetFaultInjector(FaultInjector injector) {
+  g_injector.store(injector, std::memory_order_release);
+}
+#endif
 
 void* MapAligned(size_t size, size_t align) {
   ErrnoKeeper keep;
+  if (InjectFault(FaultOp::kMap, size)) return nullptr;
   if (align <= kPageSize) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? nullptr : p;
@@ -58,6 +79,7 @@ void Unmap(void* p, size_t size) {
 
 void* Remap(void* p, size_t old_size, size_t new_size) {
   ErrnoKeeper keep;
+  if (InjectFault(FaultOp::kRemap, new_size)) return nullptr;
   void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
   return q == MAP_FAILED ? nullptr : q;
 }

@@ -12,6 +12,18 @@ namespace assay::internal::os {
 // alignments above the page size over-map and trim.
 void* MapAligned(size_t size, size_t align);
 void Unmap(void* p, size_t size);
+// Fault injection, test-only: SetFaultInjector exists only when the library
+// is built with ASSAY_FAULT_INJECTION (CMake option, off by default: a release
+// build has neither the hook nor its branch). Before each mmap and mremap the
+// injector, if set, is asked; true makes the call fail as the kernel's does on
+// exhaustion (MapAligned/Remap return nullptr; the caller reports ENOMEM).
+// The injector runs inside the allocator: it must not allocate.
+enum class FaultOp { kMap, kRemap };
+using FaultInjector = bool (*)(FaultOp op, size_t size);
+#ifdef ASSAY_FAULT_INJECTION
+void SetFaultInjector(FaultInjector injector);
+#endif
+
 // Grows or shrinks a mapping, moving it if needed; nullptr on failure (the
 // old mapping is then untouched).
 void* Remap(void* p, size_t old_size, size_t new_size);

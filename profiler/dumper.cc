@@ -53,6 +53,9 @@ uint32_t g_wake_word = 0;          // futex
 uint32_t g_reasons = 0;            // Reason bits, atomic
 uint32_t g_thread_fork_gen = ~0u;  // fork generation the thread was started in
 uint32_t g_thread_starting = 0;
+// 1 while this process's dump thread runs; it stores 0 (and wakes the
+// futex) when it stops at exit, after serving the requests it was woken for.
+uint32_t g_thread_running = 0;
 uint64_t g_next_interval = 0;  // clock value of the next interval dump
 int64_t g_peak_threshold = 0;  // live estimate that triggers the next peak dump
 
@@ -176,7 +179,6 @@ void* ThreadMain(void*) {
       internal::os::FutexWait(&g_wake_word, word, timeout);
     }
     const uint32_t reasons = __atomic_exchange_n(&g_reasons, 0, __ATOMIC_ACQ_REL);
-    if (reasons & kExit) return nullptr;
     bool heap = (reasons & (kSignal | kInterval)) != 0;
     if (g_cfg.period_s > 0 && internal::os::NowMs() >= next_period_ms) {
       heap = true;
@@ -188,6 +190,13 @@ void* ThreadMain(void*) {
       TakePeak();
     }
     WritePeak(/*force=*/false);
+    if (reasons & kExit) {
+      // Requests made before exit (an interval crossed, a signal) were
+      // served above; the exit handler waits for this before its own dumps.
+      __atomic_store_n(&g_thread_running, 0, __ATOMIC_RELEASE);
+      internal::os::FutexWake(&g_thread_running, 1);
+      return nullptr;
+    }
   }
 }
 
@@ -207,8 +216,11 @@ void EnsureThread() {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t t;
+    __atomic_store_n(&g_thread_running, 1, __ATOMIC_RELEASE);
     if (pthread_create(&t, &attr, ThreadMain, nullptr) == 0) {
       pthread_setname_np(t, "assay-dump");
+    } else {
+      __atomic_store_n(&g_thread_running, 0, __ATOMIC_RELEASE);
     }
     pthread_attr_destroy(&attr);
     __atomic_store_n(&g_thread_fork_gen, gen, __ATOMIC_RELEASE);
@@ -218,10 +230,18 @@ void EnsureThread() {
 
 void ExitDumps() {
   if (!g_cfg.enabled) return;
-  Wake(kExit);  // the dump thread stops; our dumps below take the dump lock
-  // A dump the thread has begun (a peak it took from g_peak) ends before exit
-  // does: exit would kill the thread half-way through the file.
-  { LockGuard wait(g_dump_mu); }
+  Wake(kExit);  // the dump thread serves what it was woken for, then stops
+  // Wait for it (10 s at most: a first dump reading DWARF can take seconds on
+  // a loaded machine): exit would kill it half-way through a file, and a
+  // request made before exit would be lost.
+  const uint64_t deadline = internal::os::NowMs() + 10000;
+  for (;;) {
+    if (__atomic_load_n(&g_thread_running, __ATOMIC_ACQUIRE) == 0) break;
+    const uint64_t now = internal::os::NowMs();
+    if (now >= deadline) break;
+    internal::os::FutexWait(&g_thread_running, 1, static_cast<int64_t>(deadline - now));
+  }
+  { LockGuard wait(g_dump_mu); }  // and any dump of another thread's (the API's)
   if (g_cfg.peak) WritePeak(/*force=*/true);
   if (g_cfg.final_dump) Dump("heap", nullptr, nullptr);
   if (g_cfg.leak) {
@@ -256,6 +276,7 @@ void OnForkChild() {
   g_dump_mu.ResetAfterFork();
   __atomic_store_n(&g_seq, 0, __ATOMIC_RELAXED);  // a child numbers its own files
   __atomic_store_n(&g_thread_starting, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_thread_running, 0, __ATOMIC_RELAXED);  // not in the child
   __atomic_store_n(&g_reasons, 0, __ATOMIC_RELAXED);
 }
 

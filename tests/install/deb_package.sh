@@ -73,15 +73,17 @@ check_needed() {
     head -c 4 "$x$f" | grep 'ELF' >/dev/null || continue
     for needed in $(readelf -d "$x$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
       [[ "$needed" == libassay.so.* ]] && continue
-      path="$(ldconfig -p | awk -v n="$needed" '$1 == n && $0 ~ /x86-64|64bit|x86_64/ {print $NF; exit}')"
-      [[ -n "$path" ]] || path="$(ldconfig -p | awk -v n="$needed" '$1 == n {print $NF; exit}')"
+      # Consumers read to the end (no `exit`, no head): under pipefail a
+      # producer killed by SIGPIPE would fail the assignment at random.
+      path="$(ldconfig -p | awk -v n="$needed" '$1 == n && $0 ~ /x86-64|64bit|x86_64/ && !found++ {print $NF}')"
+      [[ -n "$path" ]] || path="$(ldconfig -p | awk -v n="$needed" '$1 == n && !found++ {print $NF}')"
       [[ -n "$path" ]] || fail "$f needs $needed, which this system does not have"
       owner=""
       local real c
       real="$(realpath "$path")"
       # dpkg knows a file by the path its package ships (merged /usr: /lib or /usr/lib).
       for c in "$path" "$real" "${real#/usr}" "/usr${real#/usr}"; do
-        owner="$( (dpkg -S "$c" 2>/dev/null || true) | head -n1 | cut -d: -f1)"
+        owner="$( (dpkg -S "$c" 2>/dev/null || true) | sed -n 1p | cut -d: -f1)"
         [[ -z "$owner" ]] || break
       done
       [[ -n "$owner" ]] || fail "no package owns $path ($needed, needed by $f)"

@@ -232,8 +232,11 @@ wait "$PARKED" || true
 check "the parked request got its delta profile" \
   bash -c "[[ \$(head -c 2 '$WORK/parked.gz' | od -An -tx1 | tr -d ' ') == 1f8b ]]"
 go tool pprof -raw -symbolize=none "$WORK/parked.gz" >"$WORK/parked.raw" 2>&1 || true
-check "the delta profile reads back, with its duration of 3 s" \
-  grep -Eq "^Duration: 3\.0" "$WORK/parked.raw"
+# The duration is the time between the two snapshots: 3 s and a little
+# more, a second or two more on a loaded machine (the answer waits for the
+# poll loop to come round).
+check "the delta profile reads back, with its duration of 3 s (up to 6 under load)" \
+  grep -Eq "^Duration: [3-5]\.[0-9]" "$WORK/parked.raw"
 
 section "latency (not asserted)"
 lat=()
