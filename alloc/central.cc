@@ -106,7 +106,9 @@ void ListRemove(ClassList& l, Span* s) {
 }
 
 // Returns one block to its span; frees the span when it empties.
-// Returns bytes handed to the page heap.
+// Returns bytes handed to the page heap. kPlain: links are plain pointers
+// (link::Plain(), tested once by the caller's loop, not once a block).
+template <bool kPlain = false>
 size_t ReturnToSpan(ClassList& l, void* block) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
   Segment* seg = SegmentOf(a);
@@ -116,7 +118,11 @@ size_t ReturnToSpan(ClassList& l, void* block) {
   ASSAY_ASSERT(span->kind == KindOf(static_cast<Pool>(ListIndex(l) / kNumClasses)));
   ASSAY_CHECKED_ONLY(
       AssertBlockValid(block, span->cls, static_cast<Pool>(ListIndex(l) / kNumClasses)));
-  link::Store(block, span->free_list);
+  if (kPlain) {
+    *static_cast<void**>(block) = span->free_list;
+  } else {
+    link::Store(block, span->free_list);
+  }
   span->free_list = block;
   l.stats.blocks_out--;
   if (--span->used != 0) {
@@ -208,8 +214,14 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
       const uint32_t room = (span_bytes - span->bump) / c.size;
       const uint32_t k = static_cast<uint32_t>(want - n < room ? want - n : room);
       char* const start = SpanStart(span) + span->bump;
-      for (uint32_t i = 0; i + 1 < k; ++i) {
-        link::Store(start + size_t{i} * c.size, start + size_t{i + 1} * c.size);
+      if (link::Plain()) {
+        for (uint32_t i = 0; i + 1 < k; ++i) {
+          *reinterpret_cast<void**>(start + size_t{i} * c.size) = start + size_t{i + 1} * c.size;
+        }
+      } else {
+        for (uint32_t i = 0; i + 1 < k; ++i) {
+          link::Store(start + size_t{i} * c.size, start + size_t{i + 1} * c.size);
+        }
       }
       link::Store(start + size_t{k - 1} * c.size, list);
       list = start;
@@ -236,6 +248,14 @@ void Give(size_t cls, void* head, size_t n, Pool pool) {
   if (n == kClasses[cls].batch && l.nbatches < kTransferSlots) {
     l.batches[l.nbatches++] = Batch{head, static_cast<uint32_t>(n)};
     l.stats.transfer_blocks += n;
+    return;
+  }
+  if (link::Plain()) {
+    while (head != nullptr) {
+      void* next = *static_cast<void**>(head);
+      ReturnToSpan</*kPlain=*/true>(l, head);
+      head = next;
+    }
     return;
   }
   while (head != nullptr) {

@@ -76,9 +76,16 @@ void Release(ThreadCache* tc, size_t cls, uint32_t k) {
     void* tail = head;
     uint32_t n = 1;
     void* next;
-    while (n < take && (next = link::Load(tail)) != nullptr) {
-      tail = next;
-      ++n;
+    if (link::Plain()) {
+      while (n < take && (next = *static_cast<void**>(tail)) != nullptr) {
+        tail = next;
+        ++n;
+      }
+    } else {
+      while (n < take && (next = link::Load(tail)) != nullptr) {
+        tail = next;
+        ++n;
+      }
     }
     l.head = link::Load(tail);
     link::Store(tail, nullptr);

@@ -412,7 +412,10 @@ int Disk(const char* full, const char* ro, const char* ok) {
   CHECK(assay_write_profile("heap", path) == 0);
   CHECK(NonEmptyFile(path));
   for (int i = 0; i < 256; ++i) free(keep[i]);
-  CHECK(assay_check_heap(1) == 1);
+  // Our own cache and the shared structures only: the dump thread may be
+  // allocating right now (its interval dumps), so no thread but this one is
+  // quiescent (checking every cache failed now and then on its list).
+  CHECK(assay_check_heap(0) == 1);
   return 0;
 }
 

@@ -23,7 +23,7 @@ mount --bind "$work/ro" "$work/ro"
 mount -o remount,ro,bind "$work/ro"
 if touch "$work/ro/probe" 2>/dev/null; then echo "ro is writable"; exit 1; fi
 MALLOC_PROF="rate=4k,final=0,interval=64k,prefix=$work/full/p" \
-  "$bin" disk "$work/full" "$work/ro" "$work/ok" 2>"$work/stderr"
+  "$bin" disk "$work/full" "$work/ro" "$work/ok" 2>"$work/stderr" || { cat "$work/stderr"; exit 1; }
 cat "$work/stderr"
 n=$(grep -c 'cannot write .*(reported once; the program runs on)' "$work/stderr" || true)
 if [[ $n != 1 ]]; then echo "expected one report of the failed dump, got $n"; exit 1; fi
