@@ -124,8 +124,49 @@ int CreateTempFileBeside(const char* path, mode_t mode, std::string* tmp_path) {
   return -EEXIST;
 }
 
+namespace {
+
+// Writes all of data to fd (retrying after EINTR and short writes): 0 or an
+// errno value.
+int WriteAllTo(int fd, const void* data, size_t size) {
+  const auto* p = static_cast<const char*>(data);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t w = write(fd, p + done, size - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? errno : ENOSPC;
+    done += static_cast<size_t>(w);
+  }
+  return 0;
+}
+
+}  // namespace
+
 int WriteFileReplacing(const char* path, const void* data, size_t size, mode_t mode, char* err,
                        size_t errlen) {
+  // A target that exists and is not a regular file (or a symlink, which the
+  // rename replaces) is never replaced: renaming over /dev/null as root
+  // turned the device into a plain file that every later writer filled. A
+  // character device or a FIFO (/dev/null, a pipe) is written to directly,
+  // opened without following a symlink and without creating anything;
+  // anything else (a directory, a socket) is refused.
+  struct stat st;
+  if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+    if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+      snprintf(err, errlen, "cannot write %s: not a regular file, device or FIFO", path);
+      return EINVAL;
+    }
+    const int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+      const int e = errno;
+      snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+      return e;
+    }
+    int e = WriteAllTo(fd, data, size);
+    if (close(fd) != 0 && e == 0 && errno != EINTR) e = errno;
+    if (e != 0) snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+    return e;
+  }
   std::string tmp;
   const int fd = CreateTempFileBeside(path, mode, &tmp);
   if (fd < 0) {

@@ -341,17 +341,58 @@ TEST_F(ProfileFileTest, WriteErrorPartWayRemovesTheTemporaryFile) {
   EXPECT_EQ(Read(path), "old");
 }
 
-TEST_F(ProfileFileTest, RenameErrorRemovesTheTemporaryFile) {
-  // The final name is a non-empty directory: rename(2) refuses.
+TEST_F(ProfileFileTest, DirectoryTargetIsRefusedAndLeavesNothing) {
+  // The final name is a non-empty directory: refused before any temporary
+  // file exists (rename(2) would refuse it too).
   const std::string path = Path("out");
   ASSERT_EQ(mkdir(path.c_str(), 0755), 0);
   Put(path + "/inside", "x");
   char err[256] = "";
   const int rc = WriteFileReplacing(path.c_str(), "new", 3, kProfileFileMode, err, sizeof(err));
-  EXPECT_TRUE(rc == EISDIR || rc == ENOTEMPTY || rc == EEXIST) << rc << " " << err;
+  EXPECT_EQ(rc, EINVAL) << err;
   EXPECT_NE(strstr(err, path.c_str()), nullptr) << err;
   EXPECT_EQ(List(), std::vector<std::string>{"out"});
   EXPECT_EQ(List(path), std::vector<std::string>{"inside"});
 }
 
 }  // namespace
+
+// A target that is a device or a FIFO is written to, never renamed over: a
+// profile sent to /dev/null as root had turned the device into a plain file.
+TEST_F(ProfileFileTest, DevicesAndFifosAreWrittenToNeverReplaced) {
+  char err[512] = "";
+  struct stat before;
+  ASSERT_EQ(stat("/dev/null", &before), 0);
+  ASSERT_TRUE(S_ISCHR(before.st_mode));
+  EXPECT_EQ(WriteFileReplacing("/dev/null", "abc", 3, kProfileFileMode, err, sizeof(err)), 0)
+      << err;
+  struct stat after;
+  ASSERT_EQ(stat("/dev/null", &after), 0);
+  EXPECT_TRUE(S_ISCHR(after.st_mode));
+  EXPECT_EQ(after.st_rdev, before.st_rdev);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] {
+    const int fd = open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+    char buf[64];
+    for (ssize_t r; fd >= 0 && (r = read(fd, buf, sizeof(buf))) > 0;) got.append(buf, r);
+    if (fd >= 0) close(fd);
+  });
+  EXPECT_EQ(WriteFileReplacing(fifo.c_str(), "profile", 7, kProfileFileMode, err, sizeof(err)), 0)
+      << err;
+  reader.join();
+  EXPECT_EQ(got, "profile");
+  struct stat st;
+  ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+
+  const std::string sub = dir_ + "/subdir";
+  ASSERT_EQ(mkdir(sub.c_str(), 0700), 0);
+  EXPECT_EQ(WriteFileReplacing(sub.c_str(), "x", 1, kProfileFileMode, err, sizeof(err)), EINVAL);
+  EXPECT_NE(std::strstr(err, "not a regular file"), nullptr) << err;
+  ASSERT_EQ(lstat(sub.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+}
