@@ -22,11 +22,11 @@
 
 #include <new>
 
+#include "alloc/thread_cache.h"
+#include "assay/cache.h"
 #include "base/base.h"
 #include "base/lock.h"
 #include "base/os.h"
-#include "alloc/thread_cache.h"
-#include "assay/cache.h"
 #include "profiler/profiler.h"
 
 namespace assay::internal::object_cache {

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-#include "debug_heap/debug.h"
 #include "base/os.h"
+#include "debug_heap/debug.h"
 #include "profiler/dumper.h"
 #include "profiler/stack_capture.h"
 #include "profiler/stack_table.h"

@@ -41,7 +41,7 @@ struct ProfConfig {
   int stack_method = 0;  // StackMethod
   char http[128] = "";   // http=ADDR, or empty: no endpoint
   bool http_remote = false;
-  int file_mode = 0;     // mode=: permission bits of profile files; 0 means 0600
+  int file_mode = 0;  // mode=: permission bits of profile files; 0 means 0600
 };
 
 // Parses `text` (MALLOC_PROF's value, may be null). Returns false after

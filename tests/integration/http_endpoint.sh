@@ -40,24 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n_pass=0
-n_fail=0
-failures=()
-pass() {
-  n_pass=$((n_pass + 1))
-  echo "  ok: $*"
-}
-flunk() {
-  n_fail=$((n_fail + 1))
-  failures+=("$*")
-  echo "  FAIL: $*"
-}
-check() {
-  local what="$1"
-  shift
-  if "$@"; then pass "$what"; else flunk "$what"; fi
-}
-section() { echo "== $*"; }
+# pass, flunk, check and section: lib.sh.
 
 # start NAME MALLOC_PROF [ARGS...]: starts the workload in the background
 # (stdout NAME.out, stderr NAME.err, stop file NAME.stop); sets PID.

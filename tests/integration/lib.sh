@@ -13,6 +13,10 @@
 #       and fails unless stdout, stderr and the exit status are identical. Any
 #       argument containing @MODE@ has it replaced by "sys" or "assay", so the
 #       two runs can use separate files.
+#   check WHAT CMD...   runs CMD: "  ok: WHAT" (pass) or "  FAIL: WHAT" (flunk);
+#                       every check runs, n_pass and n_fail count them and
+#                       failures[] holds the failed ones for the script's summary
+#   section TITLE       prints "== TITLE"
 set -euo pipefail
 
 it_name="$(basename "$0" .sh)"
@@ -103,3 +107,23 @@ run_both() {
   printf '  ok: %s identical (%s lines of stdout; %d ms system malloc, %d ms assay)\n' "$name" \
     "$(wc -l <"$base.sys.out")" $(((t1 - t0) / 1000)) $(((t2 - t1) / 1000))
 }
+
+# ---- Bookkeeping for scripts whose checks all run, failures collected. ----
+n_pass=0
+n_fail=0
+failures=()
+pass() {
+  n_pass=$((n_pass + 1))
+  echo "  ok: $*"
+}
+flunk() {
+  n_fail=$((n_fail + 1))
+  failures+=("$*")
+  echo "  FAIL: $*"
+}
+check() {
+  local what="$1"
+  shift
+  if "$@"; then pass "$what"; else flunk "$what"; fi
+}
+section() { echo "== $*"; }

@@ -32,24 +32,7 @@ mkdir -p "$HOME" "$PPROF_TMPDIR"
 export LC_ALL=C
 umask 022
 
-n_pass=0
-n_fail=0
-failures=()
-pass() {
-  n_pass=$((n_pass + 1))
-  echo "  ok: $*"
-}
-flunk() {
-  n_fail=$((n_fail + 1))
-  failures+=("$*")
-  echo "  FAIL: $*"
-}
-check() {
-  local what="$1"
-  shift
-  if "$@"; then pass "$what"; else flunk "$what"; fi
-}
-section() { echo "== $*"; }
+# pass, flunk, check and section: lib.sh.
 
 # The victim: a file the attacker wants overwritten, outside the shared directory.
 mkdir -p "$WORK/victims"

@@ -37,25 +37,7 @@ if ! timeout 60 go tool pprof -h >"$WORK/pprof-help.txt" 2>&1 && ! grep -q -- '-
 fi
 
 # ---- Bookkeeping: every check runs, failures are collected. ----
-n_pass=0
-n_fail=0
-failures=()
-pass() {
-  n_pass=$((n_pass + 1))
-  echo "  ok: $*"
-}
-flunk() {
-  n_fail=$((n_fail + 1))
-  failures+=("$*")
-  echo "  FAIL: $*"
-}
-# check DESCRIPTION COMMAND...: pass if the command succeeds.
-check() {
-  local what="$1"
-  shift
-  if "$@"; then pass "$what"; else flunk "$what"; fi
-}
-section() { echo "== $*"; }
+# pass, flunk, check and section: lib.sh.
 show() {  # NAME: the last lines of a run's stdout and stderr, for a failure
   echo "    --- stdout of $1:"
   tail -n 8 "$WORK/$1.out" | sed 's/^/    /'

@@ -32,12 +32,7 @@ export LC_ALL=C
 cd "$WORK"
 pprof() { timeout 60 go tool pprof "$@"; }
 
-n_fail=0
-pass() { echo "  ok: $*"; }
-flunk() {
-  n_fail=$((n_fail + 1))
-  echo "  FAIL: $*"
-}
+# pass and flunk: lib.sh.
 
 # The line of SRC holding MARKER (exactly one).
 line_of() {

@@ -169,7 +169,8 @@ TEST(AssayOptionsGrammar, LongKeysAreQuotedWhole) {
 // =============================== MALLOC_PROF ===============================
 
 const char kProfKeys[] =
-    "rate interval period prefix final peak leak depth seed young signal stack http http_remote mode";
+    "rate interval period prefix final peak leak depth seed young signal stack http http_remote "
+    "mode";
 
 std::string ProfUnknown(const std::string& key) {
   return "assay: MALLOC_PROF: unknown key '" + key + "' (keys: " + kProfKeys +

@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "base/options.h"
 #include "assay/assay.h"
+#include "base/options.h"
 #include "tests/test_util.h"
 
 namespace {
