@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cstdint>
 #include <fstream>
@@ -19,6 +18,7 @@
 
 #include "profiler/profile_data.h"
 #include "proto/profile.pb.h"
+#include "tests/gunzip_util.h"
 
 // Sites named in the profile: extern "C" (their names are not mangled), never
 // inlined, in this executable's .symtab.
@@ -44,24 +44,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-bool Gunzip(const std::string& gz, std::string* out) {
-  z_stream z{};
-  if (inflateInit2(&z, 15 + 16) != Z_OK) return false;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  char buf[65536];
-  int rc;
-  do {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof(buf);
-    rc = inflate(&z, Z_NO_FLUSH);
-    if (rc != Z_OK && rc != Z_STREAM_END) break;
-    out->append(buf, sizeof(buf) - z.avail_out);
-  } while (rc != Z_STREAM_END);
-  inflateEnd(&z);
-  return rc == Z_STREAM_END && z.avail_in == 0;
 }
 
 std::vector<std::string> ListDir(const std::string& dir) {

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cstring>
 #include <map>
@@ -22,6 +21,7 @@
 #include "assay/profiler.hpp"
 #include "profiler/snapshot.h"
 #include "proto/profile.pb.h"
+#include "tests/gunzip_util.h"
 
 extern "C" __attribute__((noinline, used)) void* assay_profile_to_test_site(size_t n) {
   void* p = malloc(n);
@@ -32,24 +32,6 @@ extern "C" __attribute__((noinline, used)) void* assay_profile_to_test_site(size
 namespace {
 
 namespace pb = perftools::profiles;
-
-bool Gunzip(const std::string& gz, std::string* out) {
-  z_stream z{};
-  if (inflateInit2(&z, 15 + 16) != Z_OK) return false;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  char buf[65536];
-  int rc;
-  do {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof(buf);
-    rc = inflate(&z, Z_NO_FLUSH);
-    if (rc != Z_OK && rc != Z_STREAM_END) break;
-    out->append(buf, sizeof(buf) - z.avail_out);
-  } while (rc != Z_STREAM_END);
-  inflateEnd(&z);
-  return rc == Z_STREAM_END && z.avail_in == 0;
-}
 
 // Sum of sample type `type` over samples whose stack names `function`.
 int64_t SumAt(const pb::Profile& p, const std::string& type, const std::string& function) {
