@@ -56,7 +56,7 @@ __attribute__((always_inline)) inline size_t StepLoop(uintptr_t* out, size_t max
   return StepFrom(&context, out, max, nullptr);
 }
 
-size_t Unwind(uintptr_t* out, size_t max) {
+__attribute__((always_inline)) inline size_t Unwind(uintptr_t* out, size_t max) {
   if (tls_unwound_stacks < kSteppedStacks) {
     ++tls_unwound_stacks;
     return StepLoop(out, max);
@@ -188,7 +188,7 @@ __attribute__((noinline)) HybridResult WalkHybrid(uintptr_t* out, size_t max, ui
 
 // Index of the first program frame: the one after the entry-point frames
 // (which are contiguous: an entry point calls no program code), or 0.
-size_t ProgramStart(const uintptr_t* buf, size_t n) {
+inline size_t ProgramStart(const uintptr_t* buf, size_t n) {
   size_t i = 0;
   while (i < n && !internal::IsEntryFrame(buf[i])) ++i;
   if (i == n) return 0;
@@ -234,6 +234,31 @@ __attribute__((noinline)) size_t LearnRoot(unw_context_t* context, uintptr_t* ou
   return n;
 }
 
+// A safety net for objects classified wrongly (fp_mappings decides per
+// object: a mostly frame-pointer object may still hold a function without
+// them that calls malloc, and the walk would skip its caller): every
+// kVerifyEvery-th hybrid stack of a thread is taken again with libunwind
+// (about 7 000 instructions: 27 a stack); if the program frames differ, the
+// process walks with libunwind from then on.
+constexpr uint64_t kVerifyEvery = 256;
+uint32_t g_hybrid_broken;  // atomic
+
+// Replaces out[0, n) by libunwind's stack if it differs in its program frames.
+__attribute__((noinline)) size_t Verify(uintptr_t* out, size_t n, size_t max) {
+  uintptr_t check[kMaxStackDepth + kOwnFrames] = {};
+  const size_t m = StepLoop(check, max);
+  const size_t a = ProgramStart(out, n), b = ProgramStart(check, m);
+  // libunwind may be cut by max where the walk was not: compare what both hold.
+  if (n - a == m - b && std::memcmp(out + a, check + b, (n - a) * sizeof(uintptr_t)) == 0) return n;
+  if (m == max && n - a >= m - b &&
+      std::memcmp(out + a, check + b, (m - b) * sizeof(uintptr_t)) == 0) {
+    return n;
+  }
+  __atomic_store_n(&g_hybrid_broken, 1, __ATOMIC_RELAXED);
+  std::memcpy(out, check, m * sizeof(uintptr_t));
+  return m;
+}
+
 // A thread whose walks keep failing (a program built without frame
 // pointers fails at its first frame) tries again only every kBackoff
 // stacks: each failed try costs the probe and the allocator's frames
@@ -247,7 +272,8 @@ ASSAY_TLS uint32_t tls_backoff;
 // before the hybrid walk existed.
 __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, uintptr_t lo,
                                                     uintptr_t hi) {
-  if (tls_root.disabled) return Unwind(out, max);
+  if (tls_root.disabled || __atomic_load_n(&g_hybrid_broken, __ATOMIC_RELAXED) != 0)
+    return Unwind(out, max);
   if (tls_backoff != 0) {
     --tls_backoff;
     return Unwind(out, max);
@@ -263,8 +289,8 @@ __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, 
     if (now != seq) r = WalkHybrid(out, max, lo, hi, now);
   }
   if (r.ok) {
-    ++tls_hybrid_walks;
     tls_misses = 0;
+    if (++tls_hybrid_walks % kVerifyEvery == 0) return Verify(out, r.n, max);
     return r.n;
   }
   if (++tls_misses == kMissesBeforeBackoff) {

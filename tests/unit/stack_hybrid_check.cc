@@ -143,6 +143,19 @@ void ThroughLibcWithoutFramePointers() {
   }
 }
 
+// More than the 256 stacks after which a thread's hybrid stack is checked
+// against libunwind: the check must pass, so hybrid walks go on.
+void ManyStacksPassTheCheck() {
+  const uint64_t before = assay::profiler::ThreadHybridWalks();
+  for (int i = 0; i < 600; ++i) {
+    Observed o;
+    Recurse(i % 9, &o);
+    Check(o, "many stacks");
+  }
+  const uint64_t walks = assay::profiler::ThreadHybridWalks() - before;
+  CHECK(walks >= 600, "%lu hybrid walks for 600 stacks", static_cast<unsigned long>(walks));
+}
+
 void ThisProgramKeepsFramePointers() {
   namespace fm = assay::profiler::fp_mappings;
   // This program is built like the library, with -fno-omit-frame-pointer.
@@ -165,6 +178,7 @@ int main() {
   const uint64_t main_walks = assay::profiler::ThreadHybridWalks() - before;
   OtherThread();
   ThroughLibcWithoutFramePointers();
+  ManyStacksPassTheCheck();
   assay::Stop();
   if (main_walks < 20) {
     fprintf(stderr, "only %lu hybrid walks on the main thread\n",
