@@ -3,12 +3,16 @@
 // number (odd while a rebuild runs). Never allocates: a fixed table.
 #include "profiler/fp_mappings.h"
 
+#include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 
 #include <cstring>
 
 #include "base/lock.h"
+
+// Weak: glibc before 2.35 has no _dl_find_object (StillLoaded says false).
+#pragma weak _dl_find_object
 
 namespace assay::profiler::fp_mappings {
 namespace {
@@ -40,6 +44,7 @@ struct Slot {
   uintptr_t lo, hi;
   const uint8_t* eh_frame_hdr;  // null: no unwind table (never frame pointers)
   uint8_t state;
+  uint8_t pinned;
 };
 size_t g_count;             // atomic
 Slot g_ranges[kMaxRanges];  // sorted by lo; fields read and written atomically
@@ -249,13 +254,15 @@ void Put(size_t i, const Slot& r) {
   __atomic_store_n(&g_ranges[i].hi, r.hi, __ATOMIC_RELAXED);
   __atomic_store_n(&g_ranges[i].eh_frame_hdr, r.eh_frame_hdr, __ATOMIC_RELAXED);
   __atomic_store_n(&g_ranges[i].state, r.state, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_ranges[i].pinned, r.pinned, __ATOMIC_RELAXED);
 }
 
 Slot Get(size_t i) {
   return {__atomic_load_n(&g_ranges[i].lo, __ATOMIC_RELAXED),
           __atomic_load_n(&g_ranges[i].hi, __ATOMIC_RELAXED),
           __atomic_load_n(&g_ranges[i].eh_frame_hdr, __ATOMIC_RELAXED),
-          __atomic_load_n(&g_ranges[i].state, __ATOMIC_RELAXED)};
+          __atomic_load_n(&g_ranges[i].state, __ATOMIC_RELAXED),
+          __atomic_load_n(&g_ranges[i].pinned, __ATOMIC_RELAXED)};
 }
 
 // Classifies slot i's object (under g_build_mu, which the caller holds).
@@ -272,6 +279,10 @@ uint8_t ClassifyLocked(size_t i) {
 
 int BuildCallback(struct dl_phdr_info* info, size_t, void*) {
   const uint8_t* hdr = nullptr;
+  // The program (listed first, without a name) and the object holding this
+  // code are never unloaded while it runs.
+  const auto self = reinterpret_cast<uintptr_t>(&BuildCallback);
+  bool pinned = info->dlpi_name == nullptr || info->dlpi_name[0] == '\0';
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type == PT_GNU_EH_FRAME)
@@ -279,11 +290,16 @@ int BuildCallback(struct dl_phdr_info* info, size_t, void*) {
   }
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    const uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+    if (ph.p_type == PT_LOAD && lo <= self && self < lo + ph.p_memsz) pinned = true;
+  }
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
     size_t n = __atomic_load_n(&g_count, __ATOMIC_RELAXED);
     if (n == kMaxRanges) return 1;  // the rest stay unknown: walked with libunwind
     const Slot r{info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz, hdr,
-                 hdr != nullptr ? kUnknown : kNoFp};
+                 hdr != nullptr ? kUnknown : kNoFp, pinned};
     size_t j = n;
     while (j > 0 && Get(j - 1).lo > r.lo) {  // insertion sort: few objects
       Put(j, Get(j - 1));
@@ -341,6 +357,15 @@ uint64_t Begin() {
   return __atomic_load_n(&g_seq, __ATOMIC_ACQUIRE);
 }
 
+void ResetAfterFork() {
+  g_build_mu.ResetAfterFork();
+  if ((__atomic_load_n(&g_seq, __ATOMIC_RELAXED) & 1) != 0) {
+    __atomic_store_n(&g_count, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_adds, ~uint64_t{0}, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_seq, 1, __ATOMIC_RELAXED);  // even: an empty table, rebuilt at the next miss
+  }
+}
+
 uint64_t Current() { return __atomic_load_n(&g_seq, __ATOMIC_ACQUIRE); }
 
 bool Find(uintptr_t pc, Range* out) {
@@ -364,8 +389,18 @@ bool Find(uintptr_t pc, Range* out) {
     state = ClassifyLocked(lo);
     g_build_mu.Unlock();
   }
-  *out = Range{sl.lo, sl.hi, state == kFp};
+  *out = Range{sl.lo, sl.hi, sl.eh_frame_hdr, state == kFp, sl.pinned != 0};
   return true;
+}
+
+bool StillLoaded(const Range& r, uintptr_t pc) {
+  if (r.pinned) return true;
+  if (&_dl_find_object == nullptr) return false;  // glibc before 2.35
+  dl_find_object o;
+  if (_dl_find_object(reinterpret_cast<void*>(pc), &o) != 0) return false;
+  return o.dlfo_eh_frame == r.eh_frame_hdr &&
+         reinterpret_cast<uintptr_t>(o.dlfo_map_start) <= r.lo &&
+         r.hi <= reinterpret_cast<uintptr_t>(o.dlfo_map_end);
 }
 
 bool Valid(uint64_t seq) {
