@@ -175,7 +175,7 @@ __attribute__((noinline)) HybridResult WalkHybrid(uintptr_t* out, size_t max, ui
         for (uint32_t i = 0; i < root.n && n < max; ++i) out[n++] = root.pcs[i];
         break;
       }
-      if (!fp_mappings::StillLoaded(m, ret)) {
+      if (!m.pinned && !fp_mappings::StillLoaded(m, ret)) {
         r.stale = true;
         return r;
       }
