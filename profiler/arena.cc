@@ -66,9 +66,9 @@ size_t ClassOf(size_t size) {
   return static_cast<size_t>(std::bit_width(size - 1)) - kMinShift;
 }
 
-}  // namespace
-
-void* Alloc(size_t size) {
+// Alloc and AllocUninit: `zero` says whether a recycled block is cleared
+// (fresh metadata pages are zero already).
+void* Get(size_t size, bool zero) {
   const size_t cls = ClassOf(size);
   if (cls >= kClasses) {  // very large: straight from the OS
     const size_t bytes = internal::AlignUp(size, internal::kPageSize);
@@ -108,7 +108,7 @@ void* Alloc(size_t size) {
   }
   if (p != nullptr) {
     Count(&g.in_use, static_cast<ptrdiff_t>(bytes));
-    std::memset(p, 0, bytes);
+    if (zero) std::memset(p, 0, bytes);
     return p;
   }
   p = internal::meta::Alloc(bytes);  // zeroed by the OS, never handed out before
@@ -118,6 +118,11 @@ void* Alloc(size_t size) {
   }
   return p;
 }
+
+}  // namespace
+
+void* Alloc(size_t size) { return Get(size, true); }
+void* AllocUninit(size_t size) { return Get(size, false); }
 
 void Free(void* p, size_t size) {
   if (p == nullptr) return;

@@ -9,6 +9,7 @@
 #include "base/os.h"
 #include "profiler/arena.h"
 #include "profiler/profiler_state.h"
+#include "profiler/stack_cache.h"
 #include "profiler/stack_table.h"
 
 namespace assay::profiler {
@@ -199,6 +200,7 @@ void SafePointSlow() {
 
 void OnThreadExit() {
   SafePointSlow();
+  stack_cache::FlushThread();  // before the arena's: a stack freed here goes to its lists
   arena::FlushThread();
 }
 

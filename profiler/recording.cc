@@ -8,6 +8,7 @@
 #include "profiler/arena.h"
 #include "profiler/dumper.h"
 #include "profiler/profiler_state.h"
+#include "profiler/stack_cache.h"
 #include "profiler/stack_table.h"
 
 extern "C" void* __libc_stack_end;  // glibc (ld.so): the stack pointer at process start
@@ -144,8 +145,9 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   const double q = g_rate.SampledProbability(requested == 0 ? 1 : requested);
   const double objects = q > 0 ? 1.0 / q : 0;
   const double bytes = objects * static_cast<double>(requested);
-  Stack* stack = stack_table::Intern(frames, depth, objects, bytes, tls_cache_label);
-  Entry* e = stack != nullptr ? static_cast<Entry*>(arena::Alloc(sizeof(Entry))) : nullptr;
+  Stack* stack = stack_cache::Intern(frames, depth, objects, bytes, tls_cache_label);
+  // Uninitialised: every field is written below (no 256-byte memset).
+  Entry* e = stack != nullptr ? static_cast<Entry*>(arena::AllocUninit(sizeof(Entry))) : nullptr;
   if (e == nullptr) {
     if (stack != nullptr) stack_table::Unref(stack);
     ts.suspended--;
@@ -167,6 +169,10 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   e->session_id = s->callbacks ? s->id : 0;
   e->cb = s->callbacks ? 0 : (kAllocDone | kDropped);
   e->refs = 1;  // the table's
+  e->token = 0;
+  e->table_next = nullptr;
+  e->young_prev = e->young_next = nullptr;
+  e->in_young = false;
   if (!entry_table::Insert(e)) {
     stack_table::Unref(stack);
     arena::Free(e, sizeof(Entry));

@@ -51,11 +51,15 @@ void AddEntry(Snapshot* s, const Entry& e0) {
 
 void AddStack(Snapshot* s, const Stack& st0) {
   const Stack* st = &st0;
-  if (st->alloc_samples == 0) return;
+  // Atomics: cache hits raise them without the shard lock (stack_cache).
+  if (__atomic_load_n(&st->alloc_samples, __ATOMIC_RELAXED) == 0) return;
   const auto slot = SlotOf(s, st);
   Snapshot::Cumulative& c = s->cumulative[slot.first];
-  c.w.objects += st->alloc_objects;
-  c.w.bytes += st->alloc_bytes;
+  double objects, bytes;
+  __atomic_load(&st->alloc_objects, &objects, __ATOMIC_RELAXED);
+  __atomic_load(&st->alloc_bytes, &bytes, __ATOMIC_RELAXED);
+  c.w.objects += objects;
+  c.w.bytes += bytes;
   c.depth = slot.second;
   c.cache = st->cache;
 }

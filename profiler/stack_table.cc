@@ -12,8 +12,6 @@
 namespace assay::profiler::stack_table {
 namespace {
 
-using internal::LockGuard;
-
 uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
   uint64_t h = (0x9E3779B97F4A7C15ull ^ depth) + reinterpret_cast<uintptr_t>(cache);
   for (size_t i = 0; i < depth; ++i) {
@@ -23,6 +21,19 @@ uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
   }
   return h;
 }
+
+void AddDouble(double* p, double d) {
+  double old;
+  __atomic_load(p, &old, __ATOMIC_RELAXED);
+  double next = old + d;
+  while (!__atomic_compare_exchange(p, &old, &next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    next = old + d;
+  }
+}
+
+void SetDouble(double* p, double v) { __atomic_store(p, &v, __ATOMIC_RELAXED); }
+
+using internal::LockGuard;
 
 // h % kShards picks the shard, the rest of the hash the bucket.
 struct StackTraits {
@@ -58,10 +69,8 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
            std::memcmp(x->frames, frames, depth * sizeof(uintptr_t)) == 0;
   });
   if (st != nullptr) {
-    st->refs++;
-    st->alloc_samples++;
-    st->alloc_objects += objects;
-    st->alloc_bytes += bytes;
+    RefHeld(st);  // the table's lock keeps it from reaching 0 meanwhile
+    AddSampleHeld(st, objects, bytes);
     return st;
   }
   if (!Table::ReserveLocked(s)) return nullptr;
@@ -79,18 +88,36 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   return st;
 }
 
+void AddSampleHeld(Stack* stack, double objects, double bytes) {
+  __atomic_fetch_add(&stack->alloc_samples, 1, __ATOMIC_RELAXED);
+  AddDouble(&stack->alloc_objects, objects);
+  AddDouble(&stack->alloc_bytes, bytes);
+}
+
 void Unref(Stack* stack) {
+  // Not the last reference: a holder's decrement needs no lock (the count
+  // cannot reach 0 here, and lock-free raises come only from holders).
+  uint32_t r = __atomic_load_n(&stack->refs, __ATOMIC_RELAXED);
+  while (r > 1) {
+    if (__atomic_compare_exchange_n(&stack->refs, &r, r - 1, true, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED)) {
+      return;
+    }
+  }
   Shard& s = g_table.ShardFor(stack->hash);
   LockGuard lock(s.mu);
-  if (--stack->refs == 0 && stack->alloc_samples == 0) RemoveLocked(s, stack);
+  if (__atomic_sub_fetch(&stack->refs, 1, __ATOMIC_ACQ_REL) == 0 &&
+      __atomic_load_n(&stack->alloc_samples, __ATOMIC_RELAXED) == 0) {
+    RemoveLocked(s, stack);
+  }
 }
 
 void ResetCumulative() {
   g_table.ForEach([](Shard& s, Stack* st) {
-    st->alloc_samples = 0;
-    st->alloc_objects = 0;
-    st->alloc_bytes = 0;
-    if (st->refs == 0) RemoveLocked(s, st);
+    __atomic_store_n(&st->alloc_samples, 0, __ATOMIC_RELAXED);
+    SetDouble(&st->alloc_objects, 0);
+    SetDouble(&st->alloc_bytes, 0);
+    if (__atomic_load_n(&st->refs, __ATOMIC_ACQUIRE) == 0) RemoveLocked(s, st);
   });
 }
 

@@ -13,12 +13,16 @@ struct Stack {
   Stack* next;  // chain in its hash bucket
   uint64_t hash;
   uint32_t depth;  // frames[0..depth), innermost first (return addresses)
-  uint32_t refs;   // live entries pointing here; guarded by the shard lock
+  // Atomic: live entries and thread caches (stack_cache) pointing here.
+  // Raised without the lock only by a holder of a reference, so it reaches 0
+  // only under the shard lock (Unref), where it is stable.
+  uint32_t refs;
   // The object cache the blocks were allocated for (an interned name, see
   // profiler::InternCacheName; never freed), or nullptr. Part of the stack's
   // identity: one call path serving two caches makes two stacks.
   const char* cache;
-  // Cumulative since start or the last reset, guarded by the shard lock:
+  // Cumulative since start or the last reset: atomics, raised without the
+  // lock by cache hits (AddSampleHeld), zeroed under it by ResetCumulative:
   uint64_t alloc_samples;  // sampled blocks
   double alloc_objects;    // unbiased estimate of blocks allocated here
   double alloc_bytes;      // unbiased estimate of requested bytes allocated here
@@ -33,8 +37,17 @@ namespace stack_table {
 Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
               const char* cache = nullptr);
 
-// Drops a reference. A stack with no references and no cumulative counts is freed.
+// Drops a reference. A stack with no references and no cumulative counts is
+// freed. Without the shard lock unless this may be the last reference.
 void Unref(Stack* stack);
+
+// For a caller that holds a reference to stack: one more reference and one
+// more sample of (objects, bytes) in its cumulative counts, without the
+// shard lock (atomics). Intern's found path without the lookup.
+void AddSampleHeld(Stack* stack, double objects, double bytes);
+
+// One more reference, for a caller that already holds one (no lock).
+inline void RefHeld(Stack* stack) { __atomic_fetch_add(&stack->refs, 1, __ATOMIC_RELAXED); }
 
 // Zeroes every stack's cumulative counts (and frees unreferenced stacks).
 void ResetCumulative();
