@@ -347,7 +347,7 @@ void TallySegment(const Segment* seg, void* arg) {
 
 }  // namespace
 
-void AssertValidLocked(const uint32_t* cached) {
+void AssertValidLocked(const uint32_t* cached, const uint32_t* sampled_cached) {
   Tally tally[2][kNumClasses] = {};
   page_heap::ForEachSegmentLocked(TallySegment, tally);
   for (int p = kNormal; p <= kSampled; ++p) {
@@ -387,7 +387,8 @@ void AssertValidLocked(const uint32_t* cached) {
       ASSAY_CHECK(l.stats.span_bytes == t.slices * kSliceSize);
       ASSAY_CHECK(l.stats.blocks_out == t.used);
       // Blocks in transfer batches and in the thread caches walked are out.
-      const size_t in_caches = cached != nullptr && pool == kNormal ? cached[cls] : 0;
+      const uint32_t* walked = pool == kNormal ? cached : sampled_cached;
+      const size_t in_caches = walked != nullptr ? walked[cls] : 0;
       ASSAY_CHECK(transfer + in_caches <= l.stats.blocks_out);
     }
   }

@@ -46,9 +46,10 @@ void AssertBlockValid(const void* block, size_t cls, Pool pool);
 // Aborts unless every class list and span satisfies the invariants beside
 // their fields (segment.h Span, central.cc ClassList). cached[cls] (may be
 // null) counts the blocks of class cls held in the thread caches the caller
-// walked. The caller holds every list lock and the page heap lock
+// walked, sampled_cached[cls] (may be null) those in their sampled-pool
+// magazines. The caller holds every list lock and the page heap lock
 // (LockForFork of both).
-void AssertValidLocked(const uint32_t* cached);
+void AssertValidLocked(const uint32_t* cached, const uint32_t* sampled_cached = nullptr);
 
 void LockForFork();
 void UnlockAfterFork(bool child);

@@ -28,10 +28,21 @@ void AssertFreeListValid(const ThreadCache* tc, size_t cls) {
   ASSAY_CHECK(n == l.count);
 }
 
-void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached) {
+void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* sampled) {
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     AssertFreeListValid(tc, cls);
     if (cached != nullptr) cached[cls] += tc->lists[cls].count;
+    const FreeList& s = tc->sampled[cls];
+    const uint32_t bound = tc == &g_empty_cache || cls == 0 ? 0 : SampledMagazineMax(cls);
+    ASSAY_CHECK(s.max == bound && s.count <= s.max);
+    uint32_t n = 0;
+    for (const void* b = s.head; b != nullptr; b = link::Load(b)) {
+      ASSAY_CHECK(n < s.count);  // count == length (also stops a cycle)
+      central::AssertBlockValid(b, cls, central::kSampled);
+      ++n;
+    }
+    ASSAY_CHECK(n == s.count);
+    if (sampled != nullptr) sampled[cls] += s.count;
   }
 }
 
@@ -39,6 +50,7 @@ namespace {
 
 struct Walk {
   uint32_t cached[kNumClasses];
+  uint32_t sampled[kNumClasses];  // in the sampled-pool magazines
   size_t caches;
 };
 
@@ -47,7 +59,7 @@ void CheckLive(ThreadCache* tc, void* arg) {  // under the registry lock
   ASSAY_CHECK(tc != &g_empty_cache);
   ASSAY_CHECK(tc->prev == nullptr || tc->prev->next == tc);
   ASSAY_CHECK(tc->next == nullptr || tc->next->prev == tc);
-  AssertThreadCacheValid(tc, w->cached);
+  AssertThreadCacheValid(tc, w->cached, w->sampled);
   w->caches++;
 }
 
@@ -64,14 +76,14 @@ bool AssertHeapValid(CacheScope scope) {
     thread_cache::CachedBytes(&threads);
     ASSAY_CHECK(threads == w.caches);
   } else if (ThreadCache* tc = thread_cache::Existing()) {  // tls_cache's, or harden=1's
-    AssertThreadCacheValid(tc, w.cached);
+    AssertThreadCacheValid(tc, w.cached, w.sampled);
   }
   // The fork handlers' order: central lists, then the page heap; both held
   // so that the spans, the lists and the page heap are seen at one instant.
   central::LockForFork();
   page_heap::LockForFork();
   page_heap::AssertValidLocked();
-  central::AssertValidLocked(w.cached);
+  central::AssertValidLocked(w.cached, w.sampled);
   page_heap::UnlockAfterFork(false);
   central::UnlockAfterFork(false);
   huge::AssertValid();

@@ -25,9 +25,11 @@ bool AssertHeapValid(CacheScope scope);
 // Checks one thread cache: lists[0] empty with max 0; every other list's
 // count equals its length, count <= max <= max_cached, and each block is a
 // carved block start of a kSmall span of the list's class. tc must be the
-// caller's own cache or a quiescent thread's. Returns the blocks per class
-// through cached (may be null) by adding to it.
-void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached);
+// caller's own cache or a quiescent thread's. The sampled-pool magazine
+// likewise: count == length <= max (kSampledMagazine; 0 in g_empty_cache),
+// blocks of kSampled spans of the class. Returns the blocks per class
+// through cached and sampled (may be null) by adding to them.
+void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* sampled = nullptr);
 
 // One list of tc (the cheap check the checked build runs at refills and
 // overflows).

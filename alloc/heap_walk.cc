@@ -1,4 +1,5 @@
-// Heap walk (heap_walk.h). Free blocks are those on a thread cache's list,
+// Heap walk (heap_walk.h). Free blocks are those on a thread cache's list
+// (or its sampled-pool magazine),
 // in a central transfer cache, or on their span's own free list; every other
 // carved block of a small span is live, every large span and huge block is.
 #include "alloc/heap_walk.h"
@@ -83,6 +84,9 @@ bool WalkHeap(const AssayLayout& l, void (*emit)(uintptr_t, size_t, void*), void
       const uint64_t list = tc + l.tc_lists_off + cls * l.freelist_record_size;
       const uint32_t count = Read<uint32_t>(list + l.freelist_count_off);
       if (!AddList(&cached, Read<uintptr_t>(list + l.freelist_head_off), count + 16)) return false;
+      const uint64_t sampled = tc + l.tc_sampled_lists_off + cls * l.freelist_record_size;
+      const uint32_t n = Read<uint32_t>(sampled + l.freelist_count_off);
+      if (!AddList(&cached, Read<uintptr_t>(sampled + l.freelist_head_off), n + 16)) return false;
     }
   }
   for (uint64_t i = 0; i < l.central_pools * l.num_classes; ++i) {

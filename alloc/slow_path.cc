@@ -42,10 +42,9 @@ void* AllocBig(size_t n, size_t align, bool* zeroed) {
 void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable, bool slice_run) {
   if (!slice_run && IsSmall(n, align)) {
     const size_t cls = ClassFor(n, align);
-    void* p;
     *zeroed = false;
     *usable = kClasses[cls].size;
-    return central::Take(cls, 1, &p, central::kSampled) == 0 ? nullptr : p;
+    return thread_cache::TakeSampled(cls);
   }
   void* p = AllocBig(n, align, zeroed);
   if (p == nullptr) return nullptr;
@@ -257,8 +256,7 @@ void FreeSlow(void* p) {
     case Home::kSampled:
       // The entry goes before the memory can be handed out again.
       profiler::OnSampledFree(p);
-      link::Store(p, nullptr);
-      central::Give(loc.cls, p, 1, central::kSampled);
+      thread_cache::GiveSampled(loc.cls, p);
       profiler::SafePoint();
       return;
     case Home::kLarge:

@@ -98,7 +98,10 @@ void Release(ThreadCache* tc, size_t cls, uint32_t k) {
 size_t BytesOf(const ThreadCache* tc) {
   size_t bytes = 0;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    bytes += size_t{__atomic_load_n(&tc->lists[cls].count, __ATOMIC_RELAXED)} * kClasses[cls].size;
+    // The sampled magazine's blocks are free bytes of the thread's too.
+    const size_t n = size_t{__atomic_load_n(&tc->lists[cls].count, __ATOMIC_RELAXED)} +
+                     __atomic_load_n(&tc->sampled[cls].count, __ATOMIC_RELAXED);
+    bytes += n * kClasses[cls].size;
   }
   return bytes;
 }
@@ -138,7 +141,10 @@ ASSAY_NOINLINE ThreadCache* Create() {
   }
   *tc = ThreadCache{};
   tc->countdown.left = kSampleNever;
-  for (size_t cls = 1; cls < kNumClasses; ++cls) tc->lists[cls].max = kClasses[cls].batch;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    tc->lists[cls].max = kClasses[cls].batch;
+    tc->sampled[cls].max = SampledMagazineMax(cls);
+  }
   tc->thread_id = os::ThreadId();
   ASSAY_PROBE1(thread_cache_new, tc->thread_id);
   {
@@ -207,7 +213,49 @@ void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
 }
 
 void FlushAll(ThreadCache* tc) {
-  for (size_t cls = 1; cls < kNumClasses; ++cls) Release(tc, cls, tc->lists[cls].count);
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    Release(tc, cls, tc->lists[cls].count);
+    FreeList& s = tc->sampled[cls];
+    if (s.count != 0) central::Give(cls, s.head, s.count, central::kSampled);
+    s.head = nullptr;
+    s.count = 0;
+  }
+}
+
+void* TakeSampled(size_t cls) {
+  ThreadCache* tc = Existing();
+  if (tc != nullptr && tc->sampled[cls].head != nullptr) {
+    FreeList& s = tc->sampled[cls];
+    return s.PopLinked(s.head);
+  }
+  void* p;
+  return central::Take(cls, 1, &p, central::kSampled) == 0 ? nullptr : p;
+}
+
+void GiveSampled(size_t cls, void* p) {
+  ThreadCache* tc = Existing();
+  if (tc == nullptr) {  // exited (late destructors) or never made one
+    link::Store(p, nullptr);
+    central::Give(cls, p, 1, central::kSampled);
+    return;
+  }
+  FreeList& s = tc->sampled[cls];
+  s.PushLinked(p);
+  if (s.count <= s.max) return;
+  // Over the bound: all but the newest max / 2 go back in one list under one lock.
+  const uint32_t kept = s.max / 2;
+  if (kept == 0) {
+    central::Give(cls, s.head, s.count, central::kSampled);
+    s.head = nullptr;
+  } else {
+    void* last = s.head;
+    for (uint32_t i = 1; i < kept; ++i) last = link::Load(last);
+    void* rest = link::Load(last);
+    link::Store(last, nullptr);
+    central::Give(cls, rest, s.count - kept, central::kSampled);
+  }
+  s.count = kept;
+  ASSAY_CHECKED_ONLY(AssertThreadCacheValid(tc, nullptr));
 }
 
 size_t CachedBytes(size_t* threads) {
@@ -228,6 +276,7 @@ void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* ar
   for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) {
     for (size_t cls = 1; cls < kNumClasses; ++cls) {
       for (void* b = tc->lists[cls].head; b != nullptr; b = link::Load(b)) fn(cls, b, arg);
+      for (void* b = tc->sampled[cls].head; b != nullptr; b = link::Load(b)) fn(cls, b, arg);
     }
   }
 }
@@ -235,6 +284,7 @@ void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* ar
 void DescribeLayout(AssayLayout* l) {
   l->thread_cache_head_addr = reinterpret_cast<uint64_t>(&g_registry.live);
   l->tc_lists_off = offsetof(ThreadCache, lists);
+  l->tc_sampled_lists_off = offsetof(ThreadCache, sampled);
   l->freelist_record_size = sizeof(FreeList);
   l->freelist_head_off = offsetof(FreeList, head);
   l->freelist_count_off = offsetof(FreeList, count);

@@ -73,7 +73,23 @@ struct ThreadCache {
   ThreadCache* prev;
   uint64_t thread_id;
   uint32_t overflows;  // PushOverflow calls: the byte budget is checked on every 8th
+  // The sampled pool's magazine: free blocks of kSampled spans per class, so
+  // that a sampled small allocation and its free take no central lock. Only
+  // the slow paths use it (links through link::); at most
+  // SampledMagazineMax(cls) blocks (max; 0 in g_empty_cache); given back at
+  // thread exit.
+  // Heap walkers see these blocks as free (layout: tc_sampled_lists_off).
+  FreeList sampled[kNumClasses];
 };
+
+// Bound of a class's sampled magazine: 16 blocks, and at most 32 KiB (none
+// above 32 KiB: a big class's sampled span holds a block or two, and a
+// magazine would pin them). Audit mode recycles a thread's own blocks; a
+// thread that only frees sampled blocks gives back half when full.
+constexpr uint32_t SampledMagazineMax(size_t cls) {
+  const uint32_t n = (uint32_t{32} << 10) / kClasses[cls].size;
+  return n < 16 ? n : 16;
+}
 
 extern ThreadCache g_empty_cache;
 extern ASSAY_TLS ThreadCache* tls_cache;
@@ -159,6 +175,12 @@ void PushOverflow(ThreadCache* tc, size_t cls, void* p);
 
 // Gives every cached block of tc back to the central lists.
 void FlushAll(ThreadCache* tc);
+// A free block of the sampled pool of class cls from the calling thread's
+// magazine, or from the central list; nullptr when out of memory.
+void* TakeSampled(size_t cls);
+// Gives back a free block of the sampled pool (its entry already removed):
+// to the thread's magazine, or the central list.
+void GiveSampled(size_t cls, void* p);
 
 // Free bytes in all live thread caches (read without stopping threads) and
 // the number of live caches.

@@ -13,7 +13,7 @@
 extern "C" {
 
 #define ASSAY_LAYOUT_MAGIC 0x4c59414c59415341ull /* "ASAYLAYL" */
-#define ASSAY_LAYOUT_VERSION 3
+#define ASSAY_LAYOUT_VERSION 4
 
 struct AssayLayout {
   uint64_t magic;    // ASSAY_LAYOUT_MAGIC once filled
@@ -69,6 +69,9 @@ struct AssayLayout {
   // shift: a hardened link stored in block `slot` decodes as
   // next = stored ^ (slot >> link_shift) ^ key.
   uint64_t link_key_addr, link_shift;
+  // Version 4. Each thread cache's sampled-pool magazine: num_classes free
+  // lists of the same record layout as tc_lists_off's, blocks of kSampled spans.
+  uint64_t tc_sampled_lists_off;
   // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
   // bump and used, FreeList count, Batch count, class size, stack depth,
   // nbatches: 4; span kind, cls, first, slices, sampled: 1; weights: double.

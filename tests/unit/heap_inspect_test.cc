@@ -18,6 +18,7 @@
 
 #include "alloc/size_classes.h"
 #include "assay/assay.h"
+#include "assay/profiler.hpp"
 
 namespace {
 
@@ -68,6 +69,35 @@ TEST(HeapIterate, FindsExactlyTheHeldBlocks) {
   for (void* p : freed_set) freed_seen += seen.blocks.count(p);
   EXPECT_LE(freed_seen, 20u) << "freed blocks reported live";
   for (const auto& [p, size] : held) free(p);
+}
+
+// Sampled small blocks freed by their thread wait in its sampled-pool
+// magazine (alloc/thread_cache.h): free to the heap walk and to the stats,
+// live again once taken back out.
+TEST(HeapIterate, SampledBlocksInTheMagazineAreFree) {
+  assay::ProfilerOptions o;
+  o.rate = 1;  // every allocation is sampled
+  o.seed = 3;
+  ASSERT_TRUE(assay::Start(o));
+  constexpr int kBlocks = 8;  // <= the magazine's bound for 64-byte blocks
+  void* warm[kBlocks];
+  for (void*& p : warm) p = malloc(64);
+  for (void* p : warm) free(p);  // the magazine now holds blocks; stats settle
+  assay_stats before, after;
+  assay_get_stats(&before);
+  void* held[kBlocks];
+  for (void*& p : held) p = malloc(64);
+  for (int i = 0; i < kBlocks / 2; ++i) free(held[i]);
+  assay_get_stats(&after);
+  Seen seen;
+  ASSERT_GE(assay_heap_iterate(Collect, &seen), 0) << strerror(errno);
+  assay::Stop();
+  for (int i = 0; i < kBlocks; ++i) {
+    EXPECT_EQ(seen.blocks.count(held[i]), i < kBlocks / 2 ? 0u : 1u)
+        << "block " << i << (i < kBlocks / 2 ? " freed, reported live" : " held, not visited");
+  }
+  EXPECT_EQ(after.allocated, before.allocated + (kBlocks / 2) * 64);
+  for (int i = kBlocks / 2; i < kBlocks; ++i) free(held[i]);
 }
 
 TEST(HeapIterate, VisitorMayAllocate) {

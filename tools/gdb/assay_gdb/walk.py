@@ -103,6 +103,24 @@ class Heap(object):
                 self.tc_free += n
                 if n != count:
                     self.warn("%s: count says %d blocks, the list has %d" % (what, count, n))
+            # The sampled-pool magazine (layout version 4): same records.
+            try:
+                sampled = mem.read(tc + L.tc_sampled_lists_off,
+                                   L.num_classes * L.freelist_record_size)
+            except gdb.MemoryError:
+                self.warn("thread cache 0x%x: sampled magazine unreadable" % tc)
+                sampled = None
+            for cls in range(1, L.num_classes if sampled else 1):
+                rec = cls * L.freelist_record_size
+                head = struct.unpack_from("<Q", sampled, rec + L.freelist_head_off)[0]
+                count = struct.unpack_from("<I", sampled, rec + L.freelist_count_off)[0]
+                if not head:
+                    continue
+                what = "thread %d sampled magazine, class %d" % (tid, L.class_sizes[cls])
+                n = self._walk_list(head, count + 16, what, self.free)
+                self.tc_free += n
+                if n != count:
+                    self.warn("%s: count says %d blocks, the list has %d" % (what, count, n))
             try:
                 tc = mem.u64(tc + L.tc_next_off)
             except gdb.MemoryError:
