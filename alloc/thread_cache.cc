@@ -98,10 +98,20 @@ void Release(ThreadCache* tc, size_t cls, uint32_t k) {
 size_t BytesOf(const ThreadCache* tc) {
   size_t bytes = 0;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    // The sampled magazine's blocks are free bytes of the thread's too.
-    const size_t n = size_t{__atomic_load_n(&tc->lists[cls].count, __ATOMIC_RELAXED)} +
-                     __atomic_load_n(&tc->sampled[cls].count, __ATOMIC_RELAXED);
-    bytes += n * kClasses[cls].size;
+    bytes += size_t{__atomic_load_n(&tc->lists[cls].count, __ATOMIC_RELAXED)} * kClasses[cls].size;
+  }
+  return bytes;
+}
+
+// Bytes in tc's sampled-pool magazines: free bytes of the thread's too (the
+// statistics), but outside the budget PushOverflow checks with BytesOf (a
+// magazine is bounded on its own, and summing it there cost the free-heavy
+// path's overflows 20% more).
+size_t SampledBytesOf(const ThreadCache* tc) {
+  size_t bytes = 0;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    bytes +=
+        size_t{__atomic_load_n(&tc->sampled[cls].count, __ATOMIC_RELAXED)} * kClasses[cls].size;
   }
   return bytes;
 }
@@ -261,7 +271,9 @@ void GiveSampled(size_t cls, void* p) {
 size_t CachedBytes(size_t* threads) {
   LockGuard lock(g_registry.mu);
   size_t bytes = 0;
-  for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) bytes += BytesOf(tc);
+  for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) {
+    bytes += BytesOf(tc) + SampledBytesOf(tc);
+  }
   if (threads != nullptr) *threads = g_registry.threads;
   return bytes;
 }
