@@ -32,8 +32,10 @@ void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* s
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     AssertFreeListValid(tc, cls);
     if (cached != nullptr) cached[cls] += tc->lists[cls].count;
-    const FreeList& s = tc->sampled[cls];
-    const uint32_t bound = tc == &g_empty_cache || cls == 0 ? 0 : SampledMagazineMax(cls);
+    if (tc->sampled == nullptr) continue;
+    ASSAY_CHECK(tc != &g_empty_cache);
+    const FreeList& s = tc->sampled->lists[cls];
+    const uint32_t bound = cls == 0 ? 0 : SampledMagazineMax(cls);
     ASSAY_CHECK(s.max == bound && s.count <= s.max);
     uint32_t n = 0;
     for (const void* b = s.head; b != nullptr; b = link::Load(b)) {

@@ -26,7 +26,7 @@ bool AssertHeapValid(CacheScope scope);
 // count equals its length, count <= max <= max_cached, and each block is a
 // carved block start of a kSmall span of the list's class. tc must be the
 // caller's own cache or a quiescent thread's. The sampled-pool magazine
-// likewise: count == length <= max (kSampledMagazine; 0 in g_empty_cache),
+// (none in g_empty_cache) likewise: count == length <= max = SampledMagazineMax(cls),
 // blocks of kSampled spans of the class. Returns the blocks per class
 // through cached and sampled (may be null) by adding to them.
 void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* sampled = nullptr);

@@ -84,9 +84,12 @@ bool WalkHeap(const AssayLayout& l, void (*emit)(uintptr_t, size_t, void*), void
       const uint64_t list = tc + l.tc_lists_off + cls * l.freelist_record_size;
       const uint32_t count = Read<uint32_t>(list + l.freelist_count_off);
       if (!AddList(&cached, Read<uintptr_t>(list + l.freelist_head_off), count + 16)) return false;
-      const uint64_t sampled = tc + l.tc_sampled_lists_off + cls * l.freelist_record_size;
-      const uint32_t n = Read<uint32_t>(sampled + l.freelist_count_off);
-      if (!AddList(&cached, Read<uintptr_t>(sampled + l.freelist_head_off), n + 16)) return false;
+    }
+    const uintptr_t magazine = Read<uintptr_t>(tc + l.tc_sampled_off);
+    for (uint64_t cls = 1; magazine != 0 && cls < l.num_classes; ++cls) {
+      const uint64_t list = magazine + l.sampled_lists_off + cls * l.freelist_record_size;
+      const uint32_t count = Read<uint32_t>(list + l.freelist_count_off);
+      if (!AddList(&cached, Read<uintptr_t>(list + l.freelist_head_off), count + 16)) return false;
     }
   }
   for (uint64_t i = 0; i < l.central_pools * l.num_classes; ++i) {

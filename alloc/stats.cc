@@ -44,7 +44,9 @@ void CollectUsage(Usage* u) {
         auto* live = static_cast<int64_t*>(arg);
         for (size_t cls = 1; cls < kNumClasses; ++cls) {
           live[cls] -= __atomic_load_n(&tc->lists[cls].count, __ATOMIC_RELAXED);
-          live[cls] -= __atomic_load_n(&tc->sampled[cls].count, __ATOMIC_RELAXED);
+          if (tc->sampled != nullptr) {
+            live[cls] -= __atomic_load_n(&tc->sampled->lists[cls].count, __ATOMIC_RELAXED);
+          }
         }
       },
       live);

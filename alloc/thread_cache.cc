@@ -109,9 +109,10 @@ size_t BytesOf(const ThreadCache* tc) {
 // path's overflows 20% more).
 size_t SampledBytesOf(const ThreadCache* tc) {
   size_t bytes = 0;
+  if (tc->sampled == nullptr) return 0;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    bytes +=
-        size_t{__atomic_load_n(&tc->sampled[cls].count, __ATOMIC_RELAXED)} * kClasses[cls].size;
+    bytes += size_t{__atomic_load_n(&tc->sampled->lists[cls].count, __ATOMIC_RELAXED)} *
+             kClasses[cls].size;
   }
   return bytes;
 }
@@ -149,12 +150,11 @@ ASSAY_NOINLINE ThreadCache* Create() {
     tc = static_cast<ThreadCache*>(meta::Alloc(sizeof(ThreadCache)));
     if (tc == nullptr) return nullptr;
   }
+  SampledMagazine* const magazine = tc->sampled;  // a reused cache's (empty), else null
   *tc = ThreadCache{};
+  tc->sampled = magazine;
   tc->countdown.left = kSampleNever;
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    tc->lists[cls].max = kClasses[cls].batch;
-    tc->sampled[cls].max = SampledMagazineMax(cls);
-  }
+  for (size_t cls = 1; cls < kNumClasses; ++cls) tc->lists[cls].max = kClasses[cls].batch;
   tc->thread_id = os::ThreadId();
   ASSAY_PROBE1(thread_cache_new, tc->thread_id);
   {
@@ -225,7 +225,10 @@ void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
 void FlushAll(ThreadCache* tc) {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     Release(tc, cls, tc->lists[cls].count);
-    FreeList& s = tc->sampled[cls];
+  }
+  if (tc->sampled == nullptr) return;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    FreeList& s = tc->sampled->lists[cls];
     if (s.count != 0) central::Give(cls, s.head, s.count, central::kSampled);
     s.head = nullptr;
     s.count = 0;
@@ -234,8 +237,8 @@ void FlushAll(ThreadCache* tc) {
 
 void* TakeSampled(size_t cls) {
   ThreadCache* tc = Existing();
-  if (tc != nullptr && tc->sampled[cls].head != nullptr) {
-    FreeList& s = tc->sampled[cls];
+  if (tc != nullptr && tc->sampled != nullptr && tc->sampled->lists[cls].head != nullptr) {
+    FreeList& s = tc->sampled->lists[cls];
     return s.PopLinked(s.head);
   }
   void* p;
@@ -244,12 +247,21 @@ void* TakeSampled(size_t cls) {
 
 void GiveSampled(size_t cls, void* p) {
   ThreadCache* tc = Existing();
-  if (tc == nullptr) {  // exited (late destructors) or never made one
+  if (tc != nullptr && tc->sampled == nullptr) {
+    // Metadata pages, zeroed; never freed: it stays with the cache, also
+    // when a later thread reuses it.
+    auto* m = static_cast<SampledMagazine*>(meta::Alloc(sizeof(SampledMagazine)));
+    if (m != nullptr) {
+      for (size_t k = 1; k < kNumClasses; ++k) m->lists[k].max = SampledMagazineMax(k);
+      tc->sampled = m;
+    }
+  }
+  if (tc == nullptr || tc->sampled == nullptr) {  // exited (late destructors), or no memory
     link::Store(p, nullptr);
     central::Give(cls, p, 1, central::kSampled);
     return;
   }
-  FreeList& s = tc->sampled[cls];
+  FreeList& s = tc->sampled->lists[cls];
   s.PushLinked(p);
   if (s.count <= s.max) return;
   // Over the bound: all but the newest max / 2 go back in one list under one lock.
@@ -288,7 +300,8 @@ void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* ar
   for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) {
     for (size_t cls = 1; cls < kNumClasses; ++cls) {
       for (void* b = tc->lists[cls].head; b != nullptr; b = link::Load(b)) fn(cls, b, arg);
-      for (void* b = tc->sampled[cls].head; b != nullptr; b = link::Load(b)) fn(cls, b, arg);
+      if (tc->sampled == nullptr) continue;
+      for (void* b = tc->sampled->lists[cls].head; b != nullptr; b = link::Load(b)) fn(cls, b, arg);
     }
   }
 }
@@ -296,7 +309,8 @@ void ForEachCachedBlock(void (*fn)(size_t cls, void* block, void* arg), void* ar
 void DescribeLayout(AssayLayout* l) {
   l->thread_cache_head_addr = reinterpret_cast<uint64_t>(&g_registry.live);
   l->tc_lists_off = offsetof(ThreadCache, lists);
-  l->tc_sampled_lists_off = offsetof(ThreadCache, sampled);
+  l->tc_sampled_off = offsetof(ThreadCache, sampled);
+  l->sampled_lists_off = offsetof(SampledMagazine, lists);
   l->freelist_record_size = sizeof(FreeList);
   l->freelist_head_off = offsetof(FreeList, head);
   l->freelist_count_off = offsetof(FreeList, count);

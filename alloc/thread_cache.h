@@ -73,13 +73,19 @@ struct ThreadCache {
   ThreadCache* prev;
   uint64_t thread_id;
   uint32_t overflows;  // PushOverflow calls: the byte budget is checked on every 8th
-  // The sampled pool's magazine: free blocks of kSampled spans per class, so
-  // that a sampled small allocation and its free take no central lock. Only
-  // the slow paths use it (links through link::); at most
-  // SampledMagazineMax(cls) blocks (max; 0 in g_empty_cache); given back at
-  // thread exit.
-  // Heap walkers see these blocks as free (layout: tc_sampled_lists_off).
-  FreeList sampled[kNumClasses];
+  // The sampled pool's magazine, made on the thread's first free of a
+  // sampled small block (null until then, and in g_empty_cache); kept with
+  // the cache when it is reused.
+  struct SampledMagazine* sampled;
+};
+
+// Free blocks of kSampled spans per class, so that a sampled small
+// allocation and its free take no central lock. Only the slow paths use it
+// (links through link::); at most max = SampledMagazineMax(cls) blocks;
+// given back at thread exit. Heap walkers see these blocks as free (layout:
+// tc_sampled_off, sampled_lists_off).
+struct SampledMagazine {
+  FreeList lists[kNumClasses];
 };
 
 // Bound of a class's sampled magazine: 16 blocks, and at most 32 KiB (none

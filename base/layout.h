@@ -69,9 +69,10 @@ struct AssayLayout {
   // shift: a hardened link stored in block `slot` decodes as
   // next = stored ^ (slot >> link_shift) ^ key.
   uint64_t link_key_addr, link_shift;
-  // Version 4. Each thread cache's sampled-pool magazine: num_classes free
-  // lists of the same record layout as tc_lists_off's, blocks of kSampled spans.
-  uint64_t tc_sampled_lists_off;
+  // Version 4. A thread cache's sampled-pool magazine: the address of a
+  // SampledMagazine at tc_sampled_off (0: none), whose num_classes free lists
+  // at sampled_lists_off have tc_lists_off's record layout (kSampled blocks).
+  uint64_t tc_sampled_off, sampled_lists_off;
   // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
   // bump and used, FreeList count, Batch count, class size, stack depth,
   // nbatches: 4; span kind, cls, first, slices, sampled: 1; weights: double.

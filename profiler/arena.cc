@@ -30,7 +30,10 @@ struct State {
   Mutex mu;
   FreeBlock* free[kClasses] = {};
   size_t footprint = 0;  // relaxed atomics
-  size_t in_use = 0;     // relaxed atomics; blocks in thread caches count as free
+  // Relaxed atomics; blocks in thread caches count as in use: the count moves
+  // when blocks enter or leave the shared lists, so that a sample's entry
+  // touches no cache line shared with other threads.
+  size_t in_use = 0;
 };
 constinit State g;
 
@@ -52,13 +55,16 @@ void Count(size_t* c, ptrdiff_t d) {
 // Moves up to n blocks of class cls from the thread cache to the shared list.
 void GiveBack(ThreadCache& tc, size_t cls, uint32_t n) {
   LockGuard lock(g.mu);
+  ptrdiff_t moved = 0;
   while (n-- > 0 && tc.head[cls] != nullptr) {
     FreeBlock* b = tc.head[cls];
     tc.head[cls] = b->next;
     tc.count[cls]--;
     b->next = g.free[cls];
     g.free[cls] = b;
+    moved++;
   }
+  Count(&g.in_use, -moved * static_cast<ptrdiff_t>(size_t{1} << (cls + kMinShift)));
 }
 
 size_t ClassOf(size_t size) {
@@ -85,13 +91,15 @@ void* Get(size_t size, bool zero) {
   void* p = nullptr;
   if (cached && tc.head[cls] == nullptr) {  // refill a batch under one lock
     LockGuard lock(g.mu);
-    for (uint32_t i = 0; i < kRefill && g.free[cls] != nullptr; ++i) {
+    uint32_t i = 0;
+    for (; i < kRefill && g.free[cls] != nullptr; ++i) {
       FreeBlock* b = g.free[cls];
       g.free[cls] = b->next;
       b->next = tc.head[cls];
       tc.head[cls] = b;
       tc.count[cls]++;
     }
+    Count(&g.in_use, static_cast<ptrdiff_t>(i * bytes));
   }
   if (cached && tc.head[cls] != nullptr) {
     FreeBlock* b = tc.head[cls];
@@ -104,10 +112,10 @@ void* Get(size_t size, bool zero) {
     if (b != nullptr) {
       g.free[cls] = b->next;
       p = b;
+      Count(&g.in_use, static_cast<ptrdiff_t>(bytes));
     }
   }
   if (p != nullptr) {
-    Count(&g.in_use, static_cast<ptrdiff_t>(bytes));
     if (zero) std::memset(p, 0, bytes);
     return p;
   }
@@ -134,7 +142,6 @@ void Free(void* p, size_t size) {
     Count(&g.in_use, -static_cast<ptrdiff_t>(bytes));
     return;
   }
-  Count(&g.in_use, -static_cast<ptrdiff_t>(size_t{1} << (cls + kMinShift)));
   FreeBlock* b = static_cast<FreeBlock*>(p);
   ThreadCache& tc = tls_arena;
   if (cls < kCachedClasses && !tc.off) {
@@ -143,6 +150,7 @@ void Free(void* p, size_t size) {
     if (++tc.count[cls] > kCacheMax) GiveBack(tc, cls, kCacheMax / 2);
     return;
   }
+  Count(&g.in_use, -static_cast<ptrdiff_t>(size_t{1} << (cls + kMinShift)));
   LockGuard lock(g.mu);
   b->next = g.free[cls];
   g.free[cls] = b;

@@ -20,7 +20,7 @@ void Free(void* p, size_t size);
 void FlushThread();
 // Bytes obtained from the metadata pages so far (the profiler's footprint).
 size_t FootprintBytes();
-// Bytes handed out and not given back.
+// Bytes handed out and not given back (blocks in threads' caches count).
 size_t InUseBytes();
 
 void LockForFork();

@@ -105,8 +105,9 @@ class Heap(object):
                     self.warn("%s: count says %d blocks, the list has %d" % (what, count, n))
             # The sampled-pool magazine (layout version 4): same records.
             try:
-                sampled = mem.read(tc + L.tc_sampled_lists_off,
-                                   L.num_classes * L.freelist_record_size)
+                magazine = mem.u64(tc + L.tc_sampled_off)
+                sampled = mem.read(magazine + L.sampled_lists_off,
+                                   L.num_classes * L.freelist_record_size) if magazine else None
             except gdb.MemoryError:
                 self.warn("thread cache 0x%x: sampled magazine unreadable" % tc)
                 sampled = None
