@@ -13,6 +13,11 @@ namespace assay::internal::purger {
 // free: starts or wakes the background thread, or purges inline.
 void OnFreed();
 
+// Called from free's slow path when blocks went back to the central lists
+// and no slice is dirty: spans may hold free pages (central::PurgeIdleSpans).
+// Wakes the thread if it sleeps; cheap when it is awake.
+void OnSpanWork();
+
 // Whether the background thread is running (for tests and stats).
 bool ThreadRunning();
 

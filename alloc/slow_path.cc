@@ -3,6 +3,7 @@
 // override, the production guard's share of the countdown.
 #include "alloc/slow_path.h"
 
+#include "alloc/central.h"
 #include "alloc/debug_hooks.h"
 #include "alloc/heap.h"
 #include "alloc/huge.h"
@@ -251,7 +252,11 @@ void FreeSlow(void* p) {
         }
         thread_cache::PushOverflow(tc, loc.cls, p);
       }
-      if (page_heap::HasDirty()) purger::OnFreed();
+      if (page_heap::HasDirty()) {
+        purger::OnFreed();
+      } else if (central::SpanPurgePending()) {
+        purger::OnSpanWork();
+      }
       return;
     }
     case Home::kSampled:
