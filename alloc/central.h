@@ -38,8 +38,9 @@ size_t Drain(bool idle_only);
 // still waits for a second visit.
 size_t PurgeIdleSpans(bool idle_only, bool* pending);
 
-// True after blocks went back to the central lists since PurgeIdleSpans last
-// found nothing pending: spans may hold free pages to purge.
+// Whether the last PurgeIdleSpans left work: a span waiting for its second
+// visit, or a class touched since the visit before (its spans may have
+// gained free pages). The purger stays awake (at the drain cadence) while so.
 bool SpanPurgePending();
 
 struct ClassStats {

@@ -16,8 +16,7 @@ namespace assay::internal::purger {
 namespace {
 
 enum : uint32_t { kNotStarted = 0, kStarting, kRunning, kFailed };
-// State::sleeping: OnFreed wakes the thread unless kAwake, OnSpanWork only
-// from kIndefinitely.
+// State::sleeping: how the thread waits; OnFreed wakes it unless kAwake.
 enum : uint32_t { kAwake = 0, kIndefinitely, kUntilDrain };
 
 struct State {
@@ -72,6 +71,7 @@ void* ThreadMain(void*) {
   const int64_t decay = GetOptions().decay_ms;
   int idle_passes = 0;
   int64_t timeout = static_cast<int64_t>(Interval(decay));
+  __atomic_store_n(&g_asleep, 0, __ATOMIC_SEQ_CST);
   uint32_t word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
   for (;;) {
     os::FutexWait(&g.wake_word, word, timeout);
@@ -101,9 +101,13 @@ void* ThreadMain(void*) {
     // wakes us.
     if (!drained || ++idle_passes < 4) continue;
     __atomic_store_n(&g.sleeping, kIndefinitely, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_asleep, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
     word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
-    if (!HasWork()) os::FutexWait(&g.wake_word, word, -1);
+    bool pending;  // a class touched since the last visit wakes us no more
+    central::PurgeIdleSpans(/*idle_only=*/true, &pending);
+    if (!pending && !HasWork()) os::FutexWait(&g.wake_word, word, -1);
+    __atomic_store_n(&g_asleep, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g.sleeping, kAwake, __ATOMIC_SEQ_CST);
     word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
     idle_passes = 0;
@@ -131,6 +135,8 @@ void StartThread() {
 }
 
 }  // namespace
+
+constinit uint32_t g_asleep = 1;  // no thread yet: the first free starts it
 
 void OnFreed() {
   const Options& o = GetOptions();
@@ -161,19 +167,10 @@ void OnFreed() {
   huge::Release(now, static_cast<uint64_t>(o.decay_ms));
 }
 
-void OnSpanWork() {
-  // Most calls find the thread about to visit the spans anyway: two
-  // relaxed loads, no fence (a wake missed here is made by the next call).
-  if (__atomic_load_n(&g.thread_state, __ATOMIC_RELAXED) == kRunning &&
-      __atomic_load_n(&g.sleeping, __ATOMIC_RELAXED) != kIndefinitely) {
-    return;
-  }
-  OnFreed();
-}
-
 bool ThreadRunning() { return __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE) == kRunning; }
 
 void AfterForkChild() {
+  g_asleep = 1;
   g.thread_state = kNotStarted;
   g.sleeping = 0;
 }

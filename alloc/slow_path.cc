@@ -252,11 +252,8 @@ void FreeSlow(void* p) {
         }
         thread_cache::PushOverflow(tc, loc.cls, p);
       }
-      if (page_heap::HasDirty()) {
-        purger::OnFreed();
-      } else if (central::SpanPurgePending()) {
-        purger::OnSpanWork();
-      }
+      // Also when the purger sleeps: the spans may have gained free pages.
+      if (page_heap::HasDirty() || purger::Asleep()) purger::OnFreed();
       return;
     }
     case Home::kSampled:
