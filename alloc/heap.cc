@@ -10,6 +10,7 @@
 #include "alloc/central.h"
 #include "alloc/debug_hooks.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/locate.h"
 #include "alloc/page_heap.h"
 #include "alloc/slow_path.h"
@@ -78,6 +79,7 @@ size_t Trim() {
   if (ThreadCache* tc = thread_cache::Existing()) thread_cache::FlushAll(tc);
   central::Drain(/*idle_only=*/false);
   const uint64_t now = os::NowMs();
+  large_cache::Reclaim(now, 0);  // every thread's cached runs, then purged below
   return page_heap::Purge(now, 0, /*wait=*/true) + huge::Release(now, 0);
 }
 

@@ -439,6 +439,7 @@ void DescribeLayout(AssayLayout* l) {
   l->span_first_off = offsetof(Span, first);
   l->span_slices_off = offsetof(Span, slices);
   l->span_sampled_off = offsetof(Span, sampled);
+  l->span_cached_off = offsetof(Span, cached);
   l->span_kind_small = static_cast<uint64_t>(SpanKind::kSmall);
   l->span_kind_large = static_cast<uint64_t>(SpanKind::kLarge);
   l->span_kind_sampled = static_cast<uint64_t>(SpanKind::kSampled);

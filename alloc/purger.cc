@@ -7,6 +7,7 @@
 
 #include "alloc/central.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/page_heap.h"
 #include "alloc/sample_hooks.h"
 #include "base/options.h"
@@ -27,7 +28,9 @@ struct State {
 constinit State g;
 
 // Free memory still waiting to go back to the OS.
-bool HasWork() { return page_heap::HasDirty() || huge::CachedBytes() != 0; }
+bool HasWork() {
+  return page_heap::HasDirty() || huge::CachedBytes() != 0 || large_cache::HasCached();
+}
 
 uint64_t Interval(int64_t decay_ms) {
   const int64_t quarter = decay_ms / 4;
@@ -50,6 +53,9 @@ bool Pass(int64_t decay_ms, bool* drained) {
     g.last_drain_ms = now;
     central::Drain(/*idle_only=*/true);
   }
+  // Cached slice runs first, so that their slices age in the page heap.
+  // Their stamps lag the put by up to one interval: they age one more.
+  large_cache::Reclaim(now, static_cast<uint64_t>(decay_ms) + Interval(decay_ms));
   page_heap::Purge(now, static_cast<uint64_t>(decay_ms), /*wait=*/true);
   huge::Release(now, static_cast<uint64_t>(decay_ms));
   return HasWork();
@@ -75,8 +81,12 @@ void* ThreadMain(void*) {
     if (!drained || ++idle_passes < 4) continue;
     __atomic_store_n(&g.sleeping, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
+    // OnCached fences nothing (it runs on every slice-run free): a barrier
+    // on every thread stands in for its fence. Without membarrier, a run
+    // cached just now may wait for the next wake-up, at most a second.
+    const bool fenced = os::FenceAllThreads();
     const uint32_t word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
-    if (!HasWork()) os::FutexWait(&g.wake_word, word, -1);
+    if (!HasWork()) os::FutexWait(&g.wake_word, word, fenced ? -1 : 1000);
     __atomic_store_n(&g.sleeping, 0, __ATOMIC_SEQ_CST);
     idle_passes = 0;
   }
@@ -127,8 +137,19 @@ void OnFreed() {
   if (now - __atomic_load_n(&g.last_inline_ms, __ATOMIC_RELAXED) < Interval(o.decay_ms)) return;
   __atomic_store_n(&g.last_inline_ms, now, __ATOMIC_RELAXED);
   central::Drain(/*idle_only=*/true);
+  large_cache::Reclaim(now, static_cast<uint64_t>(o.decay_ms) + Interval(o.decay_ms));
   page_heap::Purge(now, static_cast<uint64_t>(o.decay_ms), /*wait=*/false);
   huge::Release(now, static_cast<uint64_t>(o.decay_ms));
+}
+
+void OnCached() {
+  // The common case, the thread awake: two loads, no fence (see ThreadMain).
+  if (ASSAY_LIKELY(__atomic_load_n(&g.thread_state, __ATOMIC_RELAXED) == kRunning &&
+                   __atomic_load_n(&g.sleeping, __ATOMIC_RELAXED) == 0 &&
+                   GetOptions().background_thread != 0)) {
+    return;
+  }
+  OnFreed();
 }
 
 bool ThreadRunning() { return __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE) == kRunning; }

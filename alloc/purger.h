@@ -13,6 +13,10 @@ namespace assay::internal::purger {
 // free: starts or wakes the background thread, or purges inline.
 void OnFreed();
 
+// Called after a slice run went into a thread's cache (large_cache.h): as
+// OnFreed, but with no fence and no clock while the thread is awake.
+void OnCached();
+
 // Whether the background thread is running (for tests and stats).
 bool ThreadRunning();
 

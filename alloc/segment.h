@@ -47,7 +47,9 @@ struct Span {
   uint8_t slices;   // length of the span in slices
   uint8_t in_list;  // small: 1 while on the class's list of spans with free blocks
   uint8_t sampled;  // large: the block holds a sample point (the profiler has its entry)
-  uint8_t pad[2];
+  uint8_t cached;   // large: 1 while the span is a free run in a thread's slice-run cache
+                    // (alloc/large_cache.h): free to walkers and stats, not to the page heap
+  uint8_t pad[1];
   uint64_t aux;  // large: bytes requested; reserved for the profiler otherwise
 };
 

@@ -13,7 +13,7 @@
 extern "C" {
 
 #define ASSAY_LAYOUT_MAGIC 0x4c59414c59415341ull /* "ASAYLAYL" */
-#define ASSAY_LAYOUT_VERSION 3
+#define ASSAY_LAYOUT_VERSION 4
 
 struct AssayLayout {
   uint64_t magic;    // ASSAY_LAYOUT_MAGIC once filled
@@ -69,9 +69,12 @@ struct AssayLayout {
   // shift: a hardened link stored in block `slot` decodes as
   // next = stored ^ (slot >> link_shift) ^ key.
   uint64_t link_key_addr, link_shift;
+  // Version 4. A kLarge span whose byte at span_cached_off is 1 is a free
+  // run in a thread's slice-run cache (alloc/large_cache.h), not a block.
+  uint64_t span_cached_off;
   // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
   // bump and used, FreeList count, Batch count, class size, stack depth,
-  // nbatches: 4; span kind, cls, first, slices, sampled: 1; weights: double.
+  // nbatches: 4; span kind, cls, first, slices, sampled, cached: 1; weights: double.
 };
 
 extern AssayLayout assay_layout;
