@@ -175,6 +175,22 @@ bool Put(Span* span) {
   return true;
 }
 
+bool ReleaseFollowing(const Span* span) {
+  Cache* c = tls_large;
+  if (c == nullptr) return false;
+  if (span->first + span->slices >= kSlicesPerSegment) return false;
+  // The following run's Span sits in the same header, span->slices entries on.
+  const Span* want = span + span->slices;
+  for (size_t i = 0; i < kSlots; ++i) {
+    if (__atomic_load_n(&c->span[i], __ATOMIC_RELAXED) != want) continue;
+    Span* s = __atomic_exchange_n(&c->span[i], nullptr, __ATOMIC_ACQUIRE);
+    if (s == nullptr) return false;  // the purger gave it back already
+    GiveBack(s);
+    return true;
+  }
+  return false;
+}
+
 size_t Reclaim(uint64_t now_ms, uint64_t age_ms) {
   if (now_ms > __atomic_load_n(&g_clock_ms, __ATOMIC_RELAXED)) {
     __atomic_store_n(&g_clock_ms, now_ms, __ATOMIC_RELAXED);

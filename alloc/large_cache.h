@@ -22,6 +22,11 @@ Span* Take(size_t slices);
 // (no thread cache, decay_ms 0, too big).
 bool Put(Span* span);
 
+// If the calling thread caches the run right after `span` (in its
+// segment), gives it back to the page heap so that span can grow in place
+// (realloc); true if it did.
+bool ReleaseFollowing(const Span* span);
+
 // Returns to the page heap every cached run put before now_ms - age_ms as
 // the purger counts time (age_ms 0: every run); the purger's pass calls it
 // with its clock. Returns bytes returned.

@@ -6,6 +6,7 @@
 #include "alloc/debug_hooks.h"
 #include "alloc/heap.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/locate.h"
 #include "alloc/page_heap.h"
 #include "alloc/purger.h"
@@ -55,7 +56,11 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
       if (loc.sampled) break;
       if (n > kSliceSize && n <= kMaxLargeSize) {
         const size_t slices = AlignUp(n, kSliceSize) >> kSliceShift;
-        if (page_heap::ResizeLargeInPlace(loc.span, slices)) {
+        // A run of this thread's slice-run cache right after the block is
+        // free: give it back to the page heap and grow over it.
+        if (page_heap::ResizeLargeInPlace(loc.span, slices) ||
+            (large_cache::ReleaseFollowing(loc.span) &&
+             page_heap::ResizeLargeInPlace(loc.span, slices))) {
           loc.span->aux = n;
           if (slices * kSliceSize < old) purger::OnFreed();
           return p;

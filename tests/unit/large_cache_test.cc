@@ -17,6 +17,7 @@
 #include "alloc/page_heap.h"
 #include "assay/assay.h"
 #include "base/options.h"
+#include "base/os.h"
 
 namespace assay::internal {
 namespace {
@@ -66,6 +67,25 @@ TEST(LargeCache, OtherSizesMissAndTheCacheStaysBounded) {
   void* p = malloc(7 * 64 * 1024 + 1);
   EXPECT_EQ(malloc_usable_size(p), 8u * 64 * 1024);
   free(p);
+  malloc_trim(0);
+}
+
+TEST(LargeCache, ReallocGrowsOverTheThreadsCachedRunBehindIt) {
+  // After a trim nothing is dirty; a 2 MiB run freed and given back is
+  // then the only dirty run, which the page heap prefers: a and b split it.
+  malloc_trim(0);
+  free(malloc(2 * kMiB - 1));
+  large_cache::Reclaim(os::NowMs(), 0);
+  char* a = static_cast<char*>(malloc(kMiB));
+  char* b = static_cast<char*>(malloc(kMiB));
+  ASSERT_EQ(b, a + kMiB);
+  free(b);  // into this thread's cache, right behind a
+  a[0] = 7;
+  void* grown = realloc(a, 2 * kMiB - 1);
+  EXPECT_EQ(grown, a);
+  EXPECT_EQ(static_cast<char*>(grown)[0], 7);
+  EXPECT_EQ(malloc_usable_size(grown), 2 * kMiB);
+  free(grown);
   malloc_trim(0);
 }
 
