@@ -129,12 +129,22 @@ Span* Take(size_t slices) {
       return s;
     }
   }
+  // A miss: the sizes changed. The cached runs go back to the page heap so
+  // that its first fit can place this request in them (as if they had never
+  // been cached) rather than in fresh slices: kept aside, they pushed new
+  // runs further on, where they stood in the way of in-place growth
+  // (strbuild: +3.7% instructions, all of it memcpy).
+  for (size_t i = 0; i < kSlots; ++i) {
+    if (__atomic_load_n(&c->span[i], __ATOMIC_RELAXED) == nullptr) continue;
+    if (Span* s = __atomic_exchange_n(&c->span[i], nullptr, __ATOMIC_ACQUIRE)) GiveBack(s);
+  }
   return nullptr;
 }
 
 bool Put(Span* span) {
   const size_t n = span->slices;
-  if (n > kMaxSlices) return false;
+  // Only blocks above the size classes (see AllocBig): aux is the request.
+  if (n > kMaxSlices || span->aux <= kMaxSmallSize) return false;
   Cache* c = tls_large;
   if (ASSAY_UNLIKELY(c == nullptr)) {
     if (GetOptions().decay_ms == 0) return false;  // freed pages go to the OS at once
@@ -175,20 +185,24 @@ bool Put(Span* span) {
   return true;
 }
 
-bool ReleaseFollowing(const Span* span) {
+bool ReleaseFollowing(const Span* span, size_t slices) {
   Cache* c = tls_large;
   if (c == nullptr) return false;
-  if (span->first + span->slices >= kSlicesPerSegment) return false;
-  // The following run's Span sits in the same header, span->slices entries on.
-  const Span* want = span + span->slices;
+  // Runs' Spans sit in their segment's header at their first slice: the
+  // ones that matter lie in (span, span + slices].
+  const uintptr_t base = reinterpret_cast<uintptr_t>(span);
+  const uintptr_t lo = base + span->slices * sizeof(Span);
+  const uintptr_t hi = base + slices * sizeof(Span);
+  bool released = false;
   for (size_t i = 0; i < kSlots; ++i) {
-    if (__atomic_load_n(&c->span[i], __ATOMIC_RELAXED) != want) continue;
-    Span* s = __atomic_exchange_n(&c->span[i], nullptr, __ATOMIC_ACQUIRE);
-    if (s == nullptr) return false;  // the purger gave it back already
-    GiveBack(s);
-    return true;
+    const uintptr_t s = reinterpret_cast<uintptr_t>(__atomic_load_n(&c->span[i], __ATOMIC_RELAXED));
+    if (s < lo || s >= hi) continue;
+    if (Span* mine = __atomic_exchange_n(&c->span[i], nullptr, __ATOMIC_ACQUIRE)) {
+      GiveBack(mine);
+      released = true;
+    }
   }
-  return false;
+  return released;
 }
 
 size_t Reclaim(uint64_t now_ms, uint64_t age_ms) {

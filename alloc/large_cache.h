@@ -14,7 +14,9 @@ struct AssayLayout;
 namespace assay::internal::large_cache {
 
 // A cached run of exactly `slices` slices of the calling thread, taken out
-// of the cache (Span::cached cleared, kind kLarge), or nullptr.
+// of the cache (Span::cached cleared, kind kLarge), or nullptr; on a miss
+// the thread's cached runs go back to the page heap, whose first fit then
+// serves the request from them if they fit (see large_cache.cc).
 Span* Take(size_t slices);
 
 // Caches the freed large span `span` (not sampled any more, no longer in
@@ -22,10 +24,10 @@ Span* Take(size_t slices);
 // (no thread cache, decay_ms 0, too big).
 bool Put(Span* span);
 
-// If the calling thread caches the run right after `span` (in its
-// segment), gives it back to the page heap so that span can grow in place
-// (realloc); true if it did.
-bool ReleaseFollowing(const Span* span);
+// Gives back to the page heap the calling thread's cached runs that start
+// in the `slices` slices following `span` (in its segment), so that span can
+// grow over them in place (realloc); true if it gave back any.
+bool ReleaseFollowing(const Span* span, size_t slices);
 
 // Returns to the page heap every cached run put before now_ms - age_ms as
 // the purger counts time (age_ms 0: every run); the purger's pass calls it

@@ -23,6 +23,15 @@ ASSAY_INLINE bool StaysInPlace(size_t size, size_t n) {
   return (n - 1 < size) & ((n > size / 2) | (size <= 32));
 }
 
+// Resizes a large block in place to `slices`; runs of this thread's
+// slice-run cache in the way are free, so they go back to the page heap and
+// the block grows over them. Out of line: ReallocSlow serves small blocks too.
+ASSAY_NOINLINE bool GrowLargeInPlace(Span* span, size_t slices) {
+  return page_heap::ResizeLargeInPlace(span, slices) ||
+         (large_cache::ReleaseFollowing(span, slices) &&
+          page_heap::ResizeLargeInPlace(span, slices));
+}
+
 ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
   if (p == nullptr) return Malloc(n);
   if (n == 0) {  // as glibc: frees p and returns NULL
@@ -56,11 +65,7 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
       if (loc.sampled) break;
       if (n > kSliceSize && n <= kMaxLargeSize) {
         const size_t slices = AlignUp(n, kSliceSize) >> kSliceShift;
-        // A run of this thread's slice-run cache right after the block is
-        // free: give it back to the page heap and grow over it.
-        if (page_heap::ResizeLargeInPlace(loc.span, slices) ||
-            (large_cache::ReleaseFollowing(loc.span) &&
-             page_heap::ResizeLargeInPlace(loc.span, slices))) {
+        if (GrowLargeInPlace(loc.span, slices)) {
           loc.span->aux = n;
           if (slices * kSliceSize < old) purger::OnFreed();
           return p;

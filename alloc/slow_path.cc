@@ -29,7 +29,10 @@ size_t ClassFor(size_t n, size_t align) {
 void* AllocBig(size_t n, size_t align, bool* zeroed) {
   if (n <= kMaxLargeSize && align <= kSliceSize) {
     const size_t slices = AlignUp(n, kSliceSize) >> kSliceShift;
-    Span* span = large_cache::Take(slices);  // no lock, no search, no span setup
+    // The slice-run cache serves blocks above the size classes only: the
+    // smaller runs are realloc's growable ones (AllocGrowable), whose sizes
+    // do not recur and whose slices first fit must see.
+    Span* span = n > kMaxSmallSize ? large_cache::Take(slices) : nullptr;
     if (span != nullptr) {
       *zeroed = false;
     } else {

@@ -81,7 +81,7 @@ uint64_t Worker(int id, uint64_t steps, Inbox* mine, Inbox* next) {
 
 int main(int argc, char** argv) {
   const wl::Args a = wl::Parse(argc, argv, 4);
-  const uint64_t per_thread = wl::Scaled(a.scale, 4000000) / a.threads;
+  const uint64_t per_thread = wl::Scaled(a.scale, 1000000) / a.threads;
   std::vector<Inbox> inboxes(a.threads);
   std::vector<uint64_t> checks(a.threads);
   std::atomic<int> running{a.threads};
