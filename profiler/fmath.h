@@ -57,8 +57,16 @@ inline double Log(double x) {
   }
   const double t = (m - 1.0) / (m + 1.0);
   const double t2 = t * t;
-  double s = 1.0 / 21;
-  for (int k = 19; k >= 3; k -= 2) s = 1.0 / k + t2 * s;
+  // Horner with constant coefficients (a loop over 1/k divided at run time).
+  const double s =
+      1.0 / 3 +
+      t2 * (1.0 / 5 +
+            t2 * (1.0 / 7 +
+                  t2 * (1.0 / 9 +
+                        t2 * (1.0 / 11 +
+                              t2 * (1.0 / 13 +
+                                    t2 * (1.0 / 15 +
+                                          t2 * (1.0 / 17 + t2 * (1.0 / 19 + t2 * (1.0 / 21)))))))));
   const double log_m = 2.0 * t + 2.0 * t * t2 * s;
   return (e * kLn2Lo + log_m) + e * kLn2Hi;
 }
@@ -74,9 +82,24 @@ inline double Log1p(double x) {
 
 // e^r - 1 for |r| <= 0.35 by its Taylor series to r^15 (next term < 1e-19).
 inline double Expm1Small(double r) {
-  double s = 1.0 / 15;
-  for (int k = 14; k >= 2; --k) s = 1.0 + r * s / k;
-  return r * s;
+  // sum r^k / k!, k = 1..15, Horner with the constants 1/k! folded.
+  constexpr double c2 = 1.0 / 2, c3 = c2 / 3, c4 = c3 / 4, c5 = c4 / 5, c6 = c5 / 6, c7 = c6 / 7,
+                   c8 = c7 / 8, c9 = c8 / 9, c10 = c9 / 10, c11 = c10 / 11, c12 = c11 / 12,
+                   c13 = c12 / 13, c14 = c13 / 14, c15 = c14 / 15;
+  const double s =
+      c2 +
+      r * (c3 +
+           r * (c4 +
+                r * (c5 +
+                     r * (c6 +
+                          r * (c7 +
+                               r * (c8 +
+                                    r * (c9 +
+                                         r * (c10 +
+                                              r * (c11 +
+                                                   r * (c12 +
+                                                        r * (c13 + r * (c14 + r * c15))))))))))));
+  return r + r * r * s;
 }
 
 // Splits x = k ln2 + r, |r| <= ln2/2 (nearly).
@@ -107,22 +130,51 @@ inline double Expm1(double x) {
   return two_k * Expm1Small(r) + (two_k - 1.0);
 }
 
-// ln Gamma(x) for x > 0: shifted up to z >= 15 (subtracting the log of the
-// product), then Stirling's series to z^-13 (next term < 1e-19 at 15).
+// ln k! for k = 0..15 (correctly rounded, from 40-digit decimal logarithms).
+inline constexpr double kLogFactorial[16] = {
+    0.0,
+    0.0,
+    0.6931471805599453,
+    1.791759469228055,
+    3.1780538303479458,
+    4.787491742782046,
+    6.579251212010101,
+    8.525161361065415,
+    10.60460290274525,
+    12.801827480081469,
+    15.104412573075516,
+    17.502307845873887,
+    19.987214495661885,
+    22.552163853123425,
+    25.19122118273868,
+    27.89927138384089,
+};
+
+// ln Gamma(x) for x > 0. The binomial's arguments are whole numbers: below
+// 16 a table, above Stirling's series; other x < 15 are shifted up to z >= 15
+// (subtracting the log of the product). Stirling's series to z^-13 (next
+// term < 1e-19 at 15).
 inline double Lgamma(double x) {
   if (!(x > 0)) return kInfinity;
+  if (x < 16 && x == static_cast<double>(static_cast<int>(x))) {
+    return kLogFactorial[static_cast<int>(x) - 1];
+  }
   double shift = 1.0;
   double z = x;
   while (z < 15) shift *= z++;
   const double iz = 1.0 / z, iz2 = iz * iz;
+  // From z = 1000 on, the terms past z^-3 are below 1e-18.
   const double series =
-      iz * (1.0 / 12 +
-            iz2 * (-1.0 / 360 +
-                   iz2 * (1.0 / 1260 +
-                          iz2 * (-1.0 / 1680 + iz2 * (1.0 / 1188 + iz2 * (-691.0 / 360360 +
-                                                                          iz2 * (1.0 / 156)))))));
+      z >= 1000 ? iz * (1.0 / 12 - iz2 * (1.0 / 360))
+                : iz * (1.0 / 12 +
+                        iz2 * (-1.0 / 360 +
+                               iz2 * (1.0 / 1260 +
+                                      iz2 * (-1.0 / 1680 +
+                                             iz2 * (1.0 / 1188 + iz2 * (-691.0 / 360360 +
+                                                                        iz2 * (1.0 / 156)))))));
   const double half_log_2pi = 0.91893853320467274178;
-  return (z - 0.5) * Log(z) - z + half_log_2pi + series - Log(shift);
+  const double result = (z - 0.5) * Log(z) - z + half_log_2pi + series;
+  return shift == 1.0 ? result : result - Log(shift);
 }
 
 // cos x for |x| <= 8 (Box-Muller's angle): reduced to [-pi/2, pi/2] by
