@@ -21,14 +21,14 @@ struct Batch {
 };
 
 // Blocks the transfer cache of class cls holds at most: 16 batches, or
-// 1 MiB of blocks when that is more (many whole lists of threads that only
+// 512 KiB of blocks when that is more (whole lists of threads that only
 // free the class, a consumer's overflow, kept for the producers: a
-// consumer may free a few thousand blocks while the producers wait on
-// their queue). Idle ones go back to their spans at the purger's drain.
+// consumer may free thousands of blocks while the producers wait on their
+// queue). Idle ones go back to their spans at the purger's drain.
 ASSAY_INLINE size_t TransferCap(const SizeClassInfo& c) {
   const size_t batches = kTransferSlots * c.batch;
-  const size_t mib = (size_t{1} << 20) / c.size;
-  return batches > mib ? batches : mib;
+  const size_t bytes = (size_t{512} << 10) / c.size;
+  return batches > bytes ? batches : bytes;
 }
 
 // Invariants (AssertValidLocked), all under mu; the spans counted are those

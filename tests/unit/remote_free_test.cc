@@ -150,5 +150,32 @@ TEST(RemoteFree, ChainsPastTheSlotsGoToSpans) {
   EXPECT_EQ(s.blocks_out, out_mid - kBlocks + first16);
 }
 
+// A thread freeing several classes in turn (prodcons: messages of many
+// sizes) keeps each bound at a batch: longer lists would park blocks of
+// every class while the producers, short of them, carve new spans.
+TEST(RemoteFree, ConsumerOfManyClassesKeepsBatchBounds) {
+  constexpr size_t kSizes[] = {48, 96, 160};
+  constexpr size_t kEach = 2048;
+  std::vector<void*> blocks;
+  std::thread producer([&] {
+    for (size_t i = 0; i < kEach; ++i) {
+      for (size_t n : kSizes) blocks.push_back(malloc(n));
+    }
+  });
+  producer.join();
+  std::vector<uint32_t> max_after;
+  std::thread consumer([&] {
+    for (void* b : blocks) free(b);  // round robin over the three classes
+    for (size_t n : kSizes) {
+      max_after.push_back(thread_cache::Existing()->lists[kSmallLookup[(n + 7) >> 3]].max);
+    }
+  });
+  consumer.join();
+  ASSERT_EQ(max_after.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(max_after[i], kClasses[kSmallLookup[(kSizes[i] + 7) >> 3]].batch) << kSizes[i];
+  }
+}
+
 }  // namespace
 }  // namespace assay::internal
