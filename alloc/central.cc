@@ -126,7 +126,7 @@ void ListRemove(ClassList& l, Span* s) {
 // Returns bytes handed to the page heap. kPlain: links are plain pointers
 // (link::Plain(), tested once by the caller's loop, not once a block).
 template <bool kPlain = false>
-size_t ReturnToSpan(ClassList& l, void* block) {
+ASSAY_INLINE size_t ReturnToSpan(ClassList& l, void* block) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
   Segment* seg = SegmentOf(a);
   Span* span = &seg->spans[seg->slice_map[SliceOf(a)].first];
@@ -170,10 +170,11 @@ size_t ReturnToSpan(ClassList& l, void* block) {
 
 // Returns the first k blocks of the list at head to their spans; returns
 // the rest of the list.
+template <bool kPlain = false>
 void* ReturnBlocks(ClassList& l, void* head, size_t k) {
   for (; k > 0; --k) {
-    void* next = link::Load(head);
-    ReturnToSpan(l, head);
+    void* next = kPlain ? *static_cast<void**>(head) : link::Load(head);
+    ReturnToSpan<kPlain>(l, head);
     head = next;
   }
   return head;
@@ -301,11 +302,11 @@ void Give(size_t cls, void* head, size_t n, Pool pool) {
 void GiveChain(size_t cls, void* head, size_t n) {
   ClassList& l = g_lists[kNormal][cls];
   const SizeClassInfo& c = kClasses[cls];
-  ASSAY_ASSERT(n >= 1 && cls != 0);
+  if (n <= c.batch) return Give(cls, head, n);  // the bound of a cold class: a batch
   ASSAY_CHECKED_ONLY(AssertBatchValid(head, n, cls, kNormal));
   LockGuard lock(l.mu);
   l.touches++;
-  if (n >= c.batch && n <= c.max_cached && l.nbatches < kTransferSlots &&
+  if (n <= c.max_cached && l.nbatches < kTransferSlots &&
       l.stats.transfer_blocks + n <= TransferCap(c)) {
     l.batches[l.nbatches++] = Batch{head, static_cast<uint32_t>(n)};
     l.stats.transfer_blocks += n;
@@ -313,7 +314,7 @@ void GiveChain(size_t cls, void* head, size_t n) {
   }
   for (;;) {
     const size_t k = n < c.batch ? n : c.batch;
-    head = ReturnBlocks(l, head, k);  // through link::, unlike Give's plain loop: a rare path
+    head = link::Plain() ? ReturnBlocks</*kPlain=*/true>(l, head, k) : ReturnBlocks(l, head, k);
     n -= k;
     if (n == 0) return;
     l.mu.Unlock();
