@@ -4,6 +4,7 @@
 // chain whole (central::Take); chains past the cache's cap go back to spans.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <future>
@@ -14,6 +15,7 @@
 #include "alloc/check.h"
 #include "alloc/size_classes.h"
 #include "alloc/thread_cache.h"
+#include "assay/assay.h"
 
 namespace assay::internal {
 namespace {
@@ -104,6 +106,23 @@ TEST(RemoteFree, ConsumerListReachesProducerAsOneChain) {
   // batches it held before chains (16 * 32 = 512 blocks of 64 B).
   EXPECT_EQ(central::GetClassStats(cls).transfer_blocks, handed);
   EXPECT_GT(handed, 16u * c.batch);
+
+  // The heap walk (alloc/heap_walk.cc, the gdb walker's twin) sees the
+  // blocks in the chains as free: none of the freed blocks is live.
+  std::vector<void*> freed_sorted = blocks;
+  std::sort(freed_sorted.begin(), freed_sorted.end());
+  struct Seen {
+    const std::vector<void*>* freed;
+    size_t hits;
+  } seen{&freed_sorted, 0};
+  ASSERT_GT(assay_heap_iterate(
+                [](void* address, size_t, void* arg) {
+                  auto* s = static_cast<Seen*>(arg);
+                  s->hits += std::binary_search(s->freed->begin(), s->freed->end(), address);
+                },
+                &seen),
+            0);
+  EXPECT_EQ(seen.hits, 0u);
 
   go.set_value();
   producer.join();
