@@ -14,7 +14,7 @@ inline constexpr size_t kTransferSlots = 16;
 
 // A chain of free blocks in the transfer cache: a batch handed back by a
 // thread that also allocates the class, or the whole thread list of one that
-// only frees it (thread_cache.cc PushOverflow), moved on without a walk.
+// only frees it (thread_cache.cc HandOver), moved on without a walk.
 struct Batch {
   void* head;
   uint32_t count;  // == length of head's list; batch <= count <= max_cached

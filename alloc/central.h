@@ -1,7 +1,8 @@
 // Central free lists: one per size class, shared by all threads. They refill
 // thread caches in batches and take batches back (this is also where blocks
 // freed by another thread end up). Each keeps a small transfer cache of whole
-// batches, so blocks that move between threads skip the span bookkeeping.
+// batches and chains (a consumer thread's whole list), so blocks that move
+// between threads skip the span bookkeeping.
 #pragma once
 
 #include "alloc/segment.h"
