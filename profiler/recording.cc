@@ -10,6 +10,8 @@
 #include "profiler/profiler_state.h"
 #include "profiler/stack_table.h"
 
+extern "C" void* __libc_stack_end;  // glibc (ld.so): the stack pointer at process start
+
 namespace assay::profiler {
 
 uint64_t CurrentTid(ThreadState& ts) {
@@ -23,7 +25,20 @@ uint64_t CurrentTid(ThreadState& ts) {
 }
 
 void LearnStackBounds(ThreadState& ts) {
+  const bool main_thread = CurrentTid(ts) == static_cast<uint64_t>(internal::os::ProcessId());
   ts.stack_known = 1;
+  const auto top = reinterpret_cast<uintptr_t>(__libc_stack_end);
+  const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (main_thread && here < top && top - here < (uintptr_t{8} << 20)) {
+    // The main thread on the process's stack (not a fork child of another
+    // thread): pthread_getattr_np would read /proc/self/maps (160 000
+    // instructions and a FILE). The walks only climb from the current
+    // frame, and all of the stack above it is mapped up to the page that
+    // holds the stack pointer _start saw.
+    ts.stack_lo = 0;
+    ts.stack_hi = (top | 4095) + 1;
+    return;
+  }
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
   void* addr = nullptr;
@@ -123,7 +138,7 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   if (s == nullptr) return nullptr;
   ts.suspended++;  // the profiler's own work is never sampled
   const uint64_t tid = CurrentTid(ts);
-  if (g_method == StackMethod::kFramePointer && !ts.stack_known) LearnStackBounds(ts);
+  if (!ts.stack_known) LearnStackBounds(ts);  // both walks stay inside the stack
   uintptr_t frames[kMaxStackDepth];
   const size_t depth = CaptureStack(frames, g_depth, g_method, ts.stack_lo, ts.stack_hi);
   const double q = g_rate.SampledProbability(requested == 0 ? 1 : requested);

@@ -5,6 +5,7 @@
 
 #include "base/os.h"
 #include "profiler/arena.h"
+#include "profiler/fp_mappings.h"
 #include "profiler/profiler_state.h"
 #include "profiler/stack_table.h"
 
@@ -170,6 +171,7 @@ void UnlockAfterFork(bool child) {
   stack_table::UnlockAfterFork(child);
   entry_table::UnlockAfterFork(child);
   if (child) {
+    fp_mappings::ResetAfterFork();
     g_young_mu.ResetAfterFork();
     g_control.ResetAfterFork();
     __atomic_fetch_add(&g_fork_gen, 1, __ATOMIC_RELAXED);

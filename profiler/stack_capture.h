@@ -11,9 +11,15 @@
 namespace assay::profiler {
 
 enum class StackMethod : int {
-  kUnwind = 0,        // libunwind (unw_backtrace): DWARF unwind info, right for any code
+  // The frames libunwind would give, found cheaply where the code allows:
+  // the frame-pointer chain while every return address lies in code that
+  // keeps frame pointers (fp_mappings.h), the thread's learned root frames
+  // below it, libunwind for the whole stack otherwise. Needs the stack
+  // bounds; without them it is kLibunwind.
+  kUnwind = 0,
   kFramePointer = 1,  // walk the frame-pointer chain: fastest, exact only where
                       // every frame keeps frame pointers (assay's own build does)
+  kLibunwind = 2,     // libunwind only (unw_step, then unw_backtrace): right for any code
 };
 
 // Most frames a stack may hold (the `depth` option is clamped to it).
@@ -23,5 +29,9 @@ inline constexpr size_t kMaxStackDepth = 256;
 // [stack_lo, stack_hi) bounds the walk (the calling thread's stack).
 size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t stack_lo,
                     uintptr_t stack_hi);
+
+// Stacks the calling thread took with the hybrid walk alone (no libunwind):
+// for tests and benchmarks.
+uint64_t ThreadHybridWalks();
 
 }  // namespace assay::profiler

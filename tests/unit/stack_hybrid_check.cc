@@ -1,0 +1,194 @@
+// The default stack method's hybrid walk (profiler/stack_capture.cc): frame
+// pointers through code that keeps them, the thread's learned root below,
+// libunwind otherwise. Every sampled stack must equal what libunwind gives at
+// the allocation site: on the main thread and another, shallow and deeper
+// than max_depth, through libc code without frame pointers (qsort calling
+// back), and after the root is learned (more than the 8 stepped stacks).
+// A plain program, not a GoogleTest binary: Debian's libgtest.a is built
+// without frame pointers, and linked in it would make this program's code
+// count as code without them (fp_mappings), so the fast walk never ran.
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "assay/profiler.hpp"
+#include "profiler/fp_mappings.h"
+#include "profiler/stack_capture.h"
+
+namespace {
+
+constexpr int kMaxDepth = 64;
+int g_failures = 0;
+
+#define CHECK(cond, ...)                                                 \
+  do {                                                                   \
+    if (!(cond)) {                                                       \
+      fprintf(stderr, "%s:%d: failed: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                      \
+      fprintf(stderr, "\n");                                             \
+      ++g_failures;                                                      \
+      return;                                                            \
+    }                                                                    \
+  } while (0)
+
+struct Observed {
+  void* address = nullptr;
+  std::vector<uintptr_t> expected;  // libunwind's frames at the site, site first
+  std::vector<uintptr_t> got;       // the sampled stack
+};
+
+thread_local Observed* t_pending = nullptr;
+volatile uintptr_t g_sink;
+
+// Captures libunwind's stack, then allocates: the sampled stack must be the
+// same from the caller on (frame 0 differs: two call sites in this function).
+__attribute__((noinline, noclone)) void Site(Observed* o) {
+  uintptr_t buf[512];
+  const int n = unw_backtrace(reinterpret_cast<void**>(buf), 512);
+  o->expected.assign(buf, buf + (n > 0 ? n : 0));
+  t_pending = o;
+  void* p = malloc(64);
+  t_pending = nullptr;
+  o->address = p;
+  g_sink = reinterpret_cast<uintptr_t>(p);
+  free(p);
+}
+
+__attribute__((noinline, noclone)) void Recurse(int depth, Observed* o) {
+  if (depth == 0)
+    Site(o);
+  else
+    Recurse(depth - 1, o);
+  g_sink = g_sink + 1;  // not a tail call
+}
+
+Observed* g_qsort_obs = nullptr;
+int g_qsort_calls = 0;
+int Compare(const void* a, const void* b) {
+  if (g_qsort_calls++ == 0) Recurse(3, g_qsort_obs);
+  return *static_cast<const int*>(a) - *static_cast<const int*>(b);
+}
+
+void StartSession() {
+  assay::ProfilerOptions o;
+  o.rate = 1;
+  o.seed = 3;
+  o.max_depth = kMaxDepth;
+  o.stack_method = assay::StackMethod::kUnwind;
+  assay::Tracker t;
+  // Callbacks run at the safe point at the end of the sampled malloc, while
+  // t_pending still names the observation.
+  t.on_alloc = [](const assay::SampledAllocation& a) -> std::optional<assay::Token> {
+    if (t_pending != nullptr && t_pending->got.empty()) {
+      t_pending->got.assign(a.stack.begin(), a.stack.end());
+    }
+    return std::nullopt;
+  };
+  if (!assay::Start(o, std::move(t))) {
+    fprintf(stderr, "assay::Start failed\n");
+    exit(1);
+  }
+}
+
+void Check(const Observed& o, const char* what) {
+  CHECK(o.expected.size() >= 2, "%s: libunwind found %zu frames", what, o.expected.size());
+  CHECK(!o.got.empty(), "%s: no sampled stack", what);
+  const size_t want = std::min<size_t>(o.expected.size(), kMaxDepth);
+  CHECK(o.got.size() == want, "%s: %zu frames, libunwind %zu", what, o.got.size(), want);
+  for (size_t i = 1; i < want; ++i) {
+    CHECK(o.got[i] == o.expected[i], "%s: frame %zu of %zu: %#lx, libunwind %#lx", what, i, want,
+          o.got[i], o.expected[i]);
+  }
+}
+
+void MainThreadAtManyDepths() {
+  for (int rep = 0; rep < 3; ++rep) {  // the first stacks step; later ones use the root
+    for (int depth : {0, 1, 2, 5, 10, 20, 40, 61, 62, 63, 80}) {
+      Observed o;
+      Recurse(depth, &o);
+      Check(o, "main thread");
+    }
+  }
+}
+
+void OtherThread() {
+  std::thread th([] {
+    for (int i = 0; i < 20; ++i) {
+      Observed o;
+      Recurse(i % 7, &o);
+      Check(o, "other thread");
+    }
+    // After the first stacks the walk is the hybrid one, root included.
+    CHECK(assay::profiler::ThreadHybridWalks() >= 10, "%lu hybrid walks",
+          static_cast<unsigned long>(assay::profiler::ThreadHybridWalks()));
+  });
+  th.join();
+}
+
+void ThroughLibcWithoutFramePointers() {
+  for (int rep = 0; rep < 12; ++rep) {
+    Observed o;
+    g_qsort_obs = &o;
+    g_qsort_calls = 0;
+    int v[4] = {3, 1, 2, 0};
+    qsort(v, 4, sizeof(int), Compare);
+    Check(o, "through qsort");
+  }
+}
+
+// More than the 256 stacks after which a thread's hybrid stack is checked
+// against libunwind: the check must pass, so hybrid walks go on.
+void ManyStacksPassTheCheck() {
+  const uint64_t before = assay::profiler::ThreadHybridWalks();
+  for (int i = 0; i < 600; ++i) {
+    Observed o;
+    Recurse(i % 9, &o);
+    Check(o, "many stacks");
+  }
+  const uint64_t walks = assay::profiler::ThreadHybridWalks() - before;
+  CHECK(walks >= 600, "%lu hybrid walks for 600 stacks", static_cast<unsigned long>(walks));
+}
+
+void ThisProgramKeepsFramePointers() {
+  namespace fm = assay::profiler::fp_mappings;
+  // This program is built like the library, with -fno-omit-frame-pointer.
+  CHECK((fm::Begin() & 1) == 0, "table being rebuilt");
+  fm::Range r;
+  const auto pc = reinterpret_cast<uintptr_t>(&Recurse);
+  CHECK(fm::Find(pc, &r), "no range holds Recurse");
+  CHECK(r.fp, "this program counts as code without frame pointers");
+  CHECK(r.lo <= pc && pc < r.hi, "range [%#lx, %#lx)", r.lo, r.hi);
+  CHECK(!fm::Find(4096, &r), "a range holds page 1");
+}
+
+}  // namespace
+
+int main() {
+  ThisProgramKeepsFramePointers();
+  StartSession();
+  const uint64_t before = assay::profiler::ThreadHybridWalks();
+  MainThreadAtManyDepths();
+  const uint64_t main_walks = assay::profiler::ThreadHybridWalks() - before;
+  OtherThread();
+  ThroughLibcWithoutFramePointers();
+  ManyStacksPassTheCheck();
+  assay::Stop();
+  if (main_walks < 20) {
+    fprintf(stderr, "only %lu hybrid walks on the main thread\n",
+            static_cast<unsigned long>(main_walks));
+    ++g_failures;
+  }
+  if (g_failures != 0) {
+    fprintf(stderr, "%d failures\n", g_failures);
+    return 1;
+  }
+  printf("ok: %lu hybrid walks on the main thread\n", static_cast<unsigned long>(main_walks));
+  return 0;
+}
