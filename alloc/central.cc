@@ -1,8 +1,11 @@
 // Central free lists (central.h).
 #include "alloc/central.h"
 
+#include <bit>
+
 #include "alloc/free_link.h"
 #include "alloc/page_heap.h"
+#include "alloc/span_purge.h"
 #include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
@@ -39,8 +42,10 @@ ASSAY_INLINE size_t TransferCap(const SizeClassInfo& c) {
 //   in [batch, max_cached]; the sum <= TransferCap + kTransferSlots * batch
 //   (a chain longer than a batch enters only under TransferCap, a batch
 //   whenever a slot is free),
+//   stats.purged_bytes == the bytes of their purged units,
 //   nonempty == exactly the spans with in_list (each with used > 0 and a
-//   free or uncarved block), empty_kept has used == 0; class 0 is unused.
+//   free, purged or uncarved block), empty_kept has used == 0; class 0 is
+//   unused.
 struct alignas(64) ClassList {
   Mutex mu;
   uint32_t nbatches = 0;               // <= kTransferSlots
@@ -49,9 +54,13 @@ struct alignas(64) ClassList {
   Span* empty_kept = nullptr;          // one wholly free span kept to avoid churn
   uint64_t touches = 0;                // Take/Give calls, for idle detection
   uint64_t touches_at_drain = 0;
+  uint64_t touches_at_purge = 0;  // at the last PurgeIdleSpans
   ClassStats stats{};
 };
 constinit ClassList g_lists[2][kNumClasses];
+
+// PurgeIdleSpans's last answer (SpanPurgePending): the purger thread's.
+constinit uint32_t g_purge_pending = 0;
 
 ASSAY_INLINE SpanKind KindOf(Pool pool) {
   return pool == kSampled ? SpanKind::kSampled : SpanKind::kSmall;
@@ -93,14 +102,21 @@ void AssertSpanValid(const Span* span, size_t cls, Pool pool) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(b);
     ASSAY_CHECK(a >= start && a - start < span->bump);
     ASSAY_CHECK(IsBlockOffset(c, static_cast<uint32_t>(a - start)));
+    ASSAY_CHECK(!span_purge::OnPurged(span, static_cast<uint32_t>(a - start), c.size));
     ++nfree;
   }
-  ASSAY_CHECK(span->used + nfree + (capacity - carved) == capacity);
+  // Purged units lie wholly below bump; their blocks are counted apart.
+  const uint64_t purged_units = span_purge::Purged(span);
+  ASSAY_CHECK(purged_units == 0 || 64 - std::countl_zero(purged_units) <=
+                                       static_cast<int>(span->bump / span_purge::Unit(span)));
+  const uint32_t npurged = span_purge::CountPurgedBlocks(span, c.size);
+  ASSAY_CHECK((purged_units == 0) == (npurged == 0));
+  ASSAY_CHECK(span->used + nfree + npurged + (capacity - carved) == capacity);
   ASSAY_CHECK(span->in_list <= 1);
   if (span->in_list) {
-    ASSAY_CHECK(span->used > 0 && (nfree > 0 || carved < capacity));
+    ASSAY_CHECK(span->used > 0 && (nfree > 0 || npurged > 0 || carved < capacity));
   } else {  // off the list: full, or the class's kept empty span
-    ASSAY_CHECK(span->used == 0 || (nfree == 0 && carved == capacity));
+    ASSAY_CHECK(span->used == 0 || (nfree == 0 && npurged == 0 && carved == capacity));
   }
 }
 
@@ -120,6 +136,20 @@ void ListRemove(ClassList& l, Span* s) {
   if (s->next != nullptr) s->next->prev = s->prev;
   s->next = s->prev = nullptr;
   s->in_list = 0;
+}
+
+// Gives a wholly free span of list l back to the page heap. Its purged
+// units go back as dirty slices (purged again later: a second madvise of a
+// purged page costs little, and the page heap's counts stay per slice).
+// Returns its bytes.
+size_t ReleaseSpan(ClassList& l, Span* span) {
+  l.stats.spans--;
+  const size_t bytes = span->slices * kSliceSize;
+  l.stats.span_bytes -= bytes;
+  l.stats.purged_bytes -=
+      static_cast<size_t>(std::popcount(span_purge::Purged(span))) * span_purge::Unit(span);
+  page_heap::FreeSpan(span);
+  return bytes;
 }
 
 // Returns one block to its span; frees the span when it empties.
@@ -161,11 +191,7 @@ ASSAY_INLINE size_t ReturnToSpan(ClassList& l, void* block) {
     l.empty_kept = span;
     return 0;
   }
-  l.stats.spans--;
-  const size_t bytes = span->slices * kSliceSize;
-  l.stats.span_bytes -= bytes;
-  page_heap::FreeSpan(span);
-  return bytes;
+  return ReleaseSpan(l, span);
 }
 
 // Returns the first k blocks of the list at head to their spans; returns
@@ -224,9 +250,14 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
     Span* span = l.nonempty;
     if (span == nullptr && (span = NewSpan(l, cls, pool)) == nullptr) break;
     const uint32_t span_bytes = static_cast<uint32_t>(span->slices * kSliceSize);
+    if (span->free_list == nullptr && span_purge::Purged(span) != 0) {
+      // Free blocks on purged pages: carved again (faulted in as touched).
+      l.stats.purged_bytes -= span_purge::Recarve(span, c.size);
+    }
     if (span->free_list != nullptr) {
+      // Whole only without purged blocks: else nfree would need them counted.
       const uint32_t nfree = span->bump / c.size - span->used;
-      if (n == 0 && nfree <= whole) {
+      if (n == 0 && nfree <= whole && span_purge::Purged(span) == 0) {
         list = span->free_list;
         span->free_list = nullptr;
         span->used += nfree;
@@ -261,7 +292,10 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
       n += k;
     }
     ASSAY_ASSERT(span->used <= span->bump / c.size);
-    if (span->free_list == nullptr && span->bump + c.size > span_bytes) ListRemove(l, span);
+    if (span->free_list == nullptr && span_purge::Purged(span) == 0 &&
+        span->bump + c.size > span_bytes) {
+      ListRemove(l, span);
+    }
   }
   ASSAY_ASSERT(n <= (want > whole ? want : whole));
   ASSAY_CHECKED_ONLY(AssertBatchValid(list, n, cls, pool));
@@ -345,14 +379,55 @@ size_t Drain(bool idle_only) {
     if (l.empty_kept != nullptr) {
       Span* span = l.empty_kept;
       l.empty_kept = nullptr;
-      l.stats.spans--;
-      l.stats.span_bytes -= span->slices * kSliceSize;
-      released += span->slices * kSliceSize;
-      page_heap::FreeSpan(span);
+      released += ReleaseSpan(l, span);
     }
   }
   return released;
 }
+
+size_t PurgeIdleSpans(bool idle_only, bool* pending) {
+  size_t purged = 0;
+  bool waiting = false;
+  for (size_t i = 0; i < 2 * kNumClasses; ++i) {
+    if (i % kNumClasses == 0) continue;
+    ClassList& l = g_lists[i / kNumClasses][i % kNumClasses];
+    const uint32_t size = kClasses[i % kNumClasses].size;
+    LockGuard lock(l.mu);
+    if (l.touches != l.touches_at_purge) {  // spans may have new free pages: look again
+      l.touches_at_purge = l.touches;
+      waiting = true;
+    }
+    for (Span* s = l.nonempty; s != nullptr; s = s->next) {
+      const uint8_t key = span_purge::StateKey(s);
+      if (s->purge_seen == (key | 1)) continue;  // examined, untouched since
+      // A span worth examining is mostly free: 3/4 of its carved bytes in
+      // free blocks (on its list or already purged). A span less free
+      // rarely has a page without a live block, and walking its free list
+      // to find out was 5% of the fragmentation workload's instructions.
+      const uint32_t nfree = s->bump / size - s->used;
+      if (size_t{nfree} * size * 4 < size_t{s->bump} * 3 ||
+          size_t{nfree} * size < span_purge::Unit(s)) {
+        s->purge_seen = static_cast<uint8_t>(key | 1);
+        continue;
+      }
+      if (idle_only && s->purge_seen != key) {  // touched since the last visit: wait one more
+        s->purge_seen = key;
+        waiting = true;
+        continue;
+      }
+      const size_t bytes = span_purge::PurgeFree(s, size);
+      l.stats.purged_bytes += bytes;
+      l.stats.purged_total += bytes;
+      purged += bytes;
+      s->purge_seen = static_cast<uint8_t>(span_purge::StateKey(s) | 1);
+    }
+  }
+  __atomic_store_n(&g_purge_pending, waiting ? 1 : 0, __ATOMIC_RELAXED);
+  *pending = waiting;
+  return purged;
+}
+
+bool SpanPurgePending() { return __atomic_load_n(&g_purge_pending, __ATOMIC_RELAXED) != 0; }
 
 void AssertBlockValid(const void* block, size_t cls, Pool pool) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
@@ -367,6 +442,11 @@ void AssertBlockValid(const void* block, size_t cls, Pool pool) {
   ASSAY_CHECK(IsBlockOffset(kClasses[cls], offset));
   // bump only grows while a block of the span is out: a racy read is safe.
   ASSAY_CHECK(offset < __atomic_load_n(&span->bump, __ATOMIC_RELAXED));
+  // No unit the block overlaps is purged while it is out (only units that
+  // free blocks cover are): a racy read of the other bits is safe too.
+  const uint64_t purged = __atomic_load_n(&span->aux, __ATOMIC_RELAXED);
+  ASSAY_CHECK((purged & span_purge::UnitBits(offset, kClasses[cls].size, span_purge::Unit(span))) ==
+              0);
 }
 
 namespace {
@@ -376,7 +456,8 @@ struct Tally {
   size_t slices;
   size_t used;
   size_t in_list;
-  size_t idle;  // spans with used == 0
+  size_t idle;          // spans with used == 0
+  size_t purged_bytes;  // of their purged units
 };
 
 void TallySegment(const Segment* seg, void* arg) {
@@ -397,6 +478,8 @@ void TallySegment(const Segment* seg, void* arg) {
       t.used += s.used;
       t.in_list += s.in_list;
       t.idle += s.used == 0;
+      t.purged_bytes +=
+          static_cast<size_t>(std::popcount(span_purge::Purged(&s))) * span_purge::Unit(&s);
     }
     i += s.slices;  // Segment::Validate (page heap walk) checked slices != 0
   }
@@ -444,6 +527,7 @@ void AssertValidLocked(const uint32_t* cached) {
       ASSAY_CHECK(l.stats.spans == t.spans);
       ASSAY_CHECK(l.stats.span_bytes == t.slices * kSliceSize);
       ASSAY_CHECK(l.stats.blocks_out == t.used);
+      ASSAY_CHECK(l.stats.purged_bytes == t.purged_bytes);
       // Blocks in transfer batches and in the thread caches walked are out.
       const size_t in_caches = cached != nullptr && pool == kNormal ? cached[cls] : 0;
       ASSAY_CHECK(transfer + in_caches <= l.stats.blocks_out);

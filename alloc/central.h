@@ -42,11 +42,26 @@ void GiveChain(size_t cls, void* head, size_t n);
 // previous call with idle_only. Returns bytes handed to the page heap.
 size_t Drain(bool idle_only);
 
+// Visits the spans with free blocks of every class: a span untouched since
+// the previous visit (no Take or Return reached it; every span with
+// idle_only false) has the pages that only free blocks overlap purged
+// (alloc/span_purge.h), once per idle period. Returns the bytes purged;
+// *pending tells whether a span with a free page's worth of free blocks
+// still waits for a second visit.
+size_t PurgeIdleSpans(bool idle_only, bool* pending);
+
+// Whether the last PurgeIdleSpans left work: a span waiting for its second
+// visit, or a class touched since the visit before (its spans may have
+// gained free pages). The purger stays awake (at the drain cadence) while so.
+bool SpanPurgePending();
+
 struct ClassStats {
   size_t spans;            // spans of this class
   size_t span_bytes;       // their bytes
   size_t blocks_out;       // blocks held by threads or the program
   size_t transfer_blocks;  // free blocks in the transfer cache
+  size_t purged_bytes;     // free bytes of partly used spans returned to the OS
+  size_t purged_total;     // cumulative bytes purged from partly used spans
 };
 ClassStats GetClassStats(size_t cls, Pool pool = kNormal);
 

@@ -77,8 +77,10 @@ size_t UsableSize(const void* p) {
 size_t Trim() {
   if (ThreadCache* tc = thread_cache::Existing()) thread_cache::FlushAll(tc);
   central::Drain(/*idle_only=*/false);
+  bool pending;
+  const size_t spans = central::PurgeIdleSpans(/*idle_only=*/false, &pending);
   const uint64_t now = os::NowMs();
-  return page_heap::Purge(now, 0, /*wait=*/true) + huge::Release(now, 0);
+  return spans + page_heap::Purge(now, 0, /*wait=*/true) + huge::Release(now, 0);
 }
 
 }  // namespace assay::internal::heap

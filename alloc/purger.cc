@@ -16,18 +16,24 @@ namespace assay::internal::purger {
 namespace {
 
 enum : uint32_t { kNotStarted = 0, kStarting, kRunning, kFailed };
+// State::sleeping: how the thread waits; OnFreed wakes it unless kAwake.
+enum : uint32_t { kAwake = 0, kIndefinitely, kUntilDrain };
 
 struct State {
   uint32_t thread_state = kNotStarted;
-  uint32_t sleeping = 0;   // 1 while the thread waits for work indefinitely
-  uint32_t wake_word = 0;  // futex word the thread sleeps on
+  uint32_t sleeping = kAwake;  // kIndefinitely, kUntilDrain: how the thread waits
+  uint32_t wake_word = 0;      // futex word the thread sleeps on
   uint64_t last_inline_ms = 0;
   uint64_t last_drain_ms = 0;  // the purger thread's last central::Drain
 };
 constinit State g;
 
-// Free memory still waiting to go back to the OS.
-bool HasWork() { return page_heap::HasDirty() || huge::CachedBytes() != 0; }
+// Free memory still waiting to go back to the OS (free pages of partly used
+// spans: while blocks keep coming back to the central lists, or a span
+// waits for its second idle visit).
+bool HasWork() {
+  return page_heap::HasDirty() || huge::CachedBytes() != 0 || central::SpanPurgePending();
+}
 
 uint64_t Interval(int64_t decay_ms) {
   const int64_t quarter = decay_ms / 4;
@@ -41,14 +47,17 @@ uint64_t Interval(int64_t decay_ms) {
 // extra purges on the fragmentation workload with the profiler on).
 constexpr uint64_t kDrainIntervalMs = 250;
 
-// One pass: idle central caches back to spans (every kDrainIntervalMs; sets
-// *drained), old dirty slices to the OS. Returns whether dirty memory remains.
+// One pass: idle central caches back to spans and free pages of idle partly
+// used spans to the OS (every kDrainIntervalMs; sets *drained), old dirty
+// slices to the OS. Returns whether dirty memory remains.
 bool Pass(int64_t decay_ms, bool* drained) {
   const uint64_t now = os::NowMs();
   *drained = now - g.last_drain_ms >= kDrainIntervalMs;
   if (*drained) {
     g.last_drain_ms = now;
     central::Drain(/*idle_only=*/true);
+    bool pending;
+    central::PurgeIdleSpans(/*idle_only=*/true, &pending);
   }
   page_heap::Purge(now, static_cast<uint64_t>(decay_ms), /*wait=*/true);
   huge::Release(now, static_cast<uint64_t>(decay_ms));
@@ -61,23 +70,46 @@ void* ThreadMain(void*) {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
   const int64_t decay = GetOptions().decay_ms;
   int idle_passes = 0;
+  int64_t timeout = static_cast<int64_t>(Interval(decay));
+  __atomic_store_n(&g_asleep, 0, __ATOMIC_SEQ_CST);
+  uint32_t word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
   for (;;) {
-    os::FutexWait(&g.wake_word, __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE),
-                  static_cast<int64_t>(Interval(decay)));
+    os::FutexWait(&g.wake_word, word, timeout);
+    __atomic_store_n(&g.sleeping, kAwake, __ATOMIC_SEQ_CST);
+    word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
+    timeout = static_cast<int64_t>(Interval(decay));
     bool drained;
     if (Pass(decay, &drained)) {
       idle_passes = 0;
+      continue;
+    }
+    if (central::SpanPurgePending()) {
+      // Only spans wait, visited every kDrainIntervalMs: sleep until the
+      // next visit, not 10 ms (blocks keep coming back while the program
+      // runs), unless a free leaves dirty slices (OnFreed wakes us).
+      idle_passes = 0;
+      __atomic_store_n(&g.sleeping, kUntilDrain, __ATOMIC_SEQ_CST);
+      __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
+      word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
+      if (!page_heap::HasDirty() && huge::CachedBytes() == 0) {
+        timeout = static_cast<int64_t>(kDrainIntervalMs);
+      }
       continue;
     }
     // Nothing dirty: a few more drains return idle central caches (a cache
     // is idle when untouched between two drains), then sleep until OnFreed
     // wakes us.
     if (!drained || ++idle_passes < 4) continue;
-    __atomic_store_n(&g.sleeping, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g.sleeping, kIndefinitely, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_asleep, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
-    const uint32_t word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
-    if (!HasWork()) os::FutexWait(&g.wake_word, word, -1);
-    __atomic_store_n(&g.sleeping, 0, __ATOMIC_SEQ_CST);
+    word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
+    bool pending;  // a class touched since the last visit wakes us no more
+    central::PurgeIdleSpans(/*idle_only=*/true, &pending);
+    if (!pending && !HasWork()) os::FutexWait(&g.wake_word, word, -1);
+    __atomic_store_n(&g_asleep, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g.sleeping, kAwake, __ATOMIC_SEQ_CST);
+    word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
     idle_passes = 0;
   }
   return nullptr;
@@ -104,6 +136,8 @@ void StartThread() {
 
 }  // namespace
 
+constinit uint32_t g_asleep = 1;  // no thread yet: the first free starts it
+
 void OnFreed() {
   const Options& o = GetOptions();
   if (o.decay_ms < 0) return;
@@ -127,6 +161,8 @@ void OnFreed() {
   if (now - __atomic_load_n(&g.last_inline_ms, __ATOMIC_RELAXED) < Interval(o.decay_ms)) return;
   __atomic_store_n(&g.last_inline_ms, now, __ATOMIC_RELAXED);
   central::Drain(/*idle_only=*/true);
+  bool pending;
+  central::PurgeIdleSpans(/*idle_only=*/true, &pending);
   page_heap::Purge(now, static_cast<uint64_t>(o.decay_ms), /*wait=*/false);
   huge::Release(now, static_cast<uint64_t>(o.decay_ms));
 }
@@ -134,6 +170,7 @@ void OnFreed() {
 bool ThreadRunning() { return __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE) == kRunning; }
 
 void AfterForkChild() {
+  g_asleep = 1;
   g.thread_state = kNotStarted;
   g.sleeping = 0;
 }

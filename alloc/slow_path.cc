@@ -3,6 +3,7 @@
 // override, the production guard's share of the countdown.
 #include "alloc/slow_path.h"
 
+#include "alloc/central.h"
 #include "alloc/debug_hooks.h"
 #include "alloc/heap.h"
 #include "alloc/huge.h"
@@ -251,7 +252,8 @@ void FreeSlow(void* p) {
         }
         thread_cache::PushOverflow(tc, loc.cls, p);
       }
-      if (page_heap::HasDirty()) purger::OnFreed();
+      // Also when the purger sleeps: the spans may have gained free pages.
+      if (page_heap::HasDirty() || purger::Asleep()) purger::OnFreed();
       return;
     }
     case Home::kSampled:

@@ -76,13 +76,17 @@ void CollectUsage(Usage* u) {
 
 void GetStats(assay_stats* out) {
   *out = assay_stats{};
-  size_t small_live = 0;   // bytes of blocks out of the central lists
-  size_t small_spans = 0;  // bytes of small spans
+  size_t small_live = 0;    // bytes of blocks out of the central lists
+  size_t small_spans = 0;   // bytes of small spans
+  size_t small_purged = 0;  // bytes of their free pages returned to the OS
+  size_t span_purged_total = 0;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     for (central::Pool pool : {central::kNormal, central::kSampled}) {
       const central::ClassStats s = central::GetClassStats(cls, pool);
       small_live += (s.blocks_out - s.transfer_blocks) * kClasses[cls].size;
       small_spans += s.span_bytes;
+      small_purged += s.purged_bytes;
+      span_purged_total += s.purged_total;
     }
   }
   out->thread_cached = thread_cache::CachedBytes(&out->threads);
@@ -90,12 +94,14 @@ void GetStats(assay_stats* out) {
   const huge::Stats hs = huge::GetStats();
   const size_t user_small = small_live > out->thread_cached ? small_live - out->thread_cached : 0;
   out->allocated = user_small + ph.large_bytes + hs.mapped;
-  out->central_cached = small_spans - small_live;
+  // Free pages of partly used spans that were purged are not held: mapped,
+  // not resident (fordblks of mallinfo2 still counts them as free).
+  out->central_cached = small_spans - small_live - small_purged;
   out->segment_mapped = ph.mapped;
   out->huge_mapped = hs.mapped;
   out->huge_cached = hs.cached;
   out->free_dirty = ph.dirty;
-  out->purged_total = ph.purged_total;
+  out->purged_total = ph.purged_total + span_purged_total;
   out->unmapped_total = ph.unmapped_total + hs.unmapped_total;
   out->metadata =
       meta::MappedBytes() + hs.table_bytes + ph.segments * AlignUp(sizeof(Segment), kPageSize);

@@ -13,7 +13,7 @@
 extern "C" {
 
 #define ASSAY_LAYOUT_MAGIC 0x4c59414c59415341ull /* "ASAYLAYL" */
-#define ASSAY_LAYOUT_VERSION 3
+#define ASSAY_LAYOUT_VERSION 4
 
 struct AssayLayout {
   uint64_t magic;    // ASSAY_LAYOUT_MAGIC once filled
@@ -69,6 +69,13 @@ struct AssayLayout {
   // shift: a hardened link stored in block `slot` decodes as
   // next = stored ^ (slot >> link_shift) ^ key.
   uint64_t link_key_addr, link_shift;
+  // Version 4. Free pages of partly used small spans returned to the OS
+  // (alloc/span_purge.h): a small or sampled span's 64-bit mask at
+  // span_purged_off, bit i set while unit i is purged, where a unit is
+  // max(page_size, slices * slice_size / span_purge_units) bytes. A carved
+  // block overlapping a purged unit is free (on no list); its memory reads
+  // as zero and is not worth reading.
+  uint64_t span_purged_off, span_purge_units;
   // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
   // bump and used, FreeList count, Batch count, class size, stack depth,
   // nbatches: 4; span kind, cls, first, slices, sampled: 1; weights: double.
