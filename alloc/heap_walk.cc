@@ -1,7 +1,8 @@
 // Heap walk (heap_walk.h). Free blocks are those on a thread cache's list,
 // in a central transfer cache, on their span's own free list, or on a purged
 // unit of their span (never read); every other carved block of a small span
-// is live, every large span and huge block is.
+// is live, every large span but those in a thread's slice-run cache
+// (Span::cached) and every huge block is.
 #include "alloc/heap_walk.h"
 
 #include <errno.h>
@@ -112,7 +113,8 @@ bool WalkHeap(const AssayLayout& l, void (*emit)(uintptr_t, size_t, void*), void
       const uint64_t slices = Read<uint8_t>(span + l.span_slices_off);
       const uintptr_t start = seg + i * l.slice_size;
       if (kind == l.span_kind_large) {
-        emit(start, slices * l.slice_size, arg);
+        // A run in a thread's slice-run cache is free.
+        if (Read<uint8_t>(span + l.span_cached_off) == 0) emit(start, slices * l.slice_size, arg);
       } else if (kind == l.span_kind_small || kind == l.span_kind_sampled) {
         const uint64_t cls = Read<uint8_t>(span + l.span_cls_off);
         const uint32_t size =

@@ -442,6 +442,7 @@ void DescribeLayout(AssayLayout* l) {
   l->span_sampled_off = offsetof(Span, sampled);
   l->span_purged_off = offsetof(Span, aux);  // small spans: span_purge::Purged
   l->span_purge_units = span_purge::kMaxUnits;
+  l->span_cached_off = offsetof(Span, cached);
   l->span_kind_small = static_cast<uint64_t>(SpanKind::kSmall);
   l->span_kind_large = static_cast<uint64_t>(SpanKind::kLarge);
   l->span_kind_sampled = static_cast<uint64_t>(SpanKind::kSampled);

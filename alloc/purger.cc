@@ -7,6 +7,7 @@
 
 #include "alloc/central.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/page_heap.h"
 #include "alloc/sample_hooks.h"
 #include "base/options.h"
@@ -28,12 +29,16 @@ struct State {
 };
 constinit State g;
 
-// Free memory still waiting to go back to the OS (free pages of partly used
-// spans: while blocks keep coming back to the central lists, or a span
-// waits for its second idle visit).
-bool HasWork() {
-  return page_heap::HasDirty() || huge::CachedBytes() != 0 || central::SpanPurgePending();
+// Free memory waiting for its decay, polled every interval: dirty slices,
+// cached huge ranges, runs in threads' slice-run caches.
+bool HasDirtyWork() {
+  return page_heap::HasDirty() || huge::CachedBytes() != 0 || large_cache::HasCached();
 }
+
+// Free memory still waiting to go back to the OS (also free pages of partly
+// used spans: while blocks keep coming back to the central lists, or a span
+// waits for its second idle visit, every kDrainIntervalMs).
+bool HasWork() { return HasDirtyWork() || central::SpanPurgePending(); }
 
 uint64_t Interval(int64_t decay_ms) {
   const int64_t quarter = decay_ms / 4;
@@ -59,9 +64,12 @@ bool Pass(int64_t decay_ms, bool* drained) {
     bool pending;
     central::PurgeIdleSpans(/*idle_only=*/true, &pending);
   }
+  // Cached slice runs first, so that their slices age in the page heap.
+  // Their stamps lag the put by up to one interval: they age one more.
+  large_cache::Reclaim(now, static_cast<uint64_t>(decay_ms) + Interval(decay_ms));
   page_heap::Purge(now, static_cast<uint64_t>(decay_ms), /*wait=*/true);
   huge::Release(now, static_cast<uint64_t>(decay_ms));
-  return HasWork();
+  return HasDirtyWork();
 }
 
 void* ThreadMain(void*) {
@@ -91,7 +99,7 @@ void* ThreadMain(void*) {
       __atomic_store_n(&g.sleeping, kUntilDrain, __ATOMIC_SEQ_CST);
       __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
       word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
-      if (!page_heap::HasDirty() && huge::CachedBytes() == 0) {
+      if (!HasDirtyWork()) {
         timeout = static_cast<int64_t>(kDrainIntervalMs);
       }
       continue;
@@ -103,10 +111,14 @@ void* ThreadMain(void*) {
     __atomic_store_n(&g.sleeping, kIndefinitely, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_asleep, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
+    // OnCached fences nothing (it runs on every slice-run free): a barrier
+    // on every thread stands in for its fence. Without membarrier, a run
+    // cached just now may wait for the next wake-up, at most a second.
+    const bool fenced = os::FenceAllThreads();
     word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
     bool pending;  // a class touched since the last visit wakes us no more
     central::PurgeIdleSpans(/*idle_only=*/true, &pending);
-    if (!pending && !HasWork()) os::FutexWait(&g.wake_word, word, -1);
+    if (!pending && !HasWork()) os::FutexWait(&g.wake_word, word, fenced ? -1 : 1000);
     __atomic_store_n(&g_asleep, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g.sleeping, kAwake, __ATOMIC_SEQ_CST);
     word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
@@ -163,8 +175,19 @@ void OnFreed() {
   central::Drain(/*idle_only=*/true);
   bool pending;
   central::PurgeIdleSpans(/*idle_only=*/true, &pending);
+  large_cache::Reclaim(now, static_cast<uint64_t>(o.decay_ms) + Interval(o.decay_ms));
   page_heap::Purge(now, static_cast<uint64_t>(o.decay_ms), /*wait=*/false);
   huge::Release(now, static_cast<uint64_t>(o.decay_ms));
+}
+
+void OnCached() {
+  // The common case, the thread awake: two loads, no fence (see ThreadMain).
+  if (ASSAY_LIKELY(__atomic_load_n(&g.thread_state, __ATOMIC_RELAXED) == kRunning &&
+                   __atomic_load_n(&g.sleeping, __ATOMIC_RELAXED) == 0 &&
+                   GetOptions().background_thread != 0)) {
+    return;
+  }
+  OnFreed();
 }
 
 bool ThreadRunning() { return __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE) == kRunning; }

@@ -22,6 +22,9 @@ void OnFreed();
 // free.
 extern uint32_t g_asleep;
 ASSAY_INLINE bool Asleep() { return __atomic_load_n(&g_asleep, __ATOMIC_RELAXED) != 0; }
+// Called after a slice run went into a thread's cache (large_cache.h): as
+// OnFreed, but with no fence and no clock while the thread is awake.
+void OnCached();
 
 // Whether the background thread is running (for tests and stats).
 bool ThreadRunning();

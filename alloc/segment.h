@@ -50,7 +50,8 @@ struct Span {
   uint8_t in_list;     // small: 1 while on the class's list of spans with free blocks
   uint8_t sampled;     // large: the block holds a sample point (the profiler has its entry)
   uint8_t purge_seen;  // small: the purger's snapshot of the span's state (span_purge.h)
-  uint8_t pad;
+  uint8_t cached;      // large: 1 while the span is a free run in a thread's slice-run cache
+                       // (alloc/large_cache.h): free to walkers and stats, not to the page heap
   // Large: bytes requested. Small: bit i set while purge unit i of the span
   // is returned to the OS (span_purge.h; read it as span_purge::Purged).
   // One field for both keeps Span at 48 bytes and the segment header in one

@@ -8,6 +8,7 @@
 #include "alloc/check.h"
 #include "alloc/debug_hooks.h"
 #include "alloc/heap.h"
+#include "alloc/large_cache.h"
 #include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
@@ -139,6 +140,7 @@ void OnThreadExit(void* arg) {
   tls_own = nullptr;
   ASSAY_PROBE1(thread_cache_exit, tc->thread_id);
   FlushAll(tc);
+  large_cache::OnThreadExit();
   LockGuard lock(g_registry.mu);
   if (tc->prev != nullptr)
     tc->prev->next = tc->next;

@@ -76,9 +76,12 @@ struct AssayLayout {
   // block overlapping a purged unit is free (on no list); its memory reads
   // as zero and is not worth reading.
   uint64_t span_purged_off, span_purge_units;
+  // Version 4. A kLarge span whose byte at span_cached_off is 1 is a free
+  // run in a thread's slice-run cache (alloc/large_cache.h), not a block.
+  uint64_t span_cached_off;
   // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
   // bump and used, FreeList count, Batch count, class size, stack depth,
-  // nbatches: 4; span kind, cls, first, slices, sampled: 1; weights: double.
+  // nbatches: 4; span kind, cls, first, slices, sampled, cached: 1; weights: double.
 };
 
 extern AssayLayout assay_layout;

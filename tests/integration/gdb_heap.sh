@@ -232,7 +232,7 @@ check_stats "$WORK/live.stats" "live process"
 diff <(grep ' bytes \* \|^Heap: ' "$WORK/plain.stats") <(grep ' bytes \* \|^Heap: ' "$WORK/live.stats") >"$WORK/live.diff" ||
   { sed 's/^/    /' "$WORK/live.diff" >&2; fail "the live process's heap stats differ from its core's"; }
 echo "  ok: the live process's table equals the core file's ($(grep -c ' bytes \* ' "$WORK/live.stats") sizes)"
-grep -q '^assay layout version 99, this walker understands 4' "$WORK/live.out.err" "$WORK/live.out" ||
+grep -qE '^assay layout version 99, this walker understands [0-9]+' "$WORK/live.out.err" "$WORK/live.out" ||
   fail "no refusal of layout version 99: $(grep -i 'version' "$WORK/live.out" "$WORK/live.out.err" | head -n 3)"
 echo "  ok: a layout of version 99 is refused"
 grep -q 'has magic 0x0000000000001234' "$WORK/live.out.err" "$WORK/live.out" || fail "no refusal of a wrong magic"

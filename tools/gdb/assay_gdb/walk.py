@@ -44,6 +44,7 @@ class Heap(object):
         self.central_free = 0
         self.span_free = 0
         self.span_purged = 0  # bytes of purged units of partly used spans
+        self.cached_runs = 0  # large spans free in a thread's slice-run cache
         # Free-list links: plain unless the process ran with harden=1.
         self.link_shift = layout.link_shift
         self.link_key = mem.u64(layout.link_key_addr) if layout.link_key_addr else 0
@@ -194,7 +195,10 @@ class Heap(object):
                     if a not in free and a not in span_free:
                         blocks.append(Block(a, size, kname, cls))
             elif kind == L.span_kind_large:
-                self.blocks.append(Block(start, span_bytes, "large"))
+                if rec[L.span_cached_off]:  # a free run in a thread's slice-run cache
+                    self.cached_runs += 1
+                else:
+                    self.blocks.append(Block(start, span_bytes, "large"))
             else:
                 self.warn("segment 0x%x slice %d: span of unknown kind %d (%d slices); skipped"
                           % (seg, i, kind, slices))
@@ -253,6 +257,8 @@ class Heap(object):
             self._walk_segments()
             self.say("DONE (%d segments, %s free blocks on spans)."
                      % (len(self.segments), commas(self.span_free)))
+            if self.cached_runs:
+                self.say("(%d free slice runs in thread caches.)" % self.cached_runs)
             self.say("Walking huge blocks... ", end="")
             self._walk_huge()
             self.say("DONE (%d blocks)." % len(self.huge))
