@@ -1,8 +1,11 @@
 // Central free lists (central.h).
 #include "alloc/central.h"
 
+#include <bit>
+
 #include "alloc/free_link.h"
 #include "alloc/page_heap.h"
+#include "alloc/span_purge.h"
 #include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
@@ -12,18 +15,37 @@ namespace {
 
 inline constexpr size_t kTransferSlots = 16;
 
+// A chain of free blocks in the transfer cache: a batch handed back by a
+// thread that also allocates the class, or the whole thread list of one that
+// only frees it (thread_cache.cc HandOver), moved on without a walk.
 struct Batch {
   void* head;
-  uint32_t count;  // == length of head's list == the class's batch
+  uint32_t count;  // == length of head's list; batch <= count <= max_cached
 };
+
+// Blocks the transfer cache of class cls holds at most: 16 batches, or
+// 512 KiB of blocks when that is more (whole lists of threads that only
+// free the class, a consumer's overflow, kept for the producers: a
+// consumer may free thousands of blocks while the producers wait on their
+// queue). Idle ones go back to their spans at the purger's drain.
+ASSAY_INLINE size_t TransferCap(const SizeClassInfo& c) {
+  const size_t batches = kTransferSlots * c.batch;
+  const size_t bytes = (size_t{512} << 10) / c.size;
+  return batches > bytes ? batches : bytes;
+}
 
 // Invariants (AssertValidLocked), all under mu; the spans counted are those
 // of the class whose kind is the pool's (kSmall, kSampled):
 //   stats.spans == #spans, stats.span_bytes == their bytes,
 //   stats.blocks_out == sum of their used,
-//   stats.transfer_blocks == sum of batches[0..nbatches).count,
+//   stats.transfer_blocks == sum of batches[0..nbatches).count, each count
+//   in [batch, max_cached]; the sum <= TransferCap + kTransferSlots * batch
+//   (a chain longer than a batch enters only under TransferCap, a batch
+//   whenever a slot is free),
+//   stats.purged_bytes == the bytes of their purged units,
 //   nonempty == exactly the spans with in_list (each with used > 0 and a
-//   free or uncarved block), empty_kept has used == 0; class 0 is unused.
+//   free, purged or uncarved block), empty_kept has used == 0; class 0 is
+//   unused.
 struct alignas(64) ClassList {
   Mutex mu;
   uint32_t nbatches = 0;               // <= kTransferSlots
@@ -32,9 +54,13 @@ struct alignas(64) ClassList {
   Span* empty_kept = nullptr;          // one wholly free span kept to avoid churn
   uint64_t touches = 0;                // Take/Give calls, for idle detection
   uint64_t touches_at_drain = 0;
+  uint64_t touches_at_purge = 0;  // at the last PurgeIdleSpans
   ClassStats stats{};
 };
 constinit ClassList g_lists[2][kNumClasses];
+
+// PurgeIdleSpans's last answer (SpanPurgePending): the purger thread's.
+constinit uint32_t g_purge_pending = 0;
 
 ASSAY_INLINE SpanKind KindOf(Pool pool) {
   return pool == kSampled ? SpanKind::kSampled : SpanKind::kSmall;
@@ -76,14 +102,21 @@ void AssertSpanValid(const Span* span, size_t cls, Pool pool) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(b);
     ASSAY_CHECK(a >= start && a - start < span->bump);
     ASSAY_CHECK(IsBlockOffset(c, static_cast<uint32_t>(a - start)));
+    ASSAY_CHECK(!span_purge::OnPurged(span, static_cast<uint32_t>(a - start), c.size));
     ++nfree;
   }
-  ASSAY_CHECK(span->used + nfree + (capacity - carved) == capacity);
+  // Purged units lie wholly below bump; their blocks are counted apart.
+  const uint64_t purged_units = span_purge::Purged(span);
+  ASSAY_CHECK(purged_units == 0 || 64 - std::countl_zero(purged_units) <=
+                                       static_cast<int>(span->bump / span_purge::Unit(span)));
+  const uint32_t npurged = span_purge::CountPurgedBlocks(span, c.size);
+  ASSAY_CHECK((purged_units == 0) == (npurged == 0));
+  ASSAY_CHECK(span->used + nfree + npurged + (capacity - carved) == capacity);
   ASSAY_CHECK(span->in_list <= 1);
   if (span->in_list) {
-    ASSAY_CHECK(span->used > 0 && (nfree > 0 || carved < capacity));
+    ASSAY_CHECK(span->used > 0 && (nfree > 0 || npurged > 0 || carved < capacity));
   } else {  // off the list: full, or the class's kept empty span
-    ASSAY_CHECK(span->used == 0 || (nfree == 0 && carved == capacity));
+    ASSAY_CHECK(span->used == 0 || (nfree == 0 && npurged == 0 && carved == capacity));
   }
 }
 
@@ -105,11 +138,25 @@ void ListRemove(ClassList& l, Span* s) {
   s->in_list = 0;
 }
 
+// Gives a wholly free span of list l back to the page heap. Its purged
+// units go back as dirty slices (purged again later: a second madvise of a
+// purged page costs little, and the page heap's counts stay per slice).
+// Returns its bytes.
+size_t ReleaseSpan(ClassList& l, Span* span) {
+  l.stats.spans--;
+  const size_t bytes = span->slices * kSliceSize;
+  l.stats.span_bytes -= bytes;
+  l.stats.purged_bytes -=
+      static_cast<size_t>(std::popcount(span_purge::Purged(span))) * span_purge::Unit(span);
+  page_heap::FreeSpan(span);
+  return bytes;
+}
+
 // Returns one block to its span; frees the span when it empties.
 // Returns bytes handed to the page heap. kPlain: links are plain pointers
 // (link::Plain(), tested once by the caller's loop, not once a block).
 template <bool kPlain = false>
-size_t ReturnToSpan(ClassList& l, void* block) {
+ASSAY_INLINE size_t ReturnToSpan(ClassList& l, void* block) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
   Segment* seg = SegmentOf(a);
   Span* span = &seg->spans[seg->slice_map[SliceOf(a)].first];
@@ -144,11 +191,19 @@ size_t ReturnToSpan(ClassList& l, void* block) {
     l.empty_kept = span;
     return 0;
   }
-  l.stats.spans--;
-  const size_t bytes = span->slices * kSliceSize;
-  l.stats.span_bytes -= bytes;
-  page_heap::FreeSpan(span);
-  return bytes;
+  return ReleaseSpan(l, span);
+}
+
+// Returns the first k blocks of the list at head to their spans; returns
+// the rest of the list.
+template <bool kPlain = false>
+void* ReturnBlocks(ClassList& l, void* head, size_t k) {
+  for (; k > 0; --k) {
+    void* next = kPlain ? *static_cast<void**>(head) : link::Load(head);
+    ReturnToSpan<kPlain>(l, head);
+    head = next;
+  }
+  return head;
 }
 
 Span* NewSpan(ClassList& l, size_t cls, Pool pool) {
@@ -175,9 +230,11 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
   LockGuard lock(l.mu);
   l.touches++;
   ASSAY_ASSERT(want >= 1 && cls != 0);
-  if (l.nbatches > 0 && want >= c.batch) {  // a batch is c.batch blocks: never more than asked
+  // The newest chain, whole: for a thread list's refill (whole > 0) any
+  // (at most max_cached blocks), else one of at most want blocks.
+  if (l.nbatches > 0 && (whole > 0 || l.batches[l.nbatches - 1].count <= want)) {
     const Batch b = l.batches[--l.nbatches];
-    ASSAY_ASSERT(b.count == c.batch);
+    ASSAY_ASSERT(b.count >= c.batch && b.count <= c.max_cached);
     l.stats.transfer_blocks -= b.count;
     *head = b.head;
     return b.count;
@@ -193,9 +250,14 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
     Span* span = l.nonempty;
     if (span == nullptr && (span = NewSpan(l, cls, pool)) == nullptr) break;
     const uint32_t span_bytes = static_cast<uint32_t>(span->slices * kSliceSize);
+    if (span->free_list == nullptr && span_purge::Purged(span) != 0) {
+      // Free blocks on purged pages: carved again (faulted in as touched).
+      l.stats.purged_bytes -= span_purge::Recarve(span, c.size);
+    }
     if (span->free_list != nullptr) {
+      // Whole only without purged blocks: else nfree would need them counted.
       const uint32_t nfree = span->bump / c.size - span->used;
-      if (n == 0 && nfree <= whole) {
+      if (n == 0 && nfree <= whole && span_purge::Purged(span) == 0) {
         list = span->free_list;
         span->free_list = nullptr;
         span->used += nfree;
@@ -230,7 +292,10 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
       n += k;
     }
     ASSAY_ASSERT(span->used <= span->bump / c.size);
-    if (span->free_list == nullptr && span->bump + c.size > span_bytes) ListRemove(l, span);
+    if (span->free_list == nullptr && span_purge::Purged(span) == 0 &&
+        span->bump + c.size > span_bytes) {
+      ListRemove(l, span);
+    }
   }
   ASSAY_ASSERT(n <= (want > whole ? want : whole));
   ASSAY_CHECKED_ONLY(AssertBatchValid(list, n, cls, pool));
@@ -265,6 +330,32 @@ void Give(size_t cls, void* head, size_t n, Pool pool) {
   }
 }
 
+// Kept whole only under TransferCap; back to the spans a batch per lock
+// hold, not all at once: a thread preempted while it holds the lock stalls
+// every thread of the class (more threads than cores).
+void GiveChain(size_t cls, void* head, size_t n) {
+  ClassList& l = g_lists[kNormal][cls];
+  const SizeClassInfo& c = kClasses[cls];
+  if (n <= c.batch) return Give(cls, head, n);  // the bound of a cold class: a batch
+  ASSAY_CHECKED_ONLY(AssertBatchValid(head, n, cls, kNormal));
+  LockGuard lock(l.mu);
+  l.touches++;
+  if (n <= c.max_cached && l.nbatches < kTransferSlots &&
+      l.stats.transfer_blocks + n <= TransferCap(c)) {
+    l.batches[l.nbatches++] = Batch{head, static_cast<uint32_t>(n)};
+    l.stats.transfer_blocks += n;
+    return;
+  }
+  for (;;) {
+    const size_t k = n < c.batch ? n : c.batch;
+    head = link::Plain() ? ReturnBlocks</*kPlain=*/true>(l, head, k) : ReturnBlocks(l, head, k);
+    n -= k;
+    if (n == 0) return;
+    l.mu.Unlock();
+    l.mu.Lock();
+  }
+}
+
 size_t Drain(bool idle_only) {
   size_t released = 0;
   for (size_t i = 0; i < 2 * kNumClasses; ++i) {
@@ -288,14 +379,55 @@ size_t Drain(bool idle_only) {
     if (l.empty_kept != nullptr) {
       Span* span = l.empty_kept;
       l.empty_kept = nullptr;
-      l.stats.spans--;
-      l.stats.span_bytes -= span->slices * kSliceSize;
-      released += span->slices * kSliceSize;
-      page_heap::FreeSpan(span);
+      released += ReleaseSpan(l, span);
     }
   }
   return released;
 }
+
+size_t PurgeIdleSpans(bool idle_only, bool* pending) {
+  size_t purged = 0;
+  bool waiting = false;
+  for (size_t i = 0; i < 2 * kNumClasses; ++i) {
+    if (i % kNumClasses == 0) continue;
+    ClassList& l = g_lists[i / kNumClasses][i % kNumClasses];
+    const uint32_t size = kClasses[i % kNumClasses].size;
+    LockGuard lock(l.mu);
+    if (l.touches != l.touches_at_purge) {  // spans may have new free pages: look again
+      l.touches_at_purge = l.touches;
+      waiting = true;
+    }
+    for (Span* s = l.nonempty; s != nullptr; s = s->next) {
+      const uint8_t key = span_purge::StateKey(s);
+      if (s->purge_seen == (key | 1)) continue;  // examined, untouched since
+      // A span worth examining is mostly free: 3/4 of its carved bytes in
+      // free blocks (on its list or already purged). A span less free
+      // rarely has a page without a live block, and walking its free list
+      // to find out was 5% of the fragmentation workload's instructions.
+      const uint32_t nfree = s->bump / size - s->used;
+      if (size_t{nfree} * size * 4 < size_t{s->bump} * 3 ||
+          size_t{nfree} * size < span_purge::Unit(s)) {
+        s->purge_seen = static_cast<uint8_t>(key | 1);
+        continue;
+      }
+      if (idle_only && s->purge_seen != key) {  // touched since the last visit: wait one more
+        s->purge_seen = key;
+        waiting = true;
+        continue;
+      }
+      const size_t bytes = span_purge::PurgeFree(s, size);
+      l.stats.purged_bytes += bytes;
+      l.stats.purged_total += bytes;
+      purged += bytes;
+      s->purge_seen = static_cast<uint8_t>(span_purge::StateKey(s) | 1);
+    }
+  }
+  __atomic_store_n(&g_purge_pending, waiting ? 1 : 0, __ATOMIC_RELAXED);
+  *pending = waiting;
+  return purged;
+}
+
+bool SpanPurgePending() { return __atomic_load_n(&g_purge_pending, __ATOMIC_RELAXED) != 0; }
 
 void AssertBlockValid(const void* block, size_t cls, Pool pool) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
@@ -310,6 +442,11 @@ void AssertBlockValid(const void* block, size_t cls, Pool pool) {
   ASSAY_CHECK(IsBlockOffset(kClasses[cls], offset));
   // bump only grows while a block of the span is out: a racy read is safe.
   ASSAY_CHECK(offset < __atomic_load_n(&span->bump, __ATOMIC_RELAXED));
+  // No unit the block overlaps is purged while it is out (only units that
+  // free blocks cover are): a racy read of the other bits is safe too.
+  const uint64_t purged = __atomic_load_n(&span->aux, __ATOMIC_RELAXED);
+  ASSAY_CHECK((purged & span_purge::UnitBits(offset, kClasses[cls].size, span_purge::Unit(span))) ==
+              0);
 }
 
 namespace {
@@ -319,7 +456,8 @@ struct Tally {
   size_t slices;
   size_t used;
   size_t in_list;
-  size_t idle;  // spans with used == 0
+  size_t idle;          // spans with used == 0
+  size_t purged_bytes;  // of their purged units
 };
 
 void TallySegment(const Segment* seg, void* arg) {
@@ -340,6 +478,8 @@ void TallySegment(const Segment* seg, void* arg) {
       t.used += s.used;
       t.in_list += s.in_list;
       t.idle += s.used == 0;
+      t.purged_bytes +=
+          static_cast<size_t>(std::popcount(span_purge::Purged(&s))) * span_purge::Unit(&s);
     }
     i += s.slices;  // Segment::Validate (page heap walk) checked slices != 0
   }
@@ -364,11 +504,12 @@ void AssertValidLocked(const uint32_t* cached, const uint32_t* sampled_cached) {
       ASSAY_CHECK(l.nbatches <= kTransferSlots);
       size_t transfer = 0;
       for (uint32_t i = 0; i < l.nbatches; ++i) {
-        ASSAY_CHECK(l.batches[i].count == c.batch);
+        ASSAY_CHECK(l.batches[i].count >= c.batch && l.batches[i].count <= c.max_cached);
         AssertBatchValid(l.batches[i].head, l.batches[i].count, cls, pool);
         transfer += l.batches[i].count;
       }
       ASSAY_CHECK(l.stats.transfer_blocks == transfer);
+      ASSAY_CHECK(transfer <= TransferCap(c) + kTransferSlots * c.batch);
       size_t listed = 0;
       const Span* prev = nullptr;
       for (const Span* s = l.nonempty; s != nullptr; prev = s, s = s->next) {
@@ -386,6 +527,7 @@ void AssertValidLocked(const uint32_t* cached, const uint32_t* sampled_cached) {
       ASSAY_CHECK(l.stats.spans == t.spans);
       ASSAY_CHECK(l.stats.span_bytes == t.slices * kSliceSize);
       ASSAY_CHECK(l.stats.blocks_out == t.used);
+      ASSAY_CHECK(l.stats.purged_bytes == t.purged_bytes);
       // Blocks in transfer batches and in the thread caches walked are out.
       const uint32_t* walked = pool == kNormal ? cached : sampled_cached;
       const size_t in_caches = walked != nullptr ? walked[cls] : 0;

@@ -5,6 +5,7 @@
 
 #include "alloc/central.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/page_heap.h"
 #include "base/assert.h"
 
@@ -89,6 +90,7 @@ bool AssertHeapValid(CacheScope scope) {
   page_heap::UnlockAfterFork(false);
   central::UnlockAfterFork(false);
   huge::AssertValid();
+  if (scope == CacheScope::kAllQuiescent) large_cache::AssertValid();  // owners run lock-free
   return true;
 }
 

@@ -10,6 +10,7 @@
 #include "alloc/central.h"
 #include "alloc/debug_hooks.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/locate.h"
 #include "alloc/page_heap.h"
 #include "alloc/slow_path.h"
@@ -77,8 +78,11 @@ size_t UsableSize(const void* p) {
 size_t Trim() {
   if (ThreadCache* tc = thread_cache::Existing()) thread_cache::FlushAll(tc);
   central::Drain(/*idle_only=*/false);
+  bool pending;
+  const size_t spans = central::PurgeIdleSpans(/*idle_only=*/false, &pending);
   const uint64_t now = os::NowMs();
-  return page_heap::Purge(now, 0, /*wait=*/true) + huge::Release(now, 0);
+  large_cache::Reclaim(now, 0);  // every thread's cached runs, then purged below
+  return spans + page_heap::Purge(now, 0, /*wait=*/true) + huge::Release(now, 0);
 }
 
 }  // namespace assay::internal::heap

@@ -1,7 +1,8 @@
 // Heap walk (heap_walk.h). Free blocks are those on a thread cache's list
-// (or its sampled-pool magazine),
-// in a central transfer cache, or on their span's own free list; every other
-// carved block of a small span is live, every large span and huge block is.
+// or its sampled-pool magazine, in a central transfer cache, on their span's
+// own free list, or on a purged unit of their span (never read); every other
+// carved block of a small span is live, every large span but those in a
+// thread's slice-run cache (Span::cached) and every huge block is.
 #include "alloc/heap_walk.h"
 
 #include <errno.h>
@@ -118,7 +119,8 @@ bool WalkHeap(const AssayLayout& l, void (*emit)(uintptr_t, size_t, void*), void
       const uint64_t slices = Read<uint8_t>(span + l.span_slices_off);
       const uintptr_t start = seg + i * l.slice_size;
       if (kind == l.span_kind_large) {
-        emit(start, slices * l.slice_size, arg);
+        // A run in a thread's slice-run cache is free.
+        if (Read<uint8_t>(span + l.span_cached_off) == 0) emit(start, slices * l.slice_size, arg);
       } else if (kind == l.span_kind_small || kind == l.span_kind_sampled) {
         const uint64_t cls = Read<uint8_t>(span + l.span_cls_off);
         const uint32_t size =
@@ -128,8 +130,17 @@ bool WalkHeap(const AssayLayout& l, void (*emit)(uintptr_t, size_t, void*), void
         if (!AddList(&span_free, Read<uintptr_t>(span + l.span_free_list_off), carved))
           return false;
         span_free.Sort();
+        const uint64_t purged = Read<uint64_t>(span + l.span_purged_off);
+        const uint64_t span_unit = slices * l.slice_size / l.span_purge_units;
+        const uint64_t unit = span_unit < l.page_size ? l.page_size : span_unit;
         for (uint32_t b = 0; b < carved; ++b) {
           const uintptr_t block = start + uintptr_t{b} * size;
+          if (purged != 0) {  // a block on a purged unit is free
+            const uint64_t u0 = uint64_t{b} * size / unit;
+            const uint64_t u1 = (uint64_t{b} * size + size - 1) / unit;
+            const uint64_t upto = u1 >= 63 ? ~uint64_t{0} : (uint64_t{2} << u1) - 1;
+            if ((purged & upto & ~((uint64_t{1} << u0) - 1)) != 0) continue;
+          }
           if (!span_free.Contains(block) && !cached.Contains(block)) emit(block, size, arg);
         }
       }

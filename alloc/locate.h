@@ -31,7 +31,8 @@ ASSAY_INLINE Location Locate(const void* p) {
       return {Home::kInvalid, 0, nullptr, false};
     }
     Span* span = &seg->spans[e.first];
-    if (span->kind == SpanKind::kLarge && SpanStart(span) == p) {
+    // A cached run (large_cache.h) is free: freeing it again is invalid.
+    if (span->kind == SpanKind::kLarge && SpanStart(span) == p && span->cached == 0) {
       return {Home::kLarge, 0, span, span->sampled != 0};
     }
     if (span->kind == SpanKind::kSampled && span->first == e.first &&

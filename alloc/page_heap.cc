@@ -4,6 +4,7 @@
 
 #include <bit>
 
+#include "alloc/span_purge.h"
 #include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
@@ -375,6 +376,8 @@ size_t Purge(uint64_t now_ms, uint64_t age_ms, bool wait) {
 
 bool HasDirty() { return __atomic_load_n(&g.stats.dirty, __ATOMIC_RELAXED) != 0; }
 
+size_t MappedBytes() { return __atomic_load_n(&g.stats.mapped, __ATOMIC_RELAXED); }
+
 Stats GetStats() {
   LockGuard lock(g.mu);
   return g.stats;
@@ -439,6 +442,9 @@ void DescribeLayout(AssayLayout* l) {
   l->span_first_off = offsetof(Span, first);
   l->span_slices_off = offsetof(Span, slices);
   l->span_sampled_off = offsetof(Span, sampled);
+  l->span_purged_off = offsetof(Span, aux);  // small spans: span_purge::Purged
+  l->span_purge_units = span_purge::kMaxUnits;
+  l->span_cached_off = offsetof(Span, cached);
   l->span_kind_small = static_cast<uint64_t>(SpanKind::kSmall);
   l->span_kind_large = static_cast<uint64_t>(SpanKind::kLarge);
   l->span_kind_sampled = static_cast<uint64_t>(SpanKind::kSampled);

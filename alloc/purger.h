@@ -10,8 +10,21 @@
 namespace assay::internal::purger {
 
 // Called from slow paths with no allocator lock held, after memory became
-// free: starts or wakes the background thread, or purges inline.
+// free (dirty slices, or blocks back in partly used spans while the thread
+// sleeps: Asleep): starts or wakes the background thread, or purges inline.
 void OnFreed();
+
+// 1 while the background thread sleeps with nothing to do (no dirty slice,
+// no span or class waiting for a visit), or does not run (not started yet,
+// background_thread=0: OnFreed purges inline), so that free's slow path
+// calls OnFreed when blocks go back to the central lists; 0 while the thread
+// is awake. A wake missed in a race with falling asleep waits for the next
+// free.
+extern uint32_t g_asleep;
+ASSAY_INLINE bool Asleep() { return __atomic_load_n(&g_asleep, __ATOMIC_RELAXED) != 0; }
+// Called after a slice run went into a thread's cache (large_cache.h): as
+// OnFreed, but with no fence and no clock while the thread is awake.
+void OnCached();
 
 // Whether the background thread is running (for tests and stats).
 bool ThreadRunning();

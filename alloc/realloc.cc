@@ -6,6 +6,7 @@
 #include "alloc/debug_hooks.h"
 #include "alloc/heap.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/locate.h"
 #include "alloc/page_heap.h"
 #include "alloc/purger.h"
@@ -20,6 +21,15 @@ namespace {
 // stays). n == 0 fails `n - 1 < size`. Bitwise, for Realloc's fast path.
 ASSAY_INLINE bool StaysInPlace(size_t size, size_t n) {
   return (n - 1 < size) & ((n > size / 2) | (size <= 32));
+}
+
+// Resizes a large block in place to `slices`; runs of this thread's
+// slice-run cache in the way are free, so they go back to the page heap and
+// the block grows over them. Out of line: ReallocSlow serves small blocks too.
+ASSAY_NOINLINE bool GrowLargeInPlace(Span* span, size_t slices) {
+  return page_heap::ResizeLargeInPlace(span, slices) ||
+         (large_cache::ReleaseFollowing(span, slices) &&
+          page_heap::ResizeLargeInPlace(span, slices));
 }
 
 ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
@@ -55,7 +65,7 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
       if (loc.sampled) break;
       if (n > kSliceSize && n <= kMaxLargeSize) {
         const size_t slices = AlignUp(n, kSliceSize) >> kSliceShift;
-        if (page_heap::ResizeLargeInPlace(loc.span, slices)) {
+        if (GrowLargeInPlace(loc.span, slices)) {
           loc.span->aux = n;
           if (slices * kSliceSize < old) purger::OnFreed();
           return p;

@@ -30,10 +30,12 @@ enum class SpanKind : uint8_t {
 //
 // Counting invariant of a small or sampled span (capacity = slices *
 // kSliceSize / size, carved = bump / size):
-//   used + length(free_list) + (capacity - carved) == capacity
-// i.e. used + length(free_list) == carved. Every free_list block lies below
-// bump at a block start. in_list == 1 iff the span is on its class's
-// nonempty list, and then it has a free or an uncarved block.
+//   used + length(free_list) + purged + (capacity - carved) == capacity
+// i.e. used + length(free_list) + purged == carved, where purged counts the
+// carved blocks overlapping a purged unit (all free, on no list;
+// alloc/span_purge.h). Every free_list block lies below bump at a block
+// start and overlaps no purged unit. in_list == 1 iff the span is on its
+// class's nonempty list, and then it has a free, purged or uncarved block.
 struct Span {
   void* free_list;  // small: freed blocks of this span, linked through their first word
   uint32_t bump;    // small: offset of the first never-handed-out block (lazy carving);
@@ -42,13 +44,19 @@ struct Span {
   Span* next;       // small: in the class's list of spans with free blocks
   Span* prev;
   SpanKind kind;
-  uint8_t cls;      // small: the size class
-  uint8_t first;    // index of the first slice of this span in its segment
-  uint8_t slices;   // length of the span in slices
-  uint8_t in_list;  // small: 1 while on the class's list of spans with free blocks
-  uint8_t sampled;  // large: the block holds a sample point (the profiler has its entry)
-  uint8_t pad[2];
-  uint64_t aux;  // large: bytes requested; reserved for the profiler otherwise
+  uint8_t cls;         // small: the size class
+  uint8_t first;       // index of the first slice of this span in its segment
+  uint8_t slices;      // length of the span in slices
+  uint8_t in_list;     // small: 1 while on the class's list of spans with free blocks
+  uint8_t sampled;     // large: the block holds a sample point (the profiler has its entry)
+  uint8_t purge_seen;  // small: the purger's snapshot of the span's state (span_purge.h)
+  uint8_t cached;      // large: 1 while the span is a free run in a thread's slice-run cache
+                       // (alloc/large_cache.h): free to walkers and stats, not to the page heap
+  // Large: bytes requested. Small: bit i set while purge unit i of the span
+  // is returned to the OS (span_purge.h; read it as span_purge::Purged).
+  // One field for both keeps Span at 48 bytes and the segment header in one
+  // page (it is resident in every segment).
+  uint64_t aux;
 };
 
 // The free fast path reads only this: two bytes per slice, one load.

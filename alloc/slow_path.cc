@@ -3,9 +3,11 @@
 // override, the production guard's share of the countdown.
 #include "alloc/slow_path.h"
 
+#include "alloc/central.h"
 #include "alloc/debug_hooks.h"
 #include "alloc/heap.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/locate.h"
 #include "alloc/page_heap.h"
 #include "alloc/purger.h"
@@ -28,8 +30,16 @@ size_t ClassFor(size_t n, size_t align) {
 void* AllocBig(size_t n, size_t align, bool* zeroed) {
   if (n <= kMaxLargeSize && align <= kSliceSize) {
     const size_t slices = AlignUp(n, kSliceSize) >> kSliceShift;
-    Span* span = page_heap::AllocSpan(slices, SpanKind::kLarge, 0, zeroed);
-    if (span == nullptr) return nullptr;
+    // The slice-run cache serves blocks above the size classes only: the
+    // smaller runs are realloc's growable ones (AllocGrowable), whose sizes
+    // do not recur and whose slices first fit must see.
+    Span* span = n > kMaxSmallSize ? large_cache::Take(slices) : nullptr;
+    if (span != nullptr) {
+      *zeroed = false;
+    } else {
+      span = page_heap::AllocSpan(slices, SpanKind::kLarge, 0, zeroed);
+      if (span == nullptr) return nullptr;
+    }
     span->aux = n;
     return SpanStart(span);
   }
@@ -250,7 +260,8 @@ void FreeSlow(void* p) {
         }
         thread_cache::PushOverflow(tc, loc.cls, p);
       }
-      if (page_heap::HasDirty()) purger::OnFreed();
+      // Also when the purger sleeps: the spans may have gained free pages.
+      if (page_heap::HasDirty() || purger::Asleep()) purger::OnFreed();
       return;
     }
     case Home::kSampled:
@@ -261,8 +272,11 @@ void FreeSlow(void* p) {
       return;
     case Home::kLarge:
       if (loc.sampled) profiler::OnSampledFree(p);
-      page_heap::FreeSpan(loc.span);
-      purger::OnFreed();
+      // The thread's slice-run cache first (it clears the sampled flag).
+      if (!large_cache::Put(loc.span)) {
+        page_heap::FreeSpan(loc.span);
+        purger::OnFreed();
+      }
       if (loc.sampled) profiler::SafePoint();
       return;
     case Home::kHuge:

@@ -13,7 +13,7 @@
 extern "C" {
 
 #define ASSAY_LAYOUT_MAGIC 0x4c59414c59415341ull /* "ASAYLAYL" */
-#define ASSAY_LAYOUT_VERSION 4
+#define ASSAY_LAYOUT_VERSION 5
 
 struct AssayLayout {
   uint64_t magic;    // ASSAY_LAYOUT_MAGIC once filled
@@ -69,13 +69,23 @@ struct AssayLayout {
   // shift: a hardened link stored in block `slot` decodes as
   // next = stored ^ (slot >> link_shift) ^ key.
   uint64_t link_key_addr, link_shift;
-  // Version 4. A thread cache's sampled-pool magazine: the address of a
+  // Version 4. Free pages of partly used small spans returned to the OS
+  // (alloc/span_purge.h): a small or sampled span's 64-bit mask at
+  // span_purged_off, bit i set while unit i is purged, where a unit is
+  // max(page_size, slices * slice_size / span_purge_units) bytes. A carved
+  // block overlapping a purged unit is free (on no list); its memory reads
+  // as zero and is not worth reading.
+  uint64_t span_purged_off, span_purge_units;
+  // Version 4. A kLarge span whose byte at span_cached_off is 1 is a free
+  // run in a thread's slice-run cache (alloc/large_cache.h), not a block.
+  uint64_t span_cached_off;
+  // Version 5. A thread cache's sampled-pool magazine: the address of a
   // SampledMagazine at tc_sampled_off (0: none), whose num_classes free lists
   // at sampled_lists_off have tc_lists_off's record layout (kSampled blocks).
   uint64_t tc_sampled_off, sampled_lists_off;
   // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
   // bump and used, FreeList count, Batch count, class size, stack depth,
-  // nbatches: 4; span kind, cls, first, slices, sampled: 1; weights: double.
+  // nbatches: 4; span kind, cls, first, slices, sampled, cached: 1; weights: double.
 };
 
 extern AssayLayout assay_layout;

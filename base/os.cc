@@ -120,6 +120,20 @@ void FutexWake(const uint32_t* word, int count) {
   syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
 }
 
+bool FenceAllThreads() {
+  ErrnoKeeper keep;
+  // Registered once (idempotent); MEMBARRIER_CMD_PRIVATE_EXPEDITED = 8, its
+  // registration 16: the constants of <linux/membarrier.h>, spelled here so
+  // that an old header does not matter.
+  static constinit int registered = 0;  // 1 ok, -1 refused
+  if (__atomic_load_n(&registered, __ATOMIC_ACQUIRE) == 0) {
+    const long r = syscall(SYS_membarrier, 16, 0, 0);
+    __atomic_store_n(&registered, r == 0 ? 1 : -1, __ATOMIC_RELEASE);
+  }
+  if (__atomic_load_n(&registered, __ATOMIC_ACQUIRE) < 0) return false;
+  return syscall(SYS_membarrier, 8, 0, 0) == 0;
+}
+
 uint64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

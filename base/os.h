@@ -39,6 +39,10 @@ bool IsMapped(const void* p, size_t size);
 // and wake up to `count` waiters.
 void FutexWait(const uint32_t* word, uint32_t expected, int64_t timeout_ms);
 void FutexWake(const uint32_t* word, int count);
+// A full memory barrier on every running thread of the process
+// (membarrier(2)), so that a thread that ran only a compiler barrier pairs
+// with the caller as if it had fenced; false if the kernel refuses it.
+bool FenceAllThreads();
 
 uint64_t NowMs();  // monotonic clock, milliseconds (coarse, vDSO)
 uint64_t NowNs();  // monotonic clock, nanoseconds

@@ -10,6 +10,7 @@
 #include "alloc/central.h"
 #include "alloc/heap.h"
 #include "alloc/huge.h"
+#include "alloc/large_cache.h"
 #include "alloc/page_heap.h"
 #include "alloc/purger.h"
 #include "alloc/size_classes.h"
@@ -39,6 +40,7 @@ void ForkPrepare() {
   debug::LockForFork();
   profiler::LockForFork();
   thread_cache::LockForFork();
+  large_cache::LockForFork();
   central::LockForFork();
   page_heap::LockForFork();
   huge::LockForFork();
@@ -50,6 +52,7 @@ void ForkParent() {
   huge::UnlockAfterFork(false);
   page_heap::UnlockAfterFork(false);
   central::UnlockAfterFork(false);
+  large_cache::UnlockAfterFork(false);
   thread_cache::UnlockAfterFork(false);
   profiler::UnlockAfterFork(false);
   debug::UnlockAfterFork(false);
@@ -60,6 +63,7 @@ void ForkChild() {
   huge::UnlockAfterFork(true);
   page_heap::UnlockAfterFork(true);
   central::UnlockAfterFork(true);
+  large_cache::UnlockAfterFork(true);  // frees the other threads' runs into the page heap
   thread_cache::UnlockAfterFork(true);
   profiler::UnlockAfterFork(true);
   debug::UnlockAfterFork(true);

@@ -37,7 +37,8 @@ size_t assay_trim(void);
 typedef struct assay_stats {
   size_t allocated;      /* bytes in blocks handed to the program (usable sizes) */
   size_t thread_cached;  /* free bytes held in per-thread caches */
-  size_t central_cached; /* free bytes held in central caches and partly used spans */
+  size_t central_cached; /* free bytes held in central caches and partly used spans
+                            (resident: their pages returned to the OS are not counted) */
   size_t segment_mapped; /* bytes of segments mapped from the OS */
   size_t huge_mapped;    /* bytes of live huge blocks mapped from the OS */
   size_t huge_cached;    /* bytes of freed huge mappings kept for reuse until decay */

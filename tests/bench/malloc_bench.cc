@@ -24,6 +24,9 @@ void MallocFreePair(benchmark::State& state) {
   }
 }
 BENCHMARK(MallocFreePair)->Arg(8)->RangeMultiplier(2)->Range(16, 1 << 20);
+// The range covers the slice runs of 512 KiB and 1 MiB; this is the last
+// size below the huge threshold (2 MiB).
+BENCHMARK(MallocFreePair)->Arg((2 << 20) - 1);
 
 // operator new(size_t) with the sized operator delete(void*, size_t), as a
 // C++14 compiler emits for `delete p` on a complete type.

@@ -97,7 +97,22 @@ TEST(HeapCheckDeathTest, SpanUsedCountOffByOne) {
         seg->spans[seg->slice_map[SliceOf(a)].first].used++;
         assay_check_heap(0);
       },
-      Failed("span->used \\+ nfree \\+ \\(capacity - carved\\) == capacity", "alloc/central.cc"));
+      Failed("span->used \\+ nfree \\+ npurged \\+ \\(capacity - carved\\) == capacity",
+             "alloc/central.cc"));
+}
+
+// A purged unit (alloc/span_purge.h) under a block that is out of its span:
+// the block's memory would read as zero.
+TEST(HeapCheckDeathTest, PurgedUnitUnderALiveBlock) {
+  EXPECT_DEATH(
+      {
+        const uintptr_t a = reinterpret_cast<uintptr_t>(malloc(200));
+        Segment* seg = SegmentOf(a);
+        Span& span = seg->spans[seg->slice_map[SliceOf(a)].first];
+        span.aux |= uint64_t{1} << ((a - reinterpret_cast<uintptr_t>(SpanStart(&span))) / 4096);
+        assay_check_heap(0);
+      },
+      "assay: assertion failed: .*(purge|OnPurged).* at alloc/central.cc:[0-9]+");
 }
 
 TEST(HeapCheckDeathTest, DirtyBitOnASliceInUse) {

@@ -43,6 +43,8 @@ class Heap(object):
         self.tc_free = 0
         self.central_free = 0
         self.span_free = 0
+        self.span_purged = 0  # bytes of purged units of partly used spans
+        self.cached_runs = 0  # large spans free in a thread's slice-run cache
         # Free-list links: plain unless the process ran with harden=1.
         self.link_shift = layout.link_shift
         self.link_key = mem.u64(layout.link_key_addr) if layout.link_key_addr else 0
@@ -194,14 +196,28 @@ class Heap(object):
                     for p in span_free:
                         if not (start <= p < end and (p - start) % size == 0):
                             self.warn("%s: free list holds 0x%x, not one of its blocks" % (what, p))
+                # Units returned to the OS (alloc/span_purge.h): their blocks
+                # are free, on no list, and their memory reads as zero.
+                purged = struct.unpack_from("<Q", rec, L.span_purged_off)[0]
+                unit = max(L.page_size, span_bytes // L.span_purge_units)
+                if purged:
+                    self.span_purged += bin(purged).count("1") * unit
                 kname = "sampled" if kind == L.span_kind_sampled else "small"
                 free = self.free
                 blocks = self.blocks
                 for a in range(start, start + carved * size, size):
+                    if purged:
+                        off = a - start
+                        u0, u1 = off // unit, (off + size - 1) // unit
+                        if purged & (((2 << u1) - 1) & ~((1 << u0) - 1)):
+                            continue
                     if a not in free and a not in span_free:
                         blocks.append(Block(a, size, kname, cls))
             elif kind == L.span_kind_large:
-                self.blocks.append(Block(start, span_bytes, "large"))
+                if rec[L.span_cached_off]:  # a free run in a thread's slice-run cache
+                    self.cached_runs += 1
+                else:
+                    self.blocks.append(Block(start, span_bytes, "large"))
             else:
                 self.warn("segment 0x%x slice %d: span of unknown kind %d (%d slices); skipped"
                           % (seg, i, kind, slices))
@@ -260,6 +276,8 @@ class Heap(object):
             self._walk_segments()
             self.say("DONE (%d segments, %s free blocks on spans)."
                      % (len(self.segments), commas(self.span_free)))
+            if self.cached_runs:
+                self.say("(%d free slice runs in thread caches.)" % self.cached_runs)
             self.say("Walking huge blocks... ", end="")
             self._walk_huge()
             self.say("DONE (%d blocks)." % len(self.huge))
