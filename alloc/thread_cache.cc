@@ -261,19 +261,23 @@ void FlushAll(ThreadCache* tc) {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     Release(tc, cls, tc->lists[cls].count);
   }
-  if (tc->sampled == nullptr) return;
+  // Most exiting threads hold no sampled block (larson: ~1 000 exits of
+  // caches with a magazine; walking its 97 lists each was +0.2%).
+  if (tc->sampled == nullptr || tc->sampled->blocks == 0) return;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     FreeList& s = tc->sampled->lists[cls];
     if (s.count != 0) central::Give(cls, s.head, s.count, central::kSampled);
     s.head = nullptr;
     s.count = 0;
   }
+  tc->sampled->blocks = 0;
 }
 
 void* TakeSampled(size_t cls) {
   ThreadCache* tc = Existing();
   if (tc != nullptr && tc->sampled != nullptr && tc->sampled->lists[cls].head != nullptr) {
     FreeList& s = tc->sampled->lists[cls];
+    tc->sampled->blocks--;
     return s.PopLinked(s.head);
   }
   void* p;
@@ -298,7 +302,9 @@ void GiveSampled(size_t cls, void* p) {
   }
   FreeList& s = tc->sampled->lists[cls];
   s.PushLinked(p);
+  tc->sampled->blocks++;
   if (s.count <= s.max) return;
+  tc->sampled->blocks -= s.count - s.max / 2;  // what goes back below
   // Over the bound: all but the newest max / 2 go back in one list under one lock.
   const uint32_t kept = s.max / 2;
   if (kept == 0) {

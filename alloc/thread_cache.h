@@ -86,6 +86,7 @@ struct ThreadCache {
 // tc_sampled_off, sampled_lists_off).
 struct SampledMagazine {
   FreeList lists[kNumClasses];
+  uint32_t blocks;  // sum of the lists' counts: FlushAll skips an empty magazine
 };
 
 // Bound of a class's sampled magazine: 16 blocks, and at most 32 KiB (none
