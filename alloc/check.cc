@@ -30,7 +30,6 @@ void AssertFreeListValid(const ThreadCache* tc, size_t cls) {
 }
 
 void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* sampled) {
-  uint32_t in_magazine = 0;
   for (size_t cls = 0; cls < kNumClasses; ++cls) {
     AssertFreeListValid(tc, cls);
     if (cached != nullptr) cached[cls] += tc->lists[cls].count;
@@ -46,10 +45,9 @@ void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* s
       ++n;
     }
     ASSAY_CHECK(n == s.count);
-    in_magazine += n;
+    ASSAY_CHECK(tc->sampled->Marked(cls) == (n != 0));
     if (sampled != nullptr) sampled[cls] += s.count;
   }
-  ASSAY_CHECK(tc->sampled == nullptr || tc->sampled->blocks == in_magazine);
 }
 
 namespace {

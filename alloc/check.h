@@ -27,7 +27,7 @@ bool AssertHeapValid(CacheScope scope);
 // carved block start of a kSmall span of the list's class. tc must be the
 // caller's own cache or a quiescent thread's. The sampled-pool magazine
 // (none in g_empty_cache) likewise: count == length <= max = SampledMagazineMax(cls),
-// `blocks` the sum of the counts,
+// a class's `nonempty` bit set iff its list is,
 // blocks of kSampled spans of the class. Returns the blocks per class
 // through cached and sampled (may be null) by adding to them.
 void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* sampled = nullptr);

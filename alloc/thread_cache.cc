@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 
+#include <iterator>
+
 #include "alloc/central.h"
 #include "alloc/check.h"
 #include "alloc/debug_hooks.h"
@@ -261,24 +263,27 @@ void FlushAll(ThreadCache* tc) {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     Release(tc, cls, tc->lists[cls].count);
   }
-  // Most exiting threads hold no sampled block (larson: ~1 000 exits of
-  // caches with a magazine; walking its 97 lists each was +0.2%).
-  if (tc->sampled == nullptr || tc->sampled->blocks == 0) return;
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    FreeList& s = tc->sampled->lists[cls];
-    if (s.count != 0) central::Give(cls, s.head, s.count, central::kSampled);
-    s.head = nullptr;
-    s.count = 0;
+  if (tc->sampled == nullptr) return;
+  SampledMagazine& m = *tc->sampled;
+  for (size_t w = 0; w < std::size(m.nonempty); ++w) {
+    for (uint64_t bits = m.nonempty[w]; bits != 0; bits &= bits - 1) {
+      const size_t cls = w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
+      FreeList& s = m.lists[cls];
+      central::Give(cls, s.head, s.count, central::kSampled);
+      s.head = nullptr;
+      s.count = 0;
+    }
+    m.nonempty[w] = 0;
   }
-  tc->sampled->blocks = 0;
 }
 
 void* TakeSampled(size_t cls) {
   ThreadCache* tc = Existing();
   if (tc != nullptr && tc->sampled != nullptr && tc->sampled->lists[cls].head != nullptr) {
     FreeList& s = tc->sampled->lists[cls];
-    tc->sampled->blocks--;
-    return s.PopLinked(s.head);
+    void* p = s.PopLinked(s.head);
+    if (s.head == nullptr) tc->sampled->Mark(cls, false);
+    return p;
   }
   void* p;
   return central::Take(cls, 1, &p, central::kSampled) == 0 ? nullptr : p;
@@ -302,14 +307,14 @@ void GiveSampled(size_t cls, void* p) {
   }
   FreeList& s = tc->sampled->lists[cls];
   s.PushLinked(p);
-  tc->sampled->blocks++;
+  tc->sampled->Mark(cls, true);
   if (s.count <= s.max) return;
-  tc->sampled->blocks -= s.count - s.max / 2;  // what goes back below
   // Over the bound: all but the newest max / 2 go back in one list under one lock.
   const uint32_t kept = s.max / 2;
   if (kept == 0) {
     central::Give(cls, s.head, s.count, central::kSampled);
     s.head = nullptr;
+    tc->sampled->Mark(cls, false);
   } else {
     void* last = s.head;
     for (uint32_t i = 1; i < kept; ++i) last = link::Load(last);

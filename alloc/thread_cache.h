@@ -86,7 +86,14 @@ struct ThreadCache {
 // tc_sampled_off, sampled_lists_off).
 struct SampledMagazine {
   FreeList lists[kNumClasses];
-  uint32_t blocks;  // sum of the lists' counts: FlushAll skips an empty magazine
+  // Bit cls set iff lists[cls] is not empty: FlushAll visits only those
+  // (larson: ~1 000 thread exits; walking 97 lists each was +0.1%).
+  uint64_t nonempty[(kNumClasses + 63) / 64];
+  void Mark(size_t cls, bool on) {
+    const uint64_t bit = uint64_t{1} << (cls % 64);
+    nonempty[cls / 64] = on ? nonempty[cls / 64] | bit : nonempty[cls / 64] & ~bit;
+  }
+  bool Marked(size_t cls) const { return (nonempty[cls / 64] >> (cls % 64)) & 1; }
 };
 
 // Bound of a class's sampled magazine: 16 blocks, and at most 32 KiB (none
