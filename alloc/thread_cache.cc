@@ -200,9 +200,21 @@ void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
     // Over the thread's budget: halve every list (and its bound).
     for (size_t k = 1; k < kNumClasses; ++k) {
       FreeList& other = tc->lists[k];
-      Release(tc, k, (other.count + 1) / 2);
-      const uint32_t half = other.max / 2;
-      other.max = half > kClasses[k].batch ? half : kClasses[k].batch;
+      // Whole batches only: they go to the class's transfer cache, where
+      // the next refill of any thread takes them as they are; a partial one
+      // went back block by block to the spans, and refills then walked the
+      // spans' free lists (a cache miss a block: on sizemix, whose big
+      // blocks keep the cache over budget, 1.2 M walked blocks for 1 M
+      // mallocs). Half rounded up to whole batches when the list has them
+      // (the big classes, batch 2, hold the bytes), else down: a small list
+      // shorter than two batches stays, and sheds a batch at its next
+      // overflow past its halved bound.
+      const uint32_t b = kClasses[k].batch;
+      const uint32_t half = (other.count + 1) / 2;
+      const uint32_t up = (half + b - 1) / b * b;
+      Release(tc, k, up <= other.count ? up : half - half % b);
+      const uint32_t max_half = other.max / 2;
+      other.max = max_half > b ? max_half : b;
     }
   }
   ASSAY_CHECKED_ONLY(AssertFreeListValid(tc, cls));
