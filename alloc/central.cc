@@ -32,16 +32,33 @@ constexpr std::array<uint8_t, kNumClasses> MakeTransferSlots() {
 inline constexpr std::array<uint8_t, kNumClasses> kSlotsOf = MakeTransferSlots();
 ASSAY_INLINE uint32_t TransferSlots(size_t cls) { return kSlotsOf[cls]; }
 
+// A chain of free blocks in the transfer cache: a batch handed back by a
+// thread that also allocates the class, or the whole thread list of one that
+// only frees it (thread_cache.cc HandOver), moved on without a walk.
 struct Batch {
   void* head;
-  uint32_t count;  // == length of head's list == the class's batch
+  uint32_t count;  // == length of head's list; batch <= count <= max_cached
 };
+
+// Blocks the transfer cache of class cls holds at most: 16 batches, or
+// 512 KiB of blocks when that is more (whole lists of threads that only
+// free the class, a consumer's overflow, kept for the producers: a
+// consumer may free thousands of blocks while the producers wait on their
+// queue). Idle ones go back to their spans at the purger's drain.
+ASSAY_INLINE size_t TransferCap(const SizeClassInfo& c) {
+  const size_t batches = kTransferSlots * c.batch;
+  const size_t bytes = (size_t{512} << 10) / c.size;
+  return batches > bytes ? batches : bytes;
+}
 
 // Invariants (AssertValidLocked), all under mu; the spans counted are those
 // of the class whose kind is the pool's (kSmall, kSampled):
 //   stats.spans == #spans, stats.span_bytes == their bytes,
 //   stats.blocks_out == sum of their used,
-//   stats.transfer_blocks == sum of batches[0..nbatches).count,
+//   stats.transfer_blocks == sum of batches[0..nbatches).count, each count
+//   in [batch, max_cached]; the sum <= TransferCap + kTransferSlots * batch
+//   (a chain longer than a batch enters only under TransferCap, a batch
+//   whenever a slot is free),
 //   stats.purged_bytes == the bytes of their purged units,
 //   nonempty == exactly the spans with in_list (each with used > 0 and a
 //   free, purged or uncarved block), empty_kept has used == 0; class 0 is
@@ -156,7 +173,7 @@ size_t ReleaseSpan(ClassList& l, Span* span) {
 // Returns bytes handed to the page heap. kPlain: links are plain pointers
 // (link::Plain(), tested once by the caller's loop, not once a block).
 template <bool kPlain = false>
-size_t ReturnToSpan(ClassList& l, void* block) {
+ASSAY_INLINE size_t ReturnToSpan(ClassList& l, void* block) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(block);
   Segment* seg = SegmentOf(a);
   Span* span = &seg->spans[seg->slice_map[SliceOf(a)].first];
@@ -194,6 +211,18 @@ size_t ReturnToSpan(ClassList& l, void* block) {
   return ReleaseSpan(l, span);
 }
 
+// Returns the first k blocks of the list at head to their spans; returns
+// the rest of the list.
+template <bool kPlain = false>
+void* ReturnBlocks(ClassList& l, void* head, size_t k) {
+  for (; k > 0; --k) {
+    void* next = kPlain ? *static_cast<void**>(head) : link::Load(head);
+    ReturnToSpan<kPlain>(l, head);
+    head = next;
+  }
+  return head;
+}
+
 Span* NewSpan(ClassList& l, size_t cls, Pool pool) {
   Span* span = l.empty_kept;
   if (span != nullptr) {
@@ -218,9 +247,11 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
   LockGuard lock(l.mu);
   l.touches++;
   ASSAY_ASSERT(want >= 1 && cls != 0);
-  if (l.nbatches > 0 && want >= c.batch) {  // a batch is c.batch blocks: never more than asked
+  // The newest chain, whole: for a thread list's refill (whole > 0) any
+  // (at most max_cached blocks), else one of at most want blocks.
+  if (l.nbatches > 0 && (whole > 0 || l.batches[l.nbatches - 1].count <= want)) {
     const Batch b = l.batches[--l.nbatches];
-    ASSAY_ASSERT(b.count == c.batch);
+    ASSAY_ASSERT(b.count >= c.batch && b.count <= c.max_cached);
     l.stats.transfer_blocks -= b.count;
     *head = b.head;
     return b.count;
@@ -313,6 +344,32 @@ void Give(size_t cls, void* head, size_t n, Pool pool) {
     void* next = link::Load(head);
     ReturnToSpan(l, head);
     head = next;
+  }
+}
+
+// Kept whole only under TransferCap; back to the spans a batch per lock
+// hold, not all at once: a thread preempted while it holds the lock stalls
+// every thread of the class (more threads than cores).
+void GiveChain(size_t cls, void* head, size_t n) {
+  ClassList& l = g_lists[kNormal][cls];
+  const SizeClassInfo& c = kClasses[cls];
+  if (n <= c.batch) return Give(cls, head, n);  // the bound of a cold class: a batch
+  ASSAY_CHECKED_ONLY(AssertBatchValid(head, n, cls, kNormal));
+  LockGuard lock(l.mu);
+  l.touches++;
+  if (n <= c.max_cached && l.nbatches < kTransferSlots &&
+      l.stats.transfer_blocks + n <= TransferCap(c)) {
+    l.batches[l.nbatches++] = Batch{head, static_cast<uint32_t>(n)};
+    l.stats.transfer_blocks += n;
+    return;
+  }
+  for (;;) {
+    const size_t k = n < c.batch ? n : c.batch;
+    head = link::Plain() ? ReturnBlocks</*kPlain=*/true>(l, head, k) : ReturnBlocks(l, head, k);
+    n -= k;
+    if (n == 0) return;
+    l.mu.Unlock();
+    l.mu.Lock();
   }
 }
 
@@ -461,14 +518,15 @@ void AssertValidLocked(const uint32_t* cached) {
         continue;
       }
       const SizeClassInfo& c = kClasses[cls];
-      ASSAY_CHECK(l.nbatches <= TransferSlots(cls));
+      ASSAY_CHECK(l.nbatches <= kTransferSlots);
       size_t transfer = 0;
       for (uint32_t i = 0; i < l.nbatches; ++i) {
-        ASSAY_CHECK(l.batches[i].count == c.batch);
+        ASSAY_CHECK(l.batches[i].count >= c.batch && l.batches[i].count <= c.max_cached);
         AssertBatchValid(l.batches[i].head, l.batches[i].count, cls, pool);
         transfer += l.batches[i].count;
       }
       ASSAY_CHECK(l.stats.transfer_blocks == transfer);
+      ASSAY_CHECK(transfer <= TransferCap(c) + kTransferSlots * c.batch);
       size_t listed = 0;
       const Span* prev = nullptr;
       for (const Span* s = l.nonempty; s != nullptr; prev = s, s = s->next) {

@@ -1,7 +1,8 @@
 // Central free lists: one per size class, shared by all threads. They refill
 // thread caches in batches and take batches back (this is also where blocks
 // freed by another thread end up). Each keeps a small transfer cache of whole
-// batches, so blocks that move between threads skip the span bookkeeping.
+// batches and chains (a consumer thread's whole list), so blocks that move
+// between threads skip the span bookkeeping.
 #pragma once
 
 #include "alloc/segment.h"
@@ -20,10 +21,21 @@ enum Pool : int { kNormal = 0, kSampled = 1 };
 // word and null-terminated, into *head; returns how many (0: out of memory).
 // When the first span it takes from has at most `whole` freed blocks on its
 // free list, it takes that list whole (then up to max(want, whole) blocks).
+// The transfer cache's newest chain comes whole, without a walk, when it
+// has at most want blocks, or max_cached when whole > 0 (a thread list's
+// refill, whose bound then grows to hold it).
 size_t Take(size_t cls, size_t want, void** head, Pool pool = kNormal, size_t whole = 0);
 
-// Gives back n blocks of class cls linked from head (null-terminated).
+// Gives back n blocks of class cls linked from head (null-terminated): a
+// batch is kept whole in the transfer cache while it has a free slot;
+// anything else goes back to the spans block by block.
 void Give(size_t cls, void* head, size_t n, Pool pool = kNormal);
+
+// Gives back a chain of any length (the whole list of a thread that only
+// frees the class) to the normal pool: kept whole in the transfer cache
+// while it has a slot and the chain has at most max_cached blocks and fits
+// under the cache's cap; else back to the spans, a batch per lock hold.
+void GiveChain(size_t cls, void* head, size_t n);
 
 // Returns transfer-cache batches and kept empty spans to the spans and the
 // page heap: all of them, or only those of classes untouched since the

@@ -3,6 +3,7 @@
 // std::bad_alloc (nothrow forms return nullptr).
 #include <new>
 
+#include "alloc/cxx_runtime.h"
 #include "alloc/heap.h"
 #include "alloc/thread_cache.h"
 
@@ -23,15 +24,16 @@ ASSAY_NOINLINE void* NewFailed(size_t n, size_t align, bool nothrow) {
   for (;;) {
     void* p = align == 0 ? Malloc(n) : heap::AlignedAlloc(align, n);
     if (p != nullptr) return p;
-    std::new_handler handler = std::get_new_handler();
+    std::new_handler handler = cxx::GetNewHandler();
     if (handler == nullptr) {
       if (nothrow) return nullptr;
-      throw std::bad_alloc();
+      cxx::ThrowBadAlloc();
     }
     if (nothrow) {
       try {
         handler();
       } catch (...) {
+        cxx::BalanceCatch();
         return nullptr;
       }
     } else {

@@ -441,6 +441,8 @@ size_t Purge(uint64_t now_ms, uint64_t age_ms, bool wait) {
 
 bool HasDirty() { return __atomic_load_n(&g.stats.dirty, __ATOMIC_RELAXED) != 0; }
 
+size_t MappedBytes() { return __atomic_load_n(&g.stats.mapped, __ATOMIC_RELAXED); }
+
 Stats GetStats() {
   LockGuard lock(g.mu);
   return g.stats;

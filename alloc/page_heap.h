@@ -32,6 +32,9 @@ size_t Purge(uint64_t now_ms, uint64_t age_ms, bool wait);
 // True while some free slice waits to be purged.
 bool HasDirty();
 
+// Bytes of segments mapped (Stats::mapped, read without the lock).
+size_t MappedBytes();
+
 struct Stats {
   size_t segments;
   size_t mapped;          // bytes of segments

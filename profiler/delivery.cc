@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "alloc/cxx_runtime.h"
 #include "base/os.h"
 #include "profiler/arena.h"
 #include "profiler/profiler_state.h"
@@ -39,7 +40,9 @@ void Enqueue(ThreadState& ts, Entry* e, bool alloc) {
 
 namespace {
 
+// Called inside the catch block: the callback threw through the program's runtime.
 void ReportException(const char* which) {
+  internal::cxx::BalanceCatch();
   __atomic_fetch_add(&g_exceptions, 1, __ATOMIC_RELAXED);
   if (__atomic_exchange_n(&g_exception_reported, 1, __ATOMIC_RELAXED) == 0) {
     char line[160];

@@ -4,6 +4,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 
+#include "alloc/cxx_runtime.h"
+
 // Defined when the static library's pprof objects are linked in.
 extern "C" int assay_pprof_write(const AssayProfileData*, const char*, char*, size_t)
     __attribute__((weak));
@@ -96,6 +98,7 @@ int CallSerializer(const AssayProfileData& data, std::string* out, std::string* 
       static_cast<std::string*>(arg)->append(static_cast<const char*>(bytes), len);
       return 0;
     } catch (...) {
+      internal::cxx::BalanceCatch();  // bad_alloc came through the program's runtime
       return ENOMEM;
     }
   };

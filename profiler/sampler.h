@@ -37,6 +37,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "profiler/fmath.h"
+
 namespace assay::profiler {
 
 // xoshiro256** (Blackman and Vigna): fast, 256 bits of state, seedable.
@@ -103,9 +105,9 @@ class SamplingRate {
   void Set(uint64_t rate) {
     rate_ = rate == 0 ? 1 : rate;
     // ln(1 - p) with p = 1/rate; -inf for rate 1 (every byte a sample point).
-    log_not_p_ = rate_ == 1 ? -INFINITY : std::log1p(-1.0 / static_cast<double>(rate_));
+    log_not_p_ = rate_ == 1 ? -INFINITY : fmath::Log1p(-1.0 / static_cast<double>(rate_));
     inv_log_not_p_ = rate_ == 1 ? 0.0 : 1.0 / log_not_p_;
-    log_p_ = -std::log(static_cast<double>(rate_));
+    log_p_ = -fmath::Log(static_cast<double>(rate_));
     odds_ = rate_ == 1 ? 0.0 : 1.0 / static_cast<double>(rate_ - 1);
   }
   uint64_t rate() const { return rate_; }
@@ -173,18 +175,17 @@ class SamplingRate {
     const double md = static_cast<double>(m);
     const double p = 1.0 / static_cast<double>(rate_);
     if (md * p > kNormalMean) {
-      const double radius = std::sqrt(-2.0 * FastLog(rng.UniformOpenZero()));
-      const double z = radius * std::cos(6.283185307179586 * rng.UniformOpenZero());
-      const double k = std::floor(md * p + std::sqrt(md * p * (1 - p)) * z + 0.5);
+      const double radius = fmath::Sqrt(-2.0 * FastLog(rng.UniformOpenZero()));
+      const double z = radius * fmath::Cos(6.283185307179586 * rng.UniformOpenZero());
+      const double k = std::floor(md * p + fmath::Sqrt(md * p * (1 - p)) * z + 0.5);
       return k <= 0 ? 0 : (k >= md ? m : static_cast<uint64_t>(k));
     }
     double mode = std::floor((md + 1) * p);
     if (mode > md) mode = md;
-    int sign;
-    const double log_f = lgamma_r(md + 1, &sign) - lgamma_r(mode + 1, &sign) -
-                         lgamma_r(md - mode + 1, &sign) + mode * log_p_ + (md - mode) * log_not_p_;
+    const double log_f = fmath::Lgamma(md + 1) - fmath::Lgamma(mode + 1) -
+                         fmath::Lgamma(md - mode + 1) + mode * log_p_ + (md - mode) * log_not_p_;
     double u = rng.UniformOpenZero();
-    const double f_mode = std::exp(log_f);
+    const double f_mode = fmath::Exp(log_f);
     u -= f_mode;
     double lo = mode, hi = mode, f_lo = f_mode, f_hi = f_mode;
     while (u > 0) {
@@ -209,7 +210,7 @@ class SamplingRate {
   // q(n): probability that a block of n bytes holds a sample point.
   double SampledProbability(uint64_t n) const {
     if (rate_ == 1) return n == 0 ? 0.0 : 1.0;
-    return -std::expm1(static_cast<double>(n) * log_not_p_);
+    return -fmath::Expm1(static_cast<double>(n) * log_not_p_);
   }
 
  private:
@@ -244,8 +245,8 @@ class CombinedLaw {
     u_ = p + g - p * g;
     p_only_ = p * (1 - g);
     g_only_ = g * (1 - p);
-    inv_log_not_u_ = u_ >= 1 ? 0.0 : 1.0 / std::log1p(-u_);
-    log_not_g_ = std::log1p(-g);
+    inv_log_not_u_ = u_ >= 1 ? 0.0 : 1.0 / fmath::Log1p(-u_);
+    log_not_g_ = fmath::Log1p(-g);
   }
   double p() const { return p_; }
   double g() const { return g_; }
@@ -268,7 +269,7 @@ class CombinedLaw {
   // Whether m fresh bytes hold a guard point: probability 1 - (1-g)^m.
   bool AnyGuardPoint(uint64_t m, Rng& rng) const {
     if (m == 0 || g_ <= 0) return false;
-    return rng.UniformOpenZero() <= -std::expm1(static_cast<double>(m) * log_not_g_);
+    return rng.UniformOpenZero() <= -fmath::Expm1(static_cast<double>(m) * log_not_g_);
   }
 
  private:

@@ -241,8 +241,13 @@ void StartEnvironmentSession(const SessionOptions& o) {
 ClockState GetClockState() {
   ClockState c;
   c.clock = __atomic_load_n(&g_clock, __ATOMIC_RELAXED);
-  c.young_bytes = g_young_bytes;
-  c.rate = g_rate.rate();
+  {
+    // StartSession rewrites them (a session restarted by Stop, say) while
+    // the dump thread builds a profile: read the pair it wrote together.
+    LockGuard lock(g_control);
+    c.young_bytes = g_young_bytes;
+    c.rate = g_rate.rate();
+  }
   c.since_ns = g_since_ns;
   c.alloc_gen = __atomic_load_n(&g_alloc_gen, __ATOMIC_RELAXED);
   c.live_bytes = TotalLiveBytes();

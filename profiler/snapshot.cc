@@ -9,6 +9,7 @@
 
 #include "base/os.h"
 #include "profiler/entry.h"
+#include "profiler/fmath.h"
 
 namespace assay::profiler::snapshot {
 namespace {
@@ -22,7 +23,7 @@ std::pair<uint32_t, uint32_t> SlotOf(Snapshot* s, const Stack* st) {
   return slot;
 }
 
-int64_t Round(double v) { return v <= 0 ? 0 : static_cast<int64_t>(std::llround(v)); }
+int64_t Round(double v) { return v <= 0 ? 0 : static_cast<int64_t>(fmath::Llround(v)); }
 
 }  // namespace
 
@@ -155,7 +156,7 @@ void BuildDelta(const Snapshot& before, const Snapshot& after, const char* kind,
     AssayProfileSample p{};
     bool any = false;
     for (int i = 0; i < 4; ++i) {
-      p.values[i] = static_cast<int64_t>(std::llround(v[i]));
+      p.values[i] = static_cast<int64_t>(fmath::Llround(v[i]));
       any = any || p.values[i] != 0;
     }
     if (!any) continue;

@@ -84,6 +84,7 @@ check_stats() {
   expect_ge "$what: 112-byte blocks (500 x 100 B)" "$(count 112 "$f")" 500
   expect_ge "$what: 1024-byte blocks (200 x 1000 B)" "$(count 1024 "$f")" 200
   expect_eq "$what: 3072-byte blocks (700 + 77 x 2990 B, 373 freed)" "$(count 3072 "$f")" 777
+  expect_eq "$what: 640-byte blocks (600 x 640 B, 400 freed by another thread)" "$(count 640 "$f")" 200
   expect_eq "$what: 208-byte blocks (300 C strings)" "$(count 208 "$f")" 300
   expect_eq "$what: 1536-byte blocks (40 pointer tables)" "$(count 1536 "$f")" 40
   expect_eq "$what: large 327680-byte blocks (10 x 300 KiB)" "$(count 327680 "$f")" 10

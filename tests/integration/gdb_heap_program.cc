@@ -12,13 +12,16 @@
 //   gdbheap::DistinctMain        700 x 2990 B  -> class  3072 (of 1000; 300 freed)
 //   gdbheap::DistinctWorker       77 x 2990 B  -> class  3072 (of 150, another thread,
 //                                                 which stays alive with 73 in its cache)
+//   gdbheap::RemoteBlocks        200 x  640 B  -> class   640 (of 600; 400 freed by a
+//                                                 thread that only frees: chains of
+//                                                 32..128 blocks in the transfer cache)
 //   gdbheap::StringBlocks        300 x  200 B  -> class   208, C strings "gdb-heap-string-NNN"
 //   gdbheap::PointerTables        40 x 1500 B  -> class  1536, each 187 pointers into the heap
 //   gdbheap::LargeBlocks          10 x 300 KiB -> large, 5 slices = 327,680 B usable
 //   gdbheap::HugeBlocks            2 x   3 MiB -> huge, 3,145,728 B usable
 // plus churn that is freed again (free lists in the thread caches, the
 // central transfer caches and the spans). Nobody else in the process uses
-// classes 208, 1536 and 3072 (the test checks their counts exactly).
+// classes 208, 640, 1536 and 3072 (the test checks their counts exactly).
 //
 // Usage: gdb_heap_program [abort|trap|stop]
 //   prints "gdb_heap_program: ready pid=N" on stdout, then abort() (default;
@@ -40,6 +43,7 @@ void* g_medium[500];
 void* g_kilo[200];
 void* g_distinct[1000];
 void* g_worker[150];
+void* g_remote[600];
 void* g_strings[300];
 void* g_tables[40];
 void* g_large[10];
@@ -149,6 +153,25 @@ __attribute__((noinline)) void FreeSomeDistinct() {
   }
 }
 
+__attribute__((noinline)) void RemoteBlocks() {
+  for (void*& p : g_remote) {
+    p = malloc(640);
+    Fill(p, 640, 7);
+  }
+  asm volatile("" ::: "memory");
+}
+
+// Frees the first 400 of g_remote and exits: it never allocates the class,
+// so its list goes to the central transfer cache as whole chains (and, at
+// its exit, what is left in batches).
+void* RemoteFreer(void*) {
+  for (int i = 0; i < 400; ++i) {
+    free(g_remote[i]);
+    g_remote[i] = nullptr;
+  }
+  return nullptr;
+}
+
 pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 bool g_worker_done = false;
@@ -194,6 +217,13 @@ int main(int argc, char** argv) {
   LargeBlocks();
   HugeBlocks();
   FreeSomeDistinct();
+  RemoteBlocks();
+  pthread_t freer;
+  if (pthread_create(&freer, nullptr, RemoteFreer, nullptr) != 0 ||
+      pthread_join(freer, nullptr) != 0) {
+    fprintf(stderr, "gdb_heap_program: remote freer failed\n");
+    return 1;
+  }
 
   pthread_t worker;
   if (pthread_create(&worker, nullptr, WorkerMain, nullptr) != 0) {

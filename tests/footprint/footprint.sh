@@ -1,0 +1,40 @@
+#!/bin/bash
+# The fixed footprint of a small program (issue 17): peak RSS of `true` and
+# of small_heap (100 KiB in small blocks) under libassay.so, with and without
+# MALLOC_PROF (no dump), against the same programs on glibc's malloc, medians
+# of 7 runs. Also: libassay.so maps no shared libstdc++ or libm (0.9 and
+# 0.3 MiB of RSS each, docs/DESIGN.md "Start-up footprint").
+# usage: footprint.sh PEAK_RSS SMALL_HEAP LIBASSAY
+set -u
+peak_rss=$1 small_heap=$2 lib=$3
+fail=0
+
+# Budgets over glibc, in KiB. Measured (2-core machine, loaded): assay adds
+# 780-890 KiB to either program (libassay.so's text and tables, ~440 KiB;
+# libgcc_s, libunwind and its liblzma, ~200 KiB; libc text the loader's
+# IFUNC resolution faults in, ~250 KiB), the profiler 0-130 KiB more; the
+# medians of 7 runs move by less than 60 KiB between runs. The budgets leave
+# ~100 KiB of headroom: mapping libm again (+320 KiB) or libstdc++ (+900 KiB)
+# fails the test.
+budget=1000
+budget_prof=1100
+
+needed=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+echo "NEEDED: $needed"
+for unwanted in libstdc++ libm.so; do
+  if [[ " $needed" == *" $unwanted"* ]]; then
+    echo "FAIL: libassay.so needs $unwanted"
+    fail=1
+  fi
+done
+
+for prog in true "$small_heap"; do
+  glibc=$("$peak_rss" 7 "" $prog) || exit 1
+  assay=$("$peak_rss" 7 "$lib" $prog) || exit 1
+  prof=$(MALLOC_PROF=final=0 "$peak_rss" 7 "$lib" $prog) || exit 1
+  echo "$(basename "$prog"): glibc $glibc KiB, assay $assay KiB (+$((assay - glibc))," \
+    "budget $budget), assay+MALLOC_PROF $prof KiB (+$((prof - glibc)), budget $budget_prof)"
+  if ((assay > glibc + budget)); then echo "FAIL: $prog over budget"; fail=1; fi
+  if ((prof > glibc + budget_prof)); then echo "FAIL: $prog with MALLOC_PROF over budget"; fail=1; fi
+done
+exit $fail
