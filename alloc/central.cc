@@ -1,6 +1,7 @@
 // Central free lists (central.h).
 #include "alloc/central.h"
 
+#include <array>
 #include <bit>
 
 #include "alloc/free_link.h"
@@ -14,6 +15,22 @@ namespace assay::internal::central {
 namespace {
 
 inline constexpr size_t kTransferSlots = 16;
+// A class's transfer cache holds at most this many bytes (and one batch at
+// least): 16 batches of the biggest classes (2 x 256 KiB) were 16 MiB each,
+// kept resident for whichever thread asks next.
+inline constexpr size_t kTransferBytes = size_t{1} << 20;
+
+constexpr std::array<uint8_t, kNumClasses> MakeTransferSlots() {
+  std::array<uint8_t, kNumClasses> t{};
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    const size_t slots = kTransferBytes / (size_t{kClasses[cls].batch} * kClasses[cls].size);
+    t[cls] =
+        static_cast<uint8_t>(slots < 1 ? 1 : (slots > kTransferSlots ? kTransferSlots : slots));
+  }
+  return t;
+}
+inline constexpr std::array<uint8_t, kNumClasses> kSlotsOf = MakeTransferSlots();
+ASSAY_INLINE uint32_t TransferSlots(size_t cls) { return kSlotsOf[cls]; }
 
 // A chain of free blocks in the transfer cache: a batch handed back by a
 // thread that also allocates the class, or the whole thread list of one that
@@ -310,7 +327,7 @@ void Give(size_t cls, void* head, size_t n, Pool pool) {
   ASSAY_CHECKED_ONLY(AssertBatchValid(head, n, cls, pool));
   LockGuard lock(l.mu);
   l.touches++;
-  if (n == kClasses[cls].batch && l.nbatches < kTransferSlots) {
+  if (n == kClasses[cls].batch && l.nbatches < TransferSlots(cls)) {
     l.batches[l.nbatches++] = Batch{head, static_cast<uint32_t>(n)};
     l.stats.transfer_blocks += n;
     return;

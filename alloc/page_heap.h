@@ -22,9 +22,11 @@ void FreeSpan(Span* span);
 // after it are not free (the span is then unchanged).
 bool ResizeLargeInPlace(Span* span, size_t slices);
 
-// Purges free slices that have been dirty for at least age_ms (0: all), and
-// unmaps segments that have been wholly free that long. Returns bytes
-// released. Returns at once if another thread is purging and !wait.
+// Purges free slices that have been dirty for at least the decay in force
+// (alloc/purge_pace.h: age_ms, lengthened while purged memory is reused
+// soon; age_ms 0: all now), and unmaps segments that have been wholly free
+// that long. Returns bytes released. Returns at once if another thread is
+// purging and !wait.
 size_t Purge(uint64_t now_ms, uint64_t age_ms, bool wait);
 
 // True while some free slice waits to be purged.

@@ -22,8 +22,12 @@ void OnFreed();
 // free.
 extern uint32_t g_asleep;
 ASSAY_INLINE bool Asleep() { return __atomic_load_n(&g_asleep, __ATOMIC_RELAXED) != 0; }
-// Called after a slice run went into a thread's cache (large_cache.h): as
-// OnFreed, but with no fence and no clock while the thread is awake.
+// Called after a slice run went into a thread's cache (large_cache.h), or
+// small blocks overflowed a thread cache while dirty memory waits or the
+// thread sleeps (free's slow path): as OnFreed, but with no fence and no
+// clock while the thread is awake. A wake missed while the thread falls
+// asleep costs a delay: at most a second (the thread fences every thread
+// before sleeping indefinitely; a wait for the next span visit is 250 ms).
 void OnCached();
 
 // Whether the background thread is running (for tests and stats).

@@ -86,9 +86,11 @@ struct Segment {
   // Guarded by the page heap lock:
   uint64_t free_mask;   // bit i: slice i is free
   uint64_t dirty_mask;  // bit i: free slice i may be resident (not purged since use)
-  uint64_t freed_at_ms[kSlicesPerSegment];  // when a dirty slice was freed
-  uint64_t empty_since_ms;                  // when the segment last became wholly free
-  Segment* next;                            // in the page heap's list, oldest first
+  // A dirty slice: when it was freed; a clean one: 0 if never used, else
+  // when it was purged; with purge_pace::kDenseBit for a dense slice.
+  uint64_t freed_at_ms[kSlicesPerSegment];
+  uint64_t empty_since_ms;  // when the segment last became wholly free
+  Segment* next;            // in the page heap's list, oldest first
   Segment* prev;
 
   uintptr_t Base() const { return reinterpret_cast<uintptr_t>(this); }

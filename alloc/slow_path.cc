@@ -261,7 +261,9 @@ void FreeSlow(void* p) {
         thread_cache::PushOverflow(tc, loc.cls, p);
       }
       // Also when the purger sleeps: the spans may have gained free pages.
-      if (page_heap::HasDirty() || purger::Asleep()) purger::OnFreed();
+      // OnCached: no fence while the purger is awake (OnFreed's fence was
+      // 3-4% of sizemix, whose page heap always has dirty slices).
+      if (page_heap::HasDirty() || purger::Asleep()) purger::OnCached();
       return;
     }
     case Home::kSampled:

@@ -91,6 +91,13 @@ void Purge(void* p, size_t size) {
   madvise(p, size, MADV_DONTNEED);
 }
 
+bool Resident(const void* p, size_t size, unsigned char* vec) {
+  ErrnoKeeper keep;
+  if (mincore(const_cast<void*>(p), size, vec) != 0) return false;
+  for (size_t i = 0; i < size / kPageSize; ++i) vec[i] &= 1;  // the other bits are reserved
+  return true;
+}
+
 bool ProtectNone(void* p, size_t size) {
   ErrnoKeeper keep;
   return mprotect(p, size, PROT_NONE) == 0;

@@ -29,6 +29,9 @@ void SetFaultInjector(FaultInjector injector);
 void* Remap(void* p, size_t old_size, size_t new_size);
 // Gives the pages back: resident memory drops at once, contents read as zero.
 void Purge(void* p, size_t size);
+// Fills vec[i] with 1 if page i of [p, p + size) is resident, else 0 (p
+// page-aligned, vec of size / kPageSize bytes); false if the kernel refuses.
+bool Resident(const void* p, size_t size, unsigned char* vec);
 // Makes pages inaccessible (guard pages); true on success.
 bool ProtectNone(void* p, size_t size);
 // True if every page of [p, p + size) is mapped (p page-aligned); for the
