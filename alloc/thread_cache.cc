@@ -407,6 +407,17 @@ void UnlockAfterFork(bool child) {
     if (tc != self) {
       tc->next = g_registry.spare;
       g_registry.spare = tc;
+      if (tc->sampled != nullptr) {
+        // Create keeps a reused cache's magazine, which must then be empty:
+        // the dead thread's blocks are dropped like its lists' (it may even
+        // have forked mid-push, count above max).
+        SampledMagazine& m = *tc->sampled;
+        for (FreeList& s : m.lists) {
+          s.head = nullptr;
+          s.count = 0;
+        }
+        for (uint64_t& w : m.nonempty) w = 0;
+      }
     }
     tc = next;
   }
