@@ -265,13 +265,58 @@ Slot Get(size_t i) {
           __atomic_load_n(&g_ranges[i].pinned, __ATOMIC_RELAXED)};
 }
 
+// The CFA rule of the FDE covering pc, from the object's binary search
+// table (version 1, table datarel sdata4, as ScanEhFrameHdr checks).
+Cfa CfaAt(const uint8_t* hdr, uintptr_t pc) {
+  if (hdr[0] != 1 || hdr[2] != 0x03 || hdr[3] != 0x3b) return kCfaUnknown;
+  const int ptr_size = EncodedSize(hdr[1]);
+  if (ptr_size == 0) return kCfaUnknown;
+  const uint8_t* p = hdr + 4 + ptr_size;
+  const uint32_t count = static_cast<uint32_t>(ReadU(p, 4));
+  const auto base = reinterpret_cast<uintptr_t>(hdr);
+  size_t lo = 0, hi = count;  // the last row whose start is <= pc
+  while (hi - lo > 1) {
+    const size_t mid = (lo + hi) / 2;
+    int32_t start;
+    std::memcpy(&start, p + mid * 8, 4);
+    if (base + start <= pc) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  if (count == 0) return kCfaUnknown;
+  int32_t fde_rel;
+  std::memcpy(&fde_rel, p + lo * 8 + 4, 4);
+  return ReadFde(hdr + fde_rel);
+}
+
+uint8_t ClassifyLocked(size_t i);
+
+// Whether this library's own code keeps frame pointers. Its object also
+// holds a private copy of libstdc++ (linked statically, hidden), built
+// without them, which outnumbers our functions: the object's share says
+// "without", yet every frame of the object on a sampled stack (from the
+// capture up to malloc) is our code. Our sources share their flags: two of
+// our functions that call others tell. (A stack through the private
+// libstdc++, which the profiler's own code runs with sampling suspended,
+// would be caught by the periodic check against libunwind.)
+bool OwnCodeKeepsFramePointers(const uint8_t* hdr) {
+  return CfaAt(hdr, reinterpret_cast<uintptr_t>(&ClassifyLocked)) == kCfaOnRbp &&
+         CfaAt(hdr, reinterpret_cast<uintptr_t>(&ScanEhFrameHdr)) == kCfaOnRbp;
+}
+
 // Classifies slot i's object (under g_build_mu, which the caller holds).
 uint8_t ClassifyLocked(size_t i) {
   const Slot sl = Get(i);
   if (sl.state != kUnknown) return sl.state;
   size_t fdes = 0, fp_fdes = 0;
-  const bool fp = sl.eh_frame_hdr != nullptr && ScanEhFrameHdr(sl.eh_frame_hdr, &fdes, &fp_fdes) &&
-                  fdes > 0 && fp_fdes * 1000 >= fdes * kFpPermille;
+  const auto self = reinterpret_cast<uintptr_t>(&ClassifyLocked);
+  const bool own = sl.lo <= self && self < sl.hi;
+  const bool fp =
+      sl.eh_frame_hdr != nullptr && (own ? OwnCodeKeepsFramePointers(sl.eh_frame_hdr)
+                                         : ScanEhFrameHdr(sl.eh_frame_hdr, &fdes, &fp_fdes) &&
+                                               fdes > 0 && fp_fdes * 1000 >= fdes * kFpPermille);
   const uint8_t state = fp ? kFp : kNoFp;
   __atomic_store_n(&g_ranges[i].state, state, __ATOMIC_RELEASE);
   return state;
@@ -362,7 +407,8 @@ void ResetAfterFork() {
   if ((__atomic_load_n(&g_seq, __ATOMIC_RELAXED) & 1) != 0) {
     __atomic_store_n(&g_count, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&g_adds, ~uint64_t{0}, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&g_seq, 1, __ATOMIC_RELAXED);  // even: an empty table, rebuilt at the next miss
+    __atomic_fetch_add(&g_seq, 1,
+                       __ATOMIC_RELAXED);  // even: an empty table, rebuilt at the next miss
   }
 }
 
