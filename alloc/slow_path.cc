@@ -190,6 +190,16 @@ void AccountResized(void* p, size_t n) {
   profiler::RecordAlloc(p, n, huge::UsableSize(p), 0, d.points, 0, 1);
 }
 
+bool AccountResizedLarge(Span* span, void* p, size_t n) {
+  ThreadCache* tc = thread_cache::Current();
+  if (tc == nullptr) return false;
+  const profiler::SampleDecision d = CountAllocated(tc, n);
+  if (!d.record) return false;
+  span->sampled = 1;
+  profiler::RecordAlloc(p, n, span->slices * kSliceSize, 0, d.points, 0, 1);
+  return true;
+}
+
 // A block realloc moves to grow to n > kSliceSize bytes: a slice run (a
 // large block), not a size class, counted and sampled like any allocation.
 // A block grown past 64 KiB tends to keep growing (a buffer, a string built

@@ -69,6 +69,10 @@ void* AllocAccounted(size_t n, size_t align, bool* zeroed);
 // A huge block that changed address in place of an allocation (mremap):
 // counts it toward the countdown and records it if a sample point lands in it.
 void AccountResized(void* p, size_t n);
+// The same for a large block realloc resized in place (a sampled one's old
+// entry freed by the caller, span->sampled cleared): n bytes counted afresh;
+// true if it is sampled now.
+bool AccountResizedLarge(Span* span, void* p, size_t n);
 
 // A block realloc moves to grow to n > kSliceSize bytes: a slice run.
 void* AllocGrowable(size_t n);
