@@ -86,7 +86,7 @@ TEST(HeapCheckDeathTest, FreeListBlockOfAnotherClass) {
         l.count++;
         assay_check_heap(0);
       },
-      Failed("e.cls == \\(pool == kSampled \\? 0 : cls\\)", "alloc/central.cc"));
+      Failed("e.cls == \\(pool == kSampled \\? 0 : cls\\)", "alloc/central(_check)?\\.cc"));
 }
 
 TEST(HeapCheckDeathTest, SpanUsedCountOffByOne) {
@@ -98,7 +98,7 @@ TEST(HeapCheckDeathTest, SpanUsedCountOffByOne) {
         assay_check_heap(0);
       },
       Failed("span->used \\+ nfree \\+ npurged \\+ \\(capacity - carved\\) == capacity",
-             "alloc/central.cc"));
+             "alloc/central(_check)?\\.cc"));
 }
 
 // A purged unit (alloc/span_purge.h) under a block that is out of its span:
@@ -112,7 +112,7 @@ TEST(HeapCheckDeathTest, PurgedUnitUnderALiveBlock) {
         span.aux |= uint64_t{1} << ((a - reinterpret_cast<uintptr_t>(SpanStart(&span))) / 4096);
         assay_check_heap(0);
       },
-      "assay: assertion failed: .*(purge|OnPurged).* at alloc/central.cc:[0-9]+");
+      "assay: assertion failed: .*(purge|OnPurged).* at alloc/central(_check)?\\.cc:[0-9]+");
 }
 
 TEST(HeapCheckDeathTest, DirtyBitOnASliceInUse) {
@@ -145,7 +145,7 @@ TEST(HeapCheckDeathTest, BatchGivenToAnotherClass) {
         *static_cast<void**>(p) = nullptr;
         central::Give(ClassOfSize(4096), p, 1);
       },
-      "assay: assertion failed: .* at alloc/central.cc:[0-9]+");
+      "assay: assertion failed: .* at alloc/central(_check)?\\.cc:[0-9]+");
 }
 
 }  // namespace
