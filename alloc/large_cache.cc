@@ -8,10 +8,10 @@
 
 #include "alloc/page_heap.h"
 #include "alloc/purger.h"
+#include "alloc/registry.h"
 #include "alloc/thread_cache.h"
 #include "base/assert.h"
 #include "base/lock.h"
-#include "base/meta.h"
 #include "base/options.h"
 #include "base/os.h"
 
@@ -36,16 +36,11 @@ struct Cache {
   Cache* prev;
 };
 
-struct Registry {
-  Mutex mu;  // taken before the page heap's lock, never after it
-  Cache* live = nullptr;
-  Cache* spare = nullptr;
-};
-constinit Registry g_registry;
+// Its lock is taken before the page heap's, never after it.
+constinit Registry<Cache> g_registry;
 // The purger's clock (ms), advanced by each Reclaim: a put is stamped with
 // it, so free reads no clock.
 constinit uint64_t g_clock_ms = 0;
-constinit uint32_t g_live = 0;  // caches on the live list
 
 ASSAY_TLS Cache* tls_large = nullptr;
 
@@ -53,27 +48,13 @@ Cache* Create() {
   // A thread without a thread cache (exiting) caches nothing: its exit hook
   // (thread_cache.cc) is what gives the runs back.
   if (thread_cache::Current() == nullptr) return nullptr;
-  Cache* c;
-  {
-    LockGuard lock(g_registry.mu);
-    c = g_registry.spare;
-    if (c != nullptr) g_registry.spare = c->next;
-  }
-  if (c == nullptr) {
-    c = static_cast<Cache*>(meta::Alloc(sizeof(Cache)));
-    if (c == nullptr) return nullptr;
-  }
+  Cache* c = g_registry.TakeSpareOrAlloc();
+  if (c == nullptr) return nullptr;
   *c = Cache{};
   if (__atomic_load_n(&g_clock_ms, __ATOMIC_RELAXED) == 0) {
     __atomic_store_n(&g_clock_ms, os::NowMs(), __ATOMIC_RELAXED);
   }
-  {
-    LockGuard lock(g_registry.mu);
-    c->next = g_registry.live;
-    if (c->next != nullptr) c->next->prev = c;
-    g_registry.live = c;
-    __atomic_store_n(&g_live, g_live + 1, __ATOMIC_RELAXED);
-  }
+  g_registry.Link(c);
   tls_large = c;
   return c;
 }
@@ -99,18 +80,6 @@ size_t Empty(Cache* c, uint64_t now_ms, uint64_t age_ms) {
     GiveBack(s);
   }
   return bytes;
-}
-
-void Unlink(Cache* c) {
-  if (c->prev != nullptr)
-    c->prev->next = c->next;
-  else
-    g_registry.live = c->next;
-  if (c->next != nullptr) c->next->prev = c->prev;
-  c->prev = nullptr;
-  c->next = g_registry.spare;
-  g_registry.spare = c;
-  __atomic_store_n(&g_live, g_live - 1, __ATOMIC_RELAXED);
 }
 
 }  // namespace
@@ -209,7 +178,7 @@ size_t Reclaim(uint64_t now_ms, uint64_t age_ms) {
   if (now_ms > __atomic_load_n(&g_clock_ms, __ATOMIC_RELAXED)) {
     __atomic_store_n(&g_clock_ms, now_ms, __ATOMIC_RELAXED);
   }
-  if (__atomic_load_n(&g_live, __ATOMIC_RELAXED) == 0) return 0;
+  if (g_registry.Count() == 0) return 0;
   LockGuard lock(g_registry.mu);
   size_t bytes = 0;
   for (Cache* c = g_registry.live; c != nullptr; c = c->next) bytes += Empty(c, now_ms, age_ms);
@@ -217,7 +186,7 @@ size_t Reclaim(uint64_t now_ms, uint64_t age_ms) {
 }
 
 bool HasCached() {
-  if (__atomic_load_n(&g_live, __ATOMIC_RELAXED) == 0) return false;
+  if (g_registry.Count() == 0) return false;
   LockGuard lock(g_registry.mu);
   for (Cache* c = g_registry.live; c != nullptr; c = c->next) {
     for (size_t i = 0; i < kSlots; ++i) {
@@ -228,7 +197,7 @@ bool HasCached() {
 }
 
 size_t CachedBytes() {
-  if (__atomic_load_n(&g_live, __ATOMIC_RELAXED) == 0) return 0;
+  if (g_registry.Count() == 0) return 0;
   LockGuard lock(g_registry.mu);
   size_t bytes = 0;
   for (Cache* c = g_registry.live; c != nullptr; c = c->next) {
@@ -247,7 +216,7 @@ void OnThreadExit() {
   tls_large = nullptr;
   LockGuard lock(g_registry.mu);
   Empty(c, 0, 0);
-  Unlink(c);
+  g_registry.UnlinkLocked(c);
 }
 
 void AssertValid() {
@@ -281,7 +250,7 @@ void UnlockAfterFork(bool child) {
     Cache* next = c->next;
     if (c != tls_large) {
       Empty(c, 0, 0);
-      Unlink(c);
+      g_registry.UnlinkLocked(c);
     }
     c = next;
   }

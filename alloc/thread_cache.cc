@@ -11,6 +11,7 @@
 #include "alloc/debug_hooks.h"
 #include "alloc/heap.h"
 #include "alloc/large_cache.h"
+#include "alloc/registry.h"
 #include "base/assert.h"
 #include "base/layout.h"
 #include "base/lock.h"
@@ -64,13 +65,7 @@ ASSAY_TLS uint8_t tls_allocates[kNumClasses];
 // HandOver (which grows a consumer's bound only while the class is hot).
 ASSAY_TLS uint8_t tls_handover_at[kNumClasses];
 
-struct Registry {
-  Mutex mu;
-  ThreadCache* live = nullptr;   // linked by next/prev
-  ThreadCache* spare = nullptr;  // caches of exited threads, linked by next
-  size_t threads = 0;
-};
-constinit Registry g_registry;
+constinit Registry<ThreadCache> g_registry;
 pthread_key_t g_key;
 
 // Removes up to k blocks from the head of list cls and gives them to the
@@ -158,29 +153,13 @@ void OnThreadExit(void* arg) {
   FlushAll(tc);
   large_cache::OnThreadExit();
   LockGuard lock(g_registry.mu);
-  if (tc->prev != nullptr)
-    tc->prev->next = tc->next;
-  else
-    g_registry.live = tc->next;
-  if (tc->next != nullptr) tc->next->prev = tc->prev;
-  tc->prev = nullptr;
-  tc->next = g_registry.spare;
-  g_registry.spare = tc;
-  g_registry.threads--;
+  g_registry.UnlinkLocked(tc);
 }
 
 ASSAY_NOINLINE ThreadCache* Create() {
   heap::EnsureInit();
-  ThreadCache* tc;
-  {
-    LockGuard lock(g_registry.mu);
-    tc = g_registry.spare;
-    if (tc != nullptr) g_registry.spare = tc->next;
-  }
-  if (tc == nullptr) {
-    tc = static_cast<ThreadCache*>(meta::Alloc(sizeof(ThreadCache)));
-    if (tc == nullptr) return nullptr;
-  }
+  ThreadCache* tc = g_registry.TakeSpareOrAlloc();
+  if (tc == nullptr) return nullptr;
   SampledMagazine* const magazine = tc->sampled;  // a reused cache's (empty), else null
   *tc = ThreadCache{};
   tc->sampled = magazine;
@@ -188,13 +167,7 @@ ASSAY_NOINLINE ThreadCache* Create() {
   for (size_t cls = 1; cls < kNumClasses; ++cls) tc->lists[cls].max = kClasses[cls].batch;
   tc->thread_id = os::ThreadId();
   ASSAY_PROBE1(thread_cache_new, tc->thread_id);
-  {
-    LockGuard lock(g_registry.mu);
-    tc->next = g_registry.live;
-    if (g_registry.live != nullptr) g_registry.live->prev = tc;
-    g_registry.live = tc;
-    g_registry.threads++;
-  }
+  g_registry.Link(tc);
   tls_own = tc;
   if (GetOptions().harden == 0) tls_cache = tc;  // else the fast paths never see it
   // After tls_cache is set: pthread_setspecific may itself call calloc.
@@ -355,7 +328,7 @@ size_t CachedBytes(size_t* threads) {
   for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) {
     bytes += BytesOf(tc) + SampledBytesOf(tc);
   }
-  if (threads != nullptr) *threads = g_registry.threads;
+  if (threads != nullptr) *threads = g_registry.count;
   return bytes;
 }
 
@@ -405,8 +378,7 @@ void UnlockAfterFork(bool child) {
   for (ThreadCache* tc = g_registry.live; tc != nullptr;) {
     ThreadCache* next = tc->next;
     if (tc != self) {
-      tc->next = g_registry.spare;
-      g_registry.spare = tc;
+      g_registry.UnlinkLocked(tc);
       if (tc->sampled != nullptr) {
         // Create keeps a reused cache's magazine, which must then be empty:
         // the dead thread's blocks are dropped like its lists' (it may even
@@ -421,9 +393,6 @@ void UnlockAfterFork(bool child) {
     }
     tc = next;
   }
-  g_registry.live = self;
-  g_registry.threads = self != nullptr ? 1 : 0;
-  if (self != nullptr) self->next = self->prev = nullptr;
 }
 
 }  // namespace thread_cache
