@@ -35,7 +35,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include "profiler/fmath.h"
 
@@ -77,16 +76,8 @@ class Rng {
 // x = 2^e * m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(t), t = (m-1)/(m+1),
 // |t| < 0.172, by its odd series to t^15.
 inline double FastLog(double x) {
-  uint64_t bits;
-  std::memcpy(&bits, &x, sizeof(bits));
-  int e = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
-  bits = (bits & ((uint64_t{1} << 52) - 1)) | (uint64_t{1023} << 52);
-  double m;
-  std::memcpy(&m, &bits, sizeof(m));
-  if (m > 1.4142135623730951) {
-    m *= 0.5;
-    ++e;
-  }
+  int e = 0;
+  const double m = fmath::SplitForLog(x, &e);
   const double t = (m - 1.0) / (m + 1.0);
   const double t2 = t * t;
   const double series =
