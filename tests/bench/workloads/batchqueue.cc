@@ -6,11 +6,9 @@
 // The queue is a stack, as in Lever and Boreham's xmalloc-test, which this
 // follows: the batch freed is the newest, still in cache, so the time is
 // the allocator's, not the memory's.
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <vector>
 
+#include "batch_queue.h"
 #include "common.h"
 
 namespace {
@@ -23,12 +21,9 @@ struct Batch {
   void* block[kBlocks];
 };
 
-std::mutex g_mu;
-std::condition_variable g_not_empty, g_not_full;
-std::vector<Batch*> g_queue;  // a stack
-int g_producers_left;
+using Queue = wl::BatchQueue<Batch, std::vector<Batch*>, /*kLifo=*/true>;
 
-void Produce(int id, uint64_t batches) {
+void Produce(Queue& queue, int id, uint64_t batches) {
   for (uint64_t b = 0; b < batches; ++b) {
     auto* batch = new Batch;
     for (size_t i = 0; i < kBlocks; ++i) {
@@ -37,27 +32,14 @@ void Produce(int id, uint64_t batches) {
       p[kBlockSize / 8 - 1] = b + i;
       batch->block[i] = p;
     }
-    std::unique_lock<std::mutex> l(g_mu);
-    g_not_full.wait(l, [] { return g_queue.size() < kQueueMax; });
-    g_queue.push_back(batch);
-    g_not_empty.notify_one();
+    queue.Push(batch);
   }
-  std::lock_guard<std::mutex> l(g_mu);
-  if (--g_producers_left == 0) g_not_empty.notify_all();
+  queue.ProducerDone();
 }
 
-uint64_t Consume() {
+uint64_t Consume(Queue& queue) {
   uint64_t check = 0;
-  for (;;) {
-    Batch* batch;
-    {
-      std::unique_lock<std::mutex> l(g_mu);
-      g_not_empty.wait(l, [] { return !g_queue.empty() || g_producers_left == 0; });
-      if (g_queue.empty()) return check;
-      batch = g_queue.back();
-      g_queue.pop_back();
-      g_not_full.notify_one();
-    }
+  while (Batch* batch = queue.Pop()) {
     for (size_t i = 0; i < kBlocks; ++i) {
       const auto* p = static_cast<const uint64_t*>(batch->block[i]);
       check += (p[0] * 0x9E3779B97F4A7C15ull) ^ p[kBlockSize / 8 - 1];
@@ -65,6 +47,7 @@ uint64_t Consume() {
     }
     delete batch;
   }
+  return check;
 }
 
 }  // namespace
@@ -75,14 +58,10 @@ int main(int argc, char** argv) {
   const int producers = a.threads / 2;
   const int consumers = a.threads - producers;
   const uint64_t batches = wl::Scaled(a.scale, 4000) / producers;
-  g_producers_left = producers;
+  Queue queue(kQueueMax, producers);
   wl::Timer t;
-  std::vector<std::thread> ts;
-  std::vector<uint64_t> checks(consumers);
-  for (int i = 0; i < producers; ++i) ts.emplace_back([=] { Produce(i, batches); });
-  for (int i = 0; i < consumers; ++i) ts.emplace_back([&, i] { checks[i] = Consume(); });
-  for (auto& th : ts) th.join();
-  uint64_t check = 0;
-  for (uint64_t c : checks) check += c;
+  const uint64_t check = wl::RunProducersConsumers(
+      producers, consumers, [&](int i) { Produce(queue, i, batches); },
+      [&] { return Consume(queue); });
   wl::Report("batchqueue", a, t, check);
 }
