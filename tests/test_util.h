@@ -6,8 +6,10 @@
 
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace assay_test {
@@ -40,6 +42,22 @@ inline size_t ResidentBytes(const char** error = nullptr) {
     return 0;
   }
   return strtoull(line + 6, nullptr, 10) * kKiB;
+}
+
+// Runs body in a forked child (options, purger and caches of its own) and
+// returns the child's exit status: 0 when body returned, its own _exit code
+// otherwise, -1 if the fork failed or the child died of a signal.
+inline int RunInChild(void (*body)()) {
+  fflush(stdout);
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    body();
+    _exit(0);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
 }
 
 }  // namespace assay_test

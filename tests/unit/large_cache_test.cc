@@ -18,6 +18,7 @@
 #include "assay/assay.h"
 #include "base/options.h"
 #include "base/os.h"
+#include "tests/test_util.h"
 
 namespace assay::internal {
 namespace {
@@ -142,37 +143,23 @@ TEST(LargeCache, PurgerReturnsRunsAfterDecay) {
   EXPECT_EQ(large_cache::CachedBytes(), 0u);
 }
 
-// Runs body in a child process (options of its own); the child's status must be 0.
-void InChild(void (*body)()) {
-  fflush(stdout);
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    body();
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "child died";
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-}
-
 TEST(LargeCache, NeverDecayKeepsRunsUntilTrim) {
-  InChild([] {
+  const auto child = [] {
     InitOptions("decay_ms=-1");
     free(malloc(kMiB));
     usleep(100 * 1000);
     if (large_cache::CachedBytes() != kMiB) _exit(2);
     malloc_trim(0);
     if (large_cache::CachedBytes() != 0) _exit(3);
-  });
+  };
+  EXPECT_EQ(assay_test::RunInChild(child), 0) << "the child's exit status (-1: it died)";
 }
 
 TEST(LargeCache, ForkChildGetsBackTheOtherThreadsRuns) {
   // A thread caches a run and waits; the child of a fork has only the
   // forking thread, so the waiting thread's run must go back to the page
   // heap there. decay_ms=-1: no purger takes the run back first.
-  InChild([] {
+  const auto child = [] {
     InitOptions("decay_ms=-1");
     std::atomic<int> stage{0};
     std::thread t([&] {
@@ -197,7 +184,8 @@ TEST(LargeCache, ForkChildGetsBackTheOtherThreadsRuns) {
     int status = 0;
     if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) _exit(4);
     if (WEXITSTATUS(status) != 0) _exit(5);
-  });
+  };
+  EXPECT_EQ(assay_test::RunInChild(child), 0) << "the child's exit status (-1: it died)";
 }
 
 }  // namespace

@@ -122,24 +122,8 @@ TEST(Resident, SeedScenarioReturnsMemoryAfterDefaultDecayWithoutCalls) {
   EXPECT_LE(r.waited_ms, 1000) << "the default decay is 10 ms";
 }
 
-// Runs body in a forked child (fresh purger, options of its own); the child
-// exits 0 on success.
-void InChild(void (*body)()) {
-  fflush(stdout);
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    body();
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "child died";
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-}
-
 TEST(Resident, NeverDecayKeepsPagesUntilTrim) {
-  InChild([] {
+  const auto child = [] {
     assay::internal::InitOptions("decay_ms=-1");
     malloc_trim(0);
     const size_t before = ResidentBytes();
@@ -153,22 +137,24 @@ TEST(Resident, NeverDecayKeepsPagesUntilTrim) {
                 before / kMiB, idle / kMiB, trimmed / kMiB);
     if (idle < before + 100 * kMiB) _exit(2);  // something purged although decay is off
     if (trimmed > before + 2 * kMiB + kSlack) _exit(3);
-  });
+  };
+  EXPECT_EQ(assay_test::RunInChild(child), 0) << "the child's exit status (-1: it died)";
 }
 
 // decay_ms=1000: freed pages stay about that long, then go back without
 // any allocator call.
 TEST(Resident, SeedScenarioReturnsMemoryAfterOneSecondDecay) {
-  InChild([] {
+  const auto child = [] {
     assay::internal::InitOptions("decay_ms=1000");
     const DecayRun r = RunScenarioThenIdle("seed scenario, decay_ms=1000");
     if (r.after > r.limit) _exit(2);
     if (r.waited_ms < 500) _exit(3);  // pages left before the decay time
-  });
+  };
+  EXPECT_EQ(assay_test::RunInChild(child), 0) << "the child's exit status (-1: it died)";
 }
 
 TEST(Resident, ZeroDecayPurgesOnFree) {
-  InChild([] {
+  const auto child = [] {
     assay::internal::InitOptions("decay_ms=0");
     malloc_trim(0);
     const size_t before = ResidentBytes();
@@ -184,7 +170,8 @@ TEST(Resident, ZeroDecayPurgesOnFree) {
                 full / kMiB, after / kMiB);
     if (full < before + 100 * kMiB) _exit(2);
     if (after > before + kSlack) _exit(3);
-  });
+  };
+  EXPECT_EQ(assay_test::RunInChild(child), 0) << "the child's exit status (-1: it died)";
 }
 
 TEST(Resident, VeryLargeHugeBlocksGoBackAtFree) {
@@ -200,7 +187,7 @@ TEST(Resident, VeryLargeHugeBlocksGoBackAtFree) {
 
 // decay_ms=1000, so the cache is still there for the second malloc.
 TEST(Resident, CachedHugeBlocksAreReusedThenReleasedAfterDecay) {
-  InChild([] {
+  const auto child = [] {
     assay::internal::InitOptions("decay_ms=1000");
     malloc_trim(0);
     const size_t before = ResidentBytes();
@@ -220,7 +207,8 @@ TEST(Resident, CachedHugeBlocksAreReusedThenReleasedAfterDecay) {
     if (waited.count() < 500) _exit(5);  // released before the decay time
     assay_get_stats(&s);
     if (s.huge_cached != 0) _exit(6);
-  });
+  };
+  EXPECT_EQ(assay_test::RunInChild(child), 0) << "the child's exit status (-1: it died)";
 }
 
 }  // namespace
