@@ -58,6 +58,22 @@ class Heap(object):
             gdb.write(msg + end)
             gdb.flush()
 
+    def _walk_freelists(self, records, owner):
+        """Walks the num_classes FreeList records read from a thread cache
+        (its lists, or its sampled magazine's) into self.free."""
+        L = self.L
+        for cls in range(1, L.num_classes):
+            rec = cls * L.freelist_record_size
+            head = struct.unpack_from("<Q", records, rec + L.freelist_head_off)[0]
+            count = struct.unpack_from("<I", records, rec + L.freelist_count_off)[0]
+            if not head:
+                continue
+            what = "%s, class %d" % (owner, L.class_sizes[cls])
+            n = self._walk_list(head, count + 16, what, self.free)
+            self.tc_free += n
+            if n != count:
+                self.warn("%s: count says %d blocks, the list has %d" % (what, count, n))
+
     def _walk_list(self, head, bound, what, into):
         """Adds the blocks of a list linked through first words to `into`;
         returns how many. Stops at `bound`, a repeat or unreadable memory."""
@@ -94,18 +110,8 @@ class Heap(object):
             except gdb.MemoryError:
                 self.warn("thread cache 0x%x: unreadable; the rest of the list is lost" % tc)
                 break
-            for cls in range(1, L.num_classes):
-                rec = cls * L.freelist_record_size
-                head = struct.unpack_from("<Q", lists, rec + L.freelist_head_off)[0]
-                count = struct.unpack_from("<I", lists, rec + L.freelist_count_off)[0]
-                if not head:
-                    continue
-                what = "thread %d cache, class %d" % (tid, L.class_sizes[cls])
-                n = self._walk_list(head, count + 16, what, self.free)
-                self.tc_free += n
-                if n != count:
-                    self.warn("%s: count says %d blocks, the list has %d" % (what, count, n))
-            # The sampled-pool magazine (layout version 4): same records.
+            self._walk_freelists(lists, "thread %d cache" % tid)
+            # The sampled-pool magazine (layout version 5): same records.
             try:
                 magazine = mem.u64(tc + L.tc_sampled_off)
                 sampled = mem.read(magazine + L.sampled_lists_off,
@@ -113,17 +119,8 @@ class Heap(object):
             except gdb.MemoryError:
                 self.warn("thread cache 0x%x: sampled magazine unreadable" % tc)
                 sampled = None
-            for cls in range(1, L.num_classes if sampled else 1):
-                rec = cls * L.freelist_record_size
-                head = struct.unpack_from("<Q", sampled, rec + L.freelist_head_off)[0]
-                count = struct.unpack_from("<I", sampled, rec + L.freelist_count_off)[0]
-                if not head:
-                    continue
-                what = "thread %d sampled magazine, class %d" % (tid, L.class_sizes[cls])
-                n = self._walk_list(head, count + 16, what, self.free)
-                self.tc_free += n
-                if n != count:
-                    self.warn("%s: count says %d blocks, the list has %d" % (what, count, n))
+            if sampled:
+                self._walk_freelists(sampled, "thread %d sampled magazine" % tid)
             try:
                 tc = mem.u64(tc + L.tc_next_off)
             except gdb.MemoryError:
