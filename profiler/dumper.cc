@@ -387,8 +387,8 @@ void Quiesce() {
 }
 
 void OnRecorded(uint64_t clock, int64_t (*live_bytes)()) {
-  if (!g_cfg.enabled) return;
-  if (WantsThread() && __atomic_load_n(&g_thread_fork_gen, __ATOMIC_RELAXED) != ForkGeneration()) {
+  if (!WantsThread()) return;  // nothing here watches the samples (interval or peak want it)
+  if (__atomic_load_n(&g_thread_fork_gen, __ATOMIC_RELAXED) != ForkGeneration()) {
     EnsureThread();  // a fork child profiles on, with a dump thread of its own
   }
   if (g_cfg.interval > 0) {

@@ -126,8 +126,17 @@ inline double Exp(double x) {
   return (1.0 + Expm1Small(r)) * Pow2(k);
 }
 
+// e^r - 1 for |r| <= 1/64, by the series to r^8 (the first term left out,
+// r^9/9!, is below 2^-54 r): the sampler's q(n) for blocks up to rate/64.
+inline double Expm1Tiny(double r) {
+  constexpr double c2 = 1.0 / 2, c3 = c2 / 3, c4 = c3 / 4, c5 = c4 / 5, c6 = c5 / 6, c7 = c6 / 7,
+                   c8 = c7 / 8;
+  return r + r * r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * (c7 + r * c8))))));
+}
+
 inline double Expm1(double x) {
   if (x != x) return x;
+  if (x >= -0.015625 && x <= 0.015625) return Expm1Tiny(x);
   if (x > -0.34 && x < 0.34) return Expm1Small(x);
   if (x < -40) return -1.0;  // e^-40 < 2^-57
   if (x > 709.782712893384) return kInfinity;

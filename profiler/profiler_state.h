@@ -119,8 +119,14 @@ struct alignas(64) ReaderShard {
 };
 extern ReaderShard g_session_readers[kReaderShards];
 
-// The calling thread's shard.
-ReaderShard& MyShard();
+// The calling thread's shard (~0u until its first read).
+extern __thread uint32_t tls_reader_shard __attribute__((tls_model("initial-exec")));
+ReaderShard& AssignShard();
+inline ReaderShard& MyShard() {
+  const uint32_t i = tls_reader_shard;
+  if (ASSAY_UNLIKELY(i == ~0u)) return AssignShard();
+  return g_session_readers[i];
+}
 
 // Counts the calling thread as a reader of the current session while it lives.
 struct SessionReader {
@@ -130,7 +136,12 @@ struct SessionReader {
 };
 
 // Moves the calling thread's share of the sample counters.
-void CountSample(int64_t samples, int64_t live_bytes);
+inline void CountSample(int64_t samples, int64_t live_bytes) {
+  ReaderShard& r = MyShard();
+  if (samples != 0)
+    __atomic_fetch_add(&r.samples, static_cast<uint64_t>(samples), __ATOMIC_RELAXED);
+  __atomic_fetch_add(&r.live_bytes, live_bytes, __ATOMIC_RELAXED);
+}
 uint64_t TotalSamples();
 int64_t TotalLiveBytes();
 bool NoSessionReaders();

@@ -55,24 +55,14 @@ uint64_t g_guard_threads = 0;  // atomic: threads that seeded their guard genera
 }  // namespace
 
 ReaderShard g_session_readers[kReaderShards];
+__thread uint32_t tls_reader_shard __attribute__((tls_model("initial-exec"))) = ~0u;
 namespace {
 uint32_t g_reader_threads = 0;
-__thread uint32_t tls_reader_shard __attribute__((tls_model("initial-exec"))) = ~0u;
-
 }  // namespace
 
-ReaderShard& MyShard() {
-  if (ASSAY_UNLIKELY(tls_reader_shard == ~0u)) {
-    tls_reader_shard = __atomic_fetch_add(&g_reader_threads, 1, __ATOMIC_RELAXED) % kReaderShards;
-  }
+ReaderShard& AssignShard() {
+  tls_reader_shard = __atomic_fetch_add(&g_reader_threads, 1, __ATOMIC_RELAXED) % kReaderShards;
   return g_session_readers[tls_reader_shard];
-}
-
-void CountSample(int64_t samples, int64_t live_bytes) {
-  ReaderShard& r = MyShard();
-  if (samples != 0)
-    __atomic_fetch_add(&r.samples, static_cast<uint64_t>(samples), __ATOMIC_RELAXED);
-  __atomic_fetch_add(&r.live_bytes, live_bytes, __ATOMIC_RELAXED);
 }
 
 uint64_t TotalSamples() {
