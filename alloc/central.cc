@@ -337,7 +337,7 @@ ClassStats GetClassStats(size_t cls, Pool pool) {
   return l.stats;
 }
 
-void DescribeLayout(AssayLayout* l) {
+ASSAY_STARTUP void DescribeLayout(AssayLayout* l) {
   l->central_addr = reinterpret_cast<uint64_t>(&g_lists[0][0]);
   l->central_pools = 2;
   l->central_record_size = sizeof(ClassList);

@@ -359,7 +359,7 @@ void AssertValid() {
   ASSAY_CHECK(cached == g.stats.cached && cached <= kCacheMaxBytes);
 }
 
-void DescribeLayout(AssayLayout* l) {
+ASSAY_STARTUP void DescribeLayout(AssayLayout* l) {
   l->huge_table_addr = reinterpret_cast<uint64_t>(&g.table);
   l->huge_capacity_addr = reinterpret_cast<uint64_t>(&g.capacity);
   l->huge_record_size = sizeof(Entry);

@@ -493,7 +493,7 @@ void AssertValidLocked() {
   ASSAY_CHECK(g.stats.large_bytes == large_slices * kSliceSize);
 }
 
-void DescribeLayout(AssayLayout* l) {
+ASSAY_STARTUP void DescribeLayout(AssayLayout* l) {
   l->segment_head_addr = reinterpret_cast<uint64_t>(&g.head);
   l->seg_next_off = offsetof(Segment, next);
   l->seg_free_mask_off = offsetof(Segment, free_mask);

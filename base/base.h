@@ -11,6 +11,13 @@
 #define ASSAY_NOINLINE __attribute__((noinline))
 #define ASSAY_EXPORT __attribute__((visibility("default")))
 #define ASSAY_TLS __thread __attribute__((tls_model("initial-exec")))
+// Code run once at start-up (initialisation, option parsing, the layout
+// descriptor). The linker gathers .text.startup input sections (GNU ld's
+// default script), so these functions sit together: the kernel faults text
+// in by 64 KiB (fault-around), and spread over libassay.so's text they made
+// a small program keep nearly all of it resident (docs/DESIGN.md, "Start-up
+// footprint").
+#define ASSAY_STARTUP __attribute__((section(".text.startup.assay")))
 
 namespace assay::internal {
 

@@ -164,7 +164,7 @@ bool ApplyItem(const OptionGrammar& g, const char* item, size_t len, void* confi
 
 }  // namespace
 
-int ParseOptionText(const OptionGrammar& g, const char* text, void* config) {
+ASSAY_STARTUP int ParseOptionText(const OptionGrammar& g, const char* text, void* config) {
   if (text == nullptr) return 0;
   int bad = 0;
   for (const char* p = text; *p != '\0';) {

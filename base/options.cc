@@ -40,8 +40,10 @@ constexpr OptionGrammar kGrammar = {
 
 const Options& GetOptions() { return g_options; }
 
-void InitOptions(const char* text) { ParseOptions(text, &g_options); }
+ASSAY_STARTUP void InitOptions(const char* text) { ParseOptions(text, &g_options); }
 
-void ParseOptions(const char* text, Options* out) { ParseOptionText(kGrammar, text, out); }
+ASSAY_STARTUP void ParseOptions(const char* text, Options* out) {
+  ParseOptionText(kGrammar, text, out);
+}
 
 }  // namespace assay::internal

@@ -18,6 +18,13 @@
 
 #include <atomic>
 
+// glibc's: what pthread_atfork (libc_nonshared.a) calls, with the calling
+// object's handle (crtbegin's, hidden).
+extern "C" int __register_atfork(void (*prepare)(), void (*parent)(), void (*child)(),
+                                 void* dso_handle);
+extern "C" int __cxa_atexit(void (*fn)(void*), void* arg, void* dso_handle);
+extern "C" void* __dso_handle __attribute__((visibility("hidden")));
+
 extern char** environ;
 
 namespace assay::internal::os {
@@ -252,6 +259,18 @@ bool Pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0; }
 void Close(int fd) { close(fd); }
 
 long CloneProcess() { return syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0); }
+
+ASSAY_STARTUP bool AtFork(void (*prepare)(), void (*parent)(), void (*child)()) {
+  return __register_atfork(prepare, parent, child, __dso_handle) == 0;
+}
+
+namespace {
+void CallAtExit(void* fn) { reinterpret_cast<void (*)()>(fn)(); }
+}  // namespace
+
+ASSAY_STARTUP bool AtExit(void (*fn)()) {
+  return __cxa_atexit(CallAtExit, reinterpret_cast<void*>(fn), __dso_handle) == 0;
+}
 
 bool WaitChild(long pid, int* status) {
   for (;;) {

@@ -96,6 +96,13 @@ void Close(int fd);
 long CloneProcess();
 // Waits for child pid: true and its wait status, or false.
 bool WaitChild(long pid, int* status);
+// pthread_atfork: handlers run around fork(), dropped if this object is
+// unloaded. Registered as glibc's libc_nonshared stub registers them (with
+// the object's __dso_handle): the stub, linked at the end of libassay.so's
+// text, cost a small program a 64 KiB chunk of it (the kernel's fault-around).
+bool AtFork(void (*prepare)(), void (*parent)(), void (*child)());
+// atexit, the same way (libc_nonshared's atexit stub sits there too).
+bool AtExit(void (*fn)());
 // Ends the whole process at once (no atexit handlers).
 [[noreturn]] void ExitGroup(int status);
 

@@ -201,7 +201,7 @@ void ForkChild() {
 void InitOnce() {
   pthread_once(&g_key_once, [] {
     pthread_key_create(&g_key, OnThreadExit);
-    pthread_atfork(ForkPrepare, ForkParent, ForkChild);
+    os::AtFork(ForkPrepare, ForkParent, ForkChild);
   });
 }
 

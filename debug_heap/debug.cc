@@ -67,9 +67,9 @@ void Release(const Block& b) {
   GiveSlot(span->cls, h);
 }
 
-const Config& GetConfig() { return g_config; }
+ASSAY_STARTUP const Config& GetConfig() { return g_config; }
 
-void Init(const char* text) {
+ASSAY_STARTUP void Init(const char* text) {
   if (text == nullptr || *text == '\0') return;
   ParseConfig(text, &g_config);
   Config& c = g_config;
@@ -85,7 +85,7 @@ void Init(const char* text) {
 
 void InitLate() {
   if (g_config.guard || g_config.freecheck) InstallFaultHandler();
-  if (g_config.freecheck || g_config.leaks) atexit(ExitChecks);
+  if (g_config.freecheck || g_config.leaks) os::AtExit(ExitChecks);
 }
 
 profiler::Stack* CaptureSite() {

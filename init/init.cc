@@ -70,7 +70,7 @@ void ForkChild() {
   purger::AfterForkChild();
 }
 
-void FillLayout() {
+ASSAY_STARTUP void FillLayout() {
   AssayLayout* l = &assay_layout;
   l->version = ASSAY_LAYOUT_VERSION;
   l->size = sizeof(AssayLayout);
@@ -105,7 +105,7 @@ void UnlockAll(bool child) {
   }
 }
 
-void EnsureInit() {
+ASSAY_STARTUP void EnsureInit() {
   if (ASSAY_LIKELY(__atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE) == kReady)) return;
   uint32_t expected = kUninitialised;
   if (__atomic_compare_exchange_n(&g_init_state, &expected, kInitialising, false, __ATOMIC_ACQ_REL,
@@ -121,8 +121,8 @@ void EnsureInit() {
     FillLayout();
     __atomic_store_n(&g_init_state, kReady, __ATOMIC_RELEASE);
     // May allocate: the state is kReady, so that allocation proceeds.
-    pthread_atfork(ForkPrepare, ForkParent, ForkChild);
-    if (GetOptions().stats_at_exit != 0) atexit([] { assay_stats_print(nullptr); });
+    os::AtFork(ForkPrepare, ForkParent, ForkChild);
+    if (GetOptions().stats_at_exit != 0) os::AtExit([] { assay_stats_print(nullptr); });
     if (debug::g_on || debug::g_guard) debug::InitLate();
     return;
   }

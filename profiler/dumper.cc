@@ -282,7 +282,7 @@ void OnForkChild() {
 
 }  // namespace
 
-void InitFromEnvironment() {
+ASSAY_STARTUP void InitFromEnvironment() {
   if (__atomic_exchange_n(&g_initialised, 1, __ATOMIC_ACQ_REL) != 0) return;
   ProfConfig cfg;
   if (!ParseProfConfig(internal::os::GetEnv("MALLOC_PROF"), &cfg) || !cfg.enabled) return;
@@ -291,11 +291,11 @@ void InitFromEnvironment() {
   g_next_interval = cfg.interval;
   g_peak_threshold = static_cast<int64_t>(16 * cfg.rate > (1u << 20) ? 16 * cfg.rate : 1u << 20);
   StartEnvironmentSession(o);
-  atexit(ExitDumps);
+  internal::os::AtExit(ExitDumps);
   // Registered after the allocator's handlers, so this prepare runs first
   // (prepare handlers run in reverse order): the dump lock is taken before
   // the allocator's locks, as a dump takes them.
-  pthread_atfork(OnForkPrepare, OnForkParent, OnForkChild);
+  internal::os::AtFork(OnForkPrepare, OnForkParent, OnForkChild);
   if (cfg.signal != 0) {
     struct sigaction sa;
     std::memset(&sa, 0, sizeof(sa));
@@ -305,7 +305,7 @@ void InitFromEnvironment() {
     sigaction(cfg.signal, &sa, nullptr);
   }
   if (WantsThread()) EnsureThread();
-  // After atexit(ExitDumps): the endpoint's own exit handler runs before it.
+  // After AtExit(ExitDumps): the endpoint's own exit handler runs before it.
   if (cfg.http[0] != '\0') http::StartServer(cfg.http, cfg.http_remote);
 }
 

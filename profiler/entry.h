@@ -26,32 +26,38 @@ enum EntryBits : uint32_t {
   kDropped = 1 << 6,  // the tracker does not follow this entry (no more callbacks)
 };
 
-struct Entry {
-  // Fixed once recorded:
+// The first cache line holds what a sampled free touches (the table's
+// lookup and unlink, the live estimate, the callback state, the release of
+// the stack): at rate=1 the free of a long-lived block found the entry cold,
+// and took a miss for the address, another for the link, a third for the
+// state.
+struct alignas(64) Entry {
+  // Hot on free:
   uintptr_t address;
+  Entry* table_next;    // in its address-table bucket
+  Stack* stack;         // interned, referenced
+  double weight_bytes;  // requested / q(requested): unbiased bytes estimate
+  uint32_t cb;          // EntryBits, atomic
+  uint32_t refs;        // atomic: table + queued events + young list
+  uint64_t session_id;  // tracker session that receives callbacks (0: none)
+  uintptr_t token;      // the tracker's, from its alloc callback
+  uint32_t alloc_gen;   // alloc-profile generation at birth (ResetAllocationProfile)
+  bool in_young;        // written under g_young_mu; read unlocked with a relaxed atomic load
+  // Fixed once recorded:
   uint64_t requested;     // bytes asked for
   uint64_t usable;        // bytes the block really has
   uint64_t alignment;     // alignment asked for (0: the default)
   uint64_t points;        // sample points in the block (n_samples >= 1)
-  Stack* stack;           // interned, referenced
   uint64_t thread_id;     // kernel thread id of the allocating thread
   uint64_t birth_clock;   // allocation clock (bytes) when recorded
+  double weight_objects;  // 1 / q(requested): unbiased count estimate
   uint32_t batch_index;   // index in its comalloc batch (0 otherwise)
   uint32_t batch_size;    // size of that batch (1 otherwise)
-  uint32_t alloc_gen;     // alloc-profile generation at birth (ResetAllocationProfile)
-  uint64_t session_id;    // tracker session that receives callbacks (0: none)
-  double weight_objects;  // 1 / q(requested): unbiased count estimate
-  double weight_bytes;    // requested / q(requested): unbiased bytes estimate
-  // Tracker state:
-  uint32_t cb;    // EntryBits, atomic
-  uint32_t refs;  // atomic: table + queued events + young list
-  uintptr_t token;
-  // Links:
-  Entry* table_next;  // in its address-table bucket
-  Entry* young_prev;  // in the young list (entries waiting for promotion)
+  // The young list (entries waiting for promotion):
+  Entry* young_prev;
   Entry* young_next;
-  bool in_young;  // written under g_young_mu; read unlocked with a relaxed atomic load
 };
+static_assert(offsetof(Entry, in_young) < 64, "a free's fields share one cache line");
 
 namespace entry_table {
 

@@ -47,7 +47,7 @@ void ForEach(void (*fn)(const Entry* e, void* arg), void* arg) {
 
 void AssertValid() { g_table.AssertValid(); }
 
-void DescribeLayout(AssayLayout* l) {
+ASSAY_STARTUP void DescribeLayout(AssayLayout* l) {
   l->entry_shards_addr = reinterpret_cast<uint64_t>(g_table.shards());
   l->entry_shard_count = Table::kShards;
   l->entry_shard_size = sizeof(Shard);

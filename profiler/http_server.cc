@@ -490,7 +490,7 @@ void StartServer(const char* address, bool allow_remote) {
   }
   g_listen_fd = fd;
   g_owner = internal::os::ProcessId();
-  pthread_atfork(nullptr, nullptr, ChildAfterFork);
+  internal::os::AtFork(nullptr, nullptr, ChildAfterFork);
   ScopedSuspend suspend;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -505,7 +505,7 @@ void StartServer(const char* address, bool allow_remote) {
   }
   pthread_attr_destroy(&attr);
   pthread_setname_np(t, "assay-http");
-  atexit(StopAtExit);
+  internal::os::AtExit(StopAtExit);
 }
 
 }  // namespace assay::profiler::http

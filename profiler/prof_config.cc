@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "base/option_table.h"
 #include "base/parse_size.h"
 #include "profiler/stack_capture.h"
@@ -100,7 +101,7 @@ constexpr internal::OptionGrammar kGrammar = {
 
 }  // namespace
 
-bool ParseProfConfig(const char* text, ProfConfig* out) {
+ASSAY_STARTUP bool ParseProfConfig(const char* text, ProfConfig* out) {
   *out = ProfConfig{};
   if (text == nullptr || *text == '\0' || strcmp(text, "0") == 0) return true;
   out->enabled = true;

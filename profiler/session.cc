@@ -97,14 +97,14 @@ void FreeRetiredSessions() {
   }
 }
 
+ASSAY_STARTUP void SetCountdown(SampleCountdown* c, void* value) {
+  internal::CountdownSet(c, *static_cast<int64_t*>(value));
+}
+
 }  // namespace
 
 // Forces every live thread to its slow path soon, where it syncs its epoch.
-void KickThreads(int64_t value) {
-  internal::ForEachCountdown(
-      [](SampleCountdown* c, void* arg) { internal::CountdownSet(c, *static_cast<int64_t*>(arg)); },
-      &value);
-}
+ASSAY_STARTUP void KickThreads(int64_t value) { internal::ForEachCountdown(SetCountdown, &value); }
 
 Rng& GuardRng(ThreadState& ts) {
   if (ASSAY_UNLIKELY(ts.guard_seeded == 0)) {
@@ -116,7 +116,7 @@ Rng& GuardRng(ThreadState& ts) {
   return ts.guard_rng;
 }
 
-void SyncCountdown(SampleCountdown* c) {
+ASSAY_STARTUP void SyncCountdown(SampleCountdown* c) {
   SessionReader reading;
   ThreadState& ts = tls;
   const uint32_t epoch = Epoch();
@@ -176,7 +176,7 @@ void UnlockAfterFork(bool child) {
 
 // Starts a session; replaces a running MALLOC_PROF session, but not a
 // tracker session. Returns false if a tracker session runs.
-bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
+ASSAY_STARTUP bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
   Session* s = new (std::nothrow) Session{};
   if (s == nullptr) return false;
   s->tracker = std::move(tracker);
@@ -219,7 +219,7 @@ bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
   return true;
 }
 
-void StartEnvironmentSession(const SessionOptions& o) {
+ASSAY_STARTUP void StartEnvironmentSession(const SessionOptions& o) {
   {
     LockGuard lock(g_control);
     g_env_options = o;
@@ -252,7 +252,7 @@ void ResetAllocationProfile() {
   stack_table::ResetCumulative();
 }
 
-void DescribeLayout(AssayLayout* l) {
+ASSAY_STARTUP void DescribeLayout(AssayLayout* l) {
   entry_table::DescribeLayout(l);
   l->sampling_rate_addr = reinterpret_cast<uint64_t>(g_rate.rate_address());
   l->profiler_session_addr = reinterpret_cast<uint64_t>(&g_session);
