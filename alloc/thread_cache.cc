@@ -52,17 +52,14 @@ namespace {
 // of the thread (from other destructors) bypass the cache.
 ASSAY_TLS uint8_t tls_exited = 0;
 
-// Per class: nonzero once this thread has refilled the class's list, i.e. it
+// Per class: 1 once this thread has refilled the class's list, i.e. it
 // allocates blocks of the class and not only frees them. A list only earns
 // room to hold blocks (PushOverflow's slow start) when its thread also
 // allocates from it: a thread that only frees a class (the consumer of a
 // producer/consumer pair) gains nothing from holding its blocks; its list
 // grows instead into one chain handed whole to the central transfer cache.
 // Zero-filled per thread; lists of a reused cache start again at batch.
-// The value counts the thread's refills of the class, up to kSlowStartSteps
-// (Refill's slow start: a batch is at most 32 = 2^5 pages' worth).
 ASSAY_TLS uint8_t tls_allocates[kNumClasses];
-constexpr uint8_t kSlowStartSteps = 5;
 
 // Per class: the low byte of the cache's overflow count at the class's last
 // HandOver (which grows a consumer's bound only while the class is hot).
@@ -196,18 +193,9 @@ void* Refill(ThreadCache* tc, size_t cls) {
   // (up to max_cached blocks: the whole list of a thread that only frees
   // the class, HandOver): the list's bound grows to hold it.
   const SizeClassInfo& c = kClasses[cls];
-  // Slow start: a thread's first refill of a class carves at most a page of
-  // new blocks (a link is written into each), and each later one doubles
-  // that up to a batch. A whole batch of a big class is 32 KiB, faulted in
-  // at once: a small program that touches twenty classes once paid for
-  // several of them (`sleep` kept 288 KiB of its heap segment resident).
-  const uint8_t refills = tls_allocates[cls];
-  const size_t first = c.size < kPageSize ? kPageSize / c.size : 1;
-  const size_t ramp = first << (refills < kSlowStartSteps ? refills : kSlowStartSteps);
-  const size_t n =
-      central::Take(cls, ramp < c.batch ? ramp : c.batch, &head, central::kNormal, l.max);
+  const size_t n = central::Take(cls, c.batch, &head, central::kNormal, l.max);
   if (n == 0) return nullptr;
-  if (refills < kSlowStartSteps) tls_allocates[cls] = static_cast<uint8_t>(refills + 1);
+  tls_allocates[cls] = 1;
   l.head = link::Load(head);
   l.count = static_cast<uint32_t>(n - 1);
   if (n > l.max) l.max = static_cast<uint32_t>(n);

@@ -9,11 +9,13 @@
 
 #include <cstdint>
 
+// Hidden (as every definition of the library is): their addresses are
+// link-time constants, not loaded from the GOT.
 extern "C" {
-void assay_internal_api_begin();
-void assay_internal_api_end();
-void assay_internal_new_begin();
-void assay_internal_new_end();
+__attribute__((visibility("hidden"))) void assay_internal_api_begin();
+__attribute__((visibility("hidden"))) void assay_internal_api_end();
+__attribute__((visibility("hidden"))) void assay_internal_new_begin();
+__attribute__((visibility("hidden"))) void assay_internal_new_end();
 }
 
 namespace assay::internal {

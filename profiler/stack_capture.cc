@@ -214,24 +214,23 @@ __attribute__((noinline)) CodeRange EnterRange(uintptr_t ret, uint64_t seq) {
   return r;
 }
 
-// Appends the thread's root if the walk stopped at the record it was
-// learned from, unchanged: false if not.
-bool AppendRoot(const uintptr_t* fp, uintptr_t ret, uint64_t seq, uintptr_t* out, size_t* n,
-                size_t max) {
+// Appends the thread's root to out[0, n) if the walk stopped at the record
+// it was learned from, unchanged: the new length, or 0 if not.
+size_t AppendRoot(const uintptr_t* fp, uintptr_t ret, uint64_t seq, uintptr_t* out, size_t n,
+                  size_t max) {
   const Root& root = tls_root;
   // No root learned: record is 0, never a frame's address.
   if (root.record != reinterpret_cast<uintptr_t>(fp) || root.pcs[0] != ret ||
       root.saved_rbp != fp[0] || root.seq != seq) {
-    return false;
+    return 0;
   }
   const uint32_t count = root.n;
   for (uint32_t i = 1; i < count; ++i) {
-    if (*reinterpret_cast<const uintptr_t*>(root.slots[i]) != root.pcs[i]) return false;
+    if (*reinterpret_cast<const uintptr_t*>(root.slots[i]) != root.pcs[i]) return 0;
   }
-  const size_t k = *n, take = count < max - k ? count : max - k;
-  for (size_t i = 0; i < take; ++i) out[k + i] = root.pcs[i];
-  *n = k + take;
-  return true;
+  const size_t take = count < max - n ? count : max - n;
+  for (size_t i = 0; i < take; ++i) out[n + i] = root.pcs[i];
+  return n + take;
 }
 
 // The code of the object that holds this file (libassay.so, or the program
@@ -296,14 +295,22 @@ __attribute__((noinline)) HybridResult WalkHybrid(uintptr_t* out, size_t max, ui
     if (ret - cur.lo >= cur.size) {
       // The learned root is in code without frame pointers (with this
       // table): no need to look its range up again.
-      if (reinterpret_cast<uintptr_t>(fp) == tls_root.record &&
-          AppendRoot(fp, ret, seq, out, &n, max))
-        break;
+      if (reinterpret_cast<uintptr_t>(fp) == tls_root.record) {
+        const size_t with_root = AppendRoot(fp, ret, seq, out, n, max);
+        if (with_root != 0) {
+          n = with_root;
+          break;
+        }
+      }
       const CodeRange next = EnterRange(ret, seq);
       if (next.size == kNoFpRange) {
         r.record = reinterpret_cast<uintptr_t>(fp);
         r.root_pc = ret;
-        if (AppendRoot(fp, ret, seq, out, &n, max)) break;
+        const size_t with_root = AppendRoot(fp, ret, seq, out, n, max);
+        if (with_root != 0) {
+          n = with_root;
+          break;
+        }
       }
       if (next.size <= kNoFpRange) {
         if (next.size == kStaleRange) r.walk = Walk::kStale;
