@@ -10,12 +10,18 @@
 #include "base/base.h"
 #include "base/entry_points.h"
 #include "profiler/fp_mappings.h"
+#include "profiler/fp_walk.h"
 
 namespace assay::profiler {
 namespace {
 
-// Room for the profiler's and allocator's own frames above the entry point.
-constexpr size_t kOwnFrames = 32;
+using fp_walk::kMaxRoot;
+using fp_walk::kOwnFrames;
+using fp_walk::Root;
+using fp_walk::tls_root;
+using fp_walk::Walk;
+
+ASSAY_TLS uint64_t tls_hybrid_walks;
 
 // unw_backtrace keeps a frame cache per thread: 256 KiB mapped and written
 // (16384 slots: about 70 000 instructions and 64 page faults) on the
@@ -65,279 +71,6 @@ __attribute__((always_inline)) inline size_t Unwind(uintptr_t* out, size_t max) 
   return got > 0 ? static_cast<size_t>(got) : 0;
 }
 
-// The entry-point ranges (base/entry_points.h), read once per walk.
-struct EntryRanges {
-  uintptr_t api_lo, api_size, new_lo, new_size;
-  EntryRanges()
-      : api_lo(reinterpret_cast<uintptr_t>(assay_internal_api_begin)),
-        api_size(reinterpret_cast<uintptr_t>(assay_internal_api_end) - api_lo + 1),
-        new_lo(reinterpret_cast<uintptr_t>(assay_internal_new_begin)),
-        new_size(reinterpret_cast<uintptr_t>(assay_internal_new_end) - new_lo + 1) {}
-  bool Holds(uintptr_t pc) const { return pc - api_lo < api_size || pc - new_lo < new_size; }
-};
-
-// The frame-pointer walks write the program's frames only: they step over
-// the profiler's and the allocator's own frames (at most kOwnFrames), and
-// start writing at the frame after the outermost entry frame; no copy and
-// no second pass over the frames (ProgramStart) is needed.
-enum class Walk : uint8_t {
-  kOk,       // out holds the program's frames
-  kFail,     // the caller walks with libunwind (record says where it stopped)
-  kStale,    // the table missed a pc or names an object since unloaded
-  kNoEntry,  // no entry frame within kOwnFrames: not called through malloc & co.
-};
-
-struct HybridResult {
-  size_t n;  // program frames written; also kept on failure (LearnRoot compares them)
-  Walk walk;
-  uintptr_t record;  // where the walk stopped (for learning the root)
-  uintptr_t root_pc;
-  uint64_t seq;  // the table the walk used
-};
-
-// The frame-pointer chain from the caller's frame, trusting every frame
-// (StackMethod::kFramePointer). kOk or kNoEntry.
-__attribute__((noinline)) HybridResult WalkFramePointers(uintptr_t* out, size_t max, uintptr_t lo,
-                                                         uintptr_t hi) {
-  HybridResult r{0, Walk::kNoEntry, 0, 0, 0};
-  const EntryRanges entry;
-  const uintptr_t* fp = static_cast<const uintptr_t*>(__builtin_frame_address(0));
-  const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
-  // A frame record is two words inside the stack.
-  if (reinterpret_cast<uintptr_t>(fp) - lo > room) return r;
-  bool seen = false;
-  for (size_t own = 0;; ++own) {
-    const uintptr_t ret = fp[1];
-    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
-    if (entry.Holds(ret)) {
-      seen = true;
-    } else if (seen) {
-      break;  // fp is the program's first frame
-    }
-    // Frames grow toward higher addresses; anything else is garbage.
-    if (own == kOwnFrames || next <= fp || reinterpret_cast<uintptr_t>(next) - lo > room) return r;
-    fp = next;
-  }
-  r.walk = Walk::kOk;
-  size_t n = 0;
-  while (n < max) {
-    const uintptr_t ret = fp[1];
-    if (ret < 4096) break;
-    out[n++] = ret;
-    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
-    if (next <= fp || reinterpret_cast<uintptr_t>(next) - lo > room) break;
-    fp = next;
-  }
-  r.n = n;
-  return r;
-}
-
-// The hybrid walk (StackMethod::kUnwind). Below the program's outermost
-// frame-pointer frame lie a few frames, mostly of code without frame
-// pointers, that never change while the thread runs (libc's
-// __libc_start_call_main and __libc_start_main, then _start; start_thread
-// and clone3): the thread's "root". It is learned once from a libunwind
-// walk, with the stack slot of each of its return addresses, and reused
-// while the walk ends at the same frame record, holding the same saved %rbp
-// and return address, and every slot still holds its address: libunwind
-// would find the same frames (each frame's place follows from its pc and
-// the one below it), so the stack equals what libunwind gives.
-constexpr size_t kMaxRoot = 6;
-struct Root {
-  uintptr_t record;     // frame record whose return address is pcs[0]
-  uintptr_t saved_rbp;  // the record's first word
-  uint64_t seq;         // the table it was learned with (pcs[0] in code without frame pointers)
-  uint32_t n;           // 0: none learned
-  uint32_t disabled;    // the walk once disagreed with libunwind: libunwind only
-  uintptr_t pcs[kMaxRoot];
-  uintptr_t slots[kMaxRoot];
-};
-ASSAY_TLS Root tls_root;
-ASSAY_TLS uint64_t tls_hybrid_walks;
-
-// The ranges this thread's walks went through lately, valid for the table's
-// sequence number `seq` (a walk meets the library, the program and libc:
-// without it each walk searched the table three times, 225 instructions).
-constexpr size_t kCachedRanges = 4;
-struct RangeCache {
-  uint64_t seq;
-  uint32_t next;
-  fp_mappings::Range r[kCachedRanges];
-};
-ASSAY_TLS RangeCache tls_ranges;
-
-// The range holding pc (from the cache, else the table), or false.
-bool LookUp(uintptr_t pc, uint64_t seq, fp_mappings::Range* out) {
-  RangeCache& c = tls_ranges;
-  if (c.seq != seq) {
-    c = RangeCache{};
-    c.seq = seq;
-  }
-  for (const fp_mappings::Range& r : c.r) {
-    if (pc - r.lo < r.hi - r.lo) {
-      *out = r;
-      return true;
-    }
-  }
-  if (!fp_mappings::Find(pc, out)) return false;
-  c.r[c.next++ % kCachedRanges] = *out;
-  return true;
-}
-
-// A walk's current range of code with frame pointers, [lo, lo + size);
-// from EnterRange also size kStaleRange (the table missed the pc or names an
-// object since unloaded) or kNoFpRange (code without frame pointers: the
-// root may follow). Returned in two registers.
-struct CodeRange {
-  uintptr_t lo;
-  uintptr_t size;
-};
-constexpr uintptr_t kStaleRange = 0, kNoFpRange = 1;
-
-// The last pinned range of frame-pointer code that a walk of this thread
-// entered (the program's, mostly) for table `seq`: tried before the lookup.
-struct LastRange {
-  uint64_t seq;
-  CodeRange r;
-};
-ASSAY_TLS LastRange tls_last_range;
-
-__attribute__((noinline)) CodeRange EnterRange(uintptr_t ret, uint64_t seq) {
-  const LastRange& last = tls_last_range;
-  if (last.seq == seq && ret - last.r.lo < last.r.size) return last.r;
-  fp_mappings::Range m;
-  if (!LookUp(ret, seq, &m)) return {0, kStaleRange};
-  if (!m.fp) return {0, kNoFpRange};
-  if (!m.pinned && !fp_mappings::StillLoaded(m, ret)) return {0, kStaleRange};
-  const CodeRange r{m.lo, m.hi - m.lo};
-  if (m.pinned) tls_last_range = LastRange{seq, r};
-  return r;
-}
-
-// Appends the thread's root to out[0, n) if the walk stopped at the record
-// it was learned from, unchanged: the new length, or 0 if not.
-size_t AppendRoot(const uintptr_t* fp, uintptr_t ret, uint64_t seq, uintptr_t* out, size_t n,
-                  size_t max) {
-  const Root& root = tls_root;
-  // No root learned: record is 0, never a frame's address.
-  if (root.record != reinterpret_cast<uintptr_t>(fp) || root.pcs[0] != ret ||
-      root.saved_rbp != fp[0] || root.seq != seq) {
-    return 0;
-  }
-  const uint32_t count = root.n;
-  for (uint32_t i = 1; i < count; ++i) {
-    if (*reinterpret_cast<const uintptr_t*>(root.slots[i]) != root.pcs[i]) return 0;
-  }
-  const size_t take = count < max - n ? count : max - n;
-  for (size_t i = 0; i < take; ++i) out[n + i] = root.pcs[i];
-  return n + take;
-}
-
-// The code of the object that holds this file (libassay.so, or the program
-// assay is linked into), if it keeps frame pointers: the profiler's and the
-// allocator's own frames all lie in it. Pinned (never unloaded): looked up
-// once. size 0: not known yet; 1: not frame-pointer code.
-struct OwnCode {
-  uintptr_t lo;
-  uintptr_t size;
-};
-OwnCode g_own;  // relaxed atomics
-
-__attribute__((noinline)) OwnCode LearnOwnCode(uint64_t seq) {
-  fp_mappings::Range m;
-  OwnCode own{0, 0};
-  if (!LookUp(reinterpret_cast<uintptr_t>(&LearnOwnCode), seq, &m)) return own;
-  own = m.fp && m.pinned ? OwnCode{m.lo, m.hi - m.lo} : OwnCode{0, 1};
-  __atomic_store_n(&g_own.lo, own.lo, __ATOMIC_RELAXED);
-  __atomic_store_n(&g_own.size, own.size, __ATOMIC_RELAXED);
-  return own;
-}
-
-// Walks with the table as of `seq`; the caller checks it was current.
-// Own frames first (all in OwnCode), then the program's, written to out.
-__attribute__((noinline)) HybridResult WalkHybrid(uintptr_t* out, size_t max, uintptr_t lo,
-                                                  uintptr_t hi, uint64_t seq) {
-  HybridResult r{0, Walk::kFail, 0, 0, seq};
-  if ((seq & 1) != 0) return r;
-  const EntryRanges entry;
-  const uintptr_t* fp = static_cast<const uintptr_t*>(__builtin_frame_address(0));
-  const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
-  // A frame record is two words inside the stack.
-  if (reinterpret_cast<uintptr_t>(fp) - lo > room) return r;
-  OwnCode own{__atomic_load_n(&g_own.lo, __ATOMIC_RELAXED),
-              __atomic_load_n(&g_own.size, __ATOMIC_RELAXED)};
-  if (own.size == 0) own = LearnOwnCode(seq);
-  if (own.size <= 1) return r;
-  bool seen = false;
-  for (size_t k = 0;; ++k) {
-    const uintptr_t ret = fp[1];
-    if (entry.Holds(ret)) {
-      seen = true;
-    } else if (seen) {
-      break;  // fp is the program's first frame
-    } else if (ret - own.lo >= own.size) {
-      return r;  // code of another object before any entry frame
-    }
-    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
-    if (k == kOwnFrames) {
-      r.walk = Walk::kNoEntry;
-      return r;
-    }
-    // Frames grow toward higher addresses; anything else is garbage.
-    if (next <= fp || reinterpret_cast<uintptr_t>(next) - lo > room) return r;
-    fp = next;
-  }
-  // cur is always a range of code with frame pointers (empty at first).
-  CodeRange cur{0, 0};
-  size_t n = 0;
-  for (;;) {
-    const uintptr_t ret = fp[1];
-    if (ret - cur.lo >= cur.size) {
-      // The learned root is in code without frame pointers (with this
-      // table): no need to look its range up again.
-      if (reinterpret_cast<uintptr_t>(fp) == tls_root.record) {
-        const size_t with_root = AppendRoot(fp, ret, seq, out, n, max);
-        if (with_root != 0) {
-          n = with_root;
-          break;
-        }
-      }
-      const CodeRange next = EnterRange(ret, seq);
-      if (next.size == kNoFpRange) {
-        r.record = reinterpret_cast<uintptr_t>(fp);
-        r.root_pc = ret;
-        const size_t with_root = AppendRoot(fp, ret, seq, out, n, max);
-        if (with_root != 0) {
-          n = with_root;
-          break;
-        }
-      }
-      if (next.size <= kNoFpRange) {
-        if (next.size == kStaleRange) r.walk = Walk::kStale;
-        r.n = n;
-        return r;
-      }
-      cur = next;
-    }
-    out[n++] = ret;
-    if (n == max) break;
-    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
-    if (next <= fp) {
-      if (next == nullptr) break;  // the outermost frame (_start clears %rbp)
-      r.n = n;
-      return r;  // frames grow toward higher addresses; else garbage
-    }
-    if (reinterpret_cast<uintptr_t>(next) - lo > room) {
-      r.n = n;
-      return r;
-    }
-    fp = next;
-  }
-  r.n = n;
-  if (fp_mappings::Valid(seq)) r.walk = Walk::kOk;
-  return r;
-}
-
 // Index of the first program frame: the one after the entry-point frames
 // (which are contiguous: an entry point calls no program code), or 0.
 inline size_t ProgramStart(const uintptr_t* buf, size_t n) {
@@ -382,6 +115,7 @@ __attribute__((noinline)) size_t LearnRoot(unw_context_t* context, uintptr_t* bu
     ++root.n;
   }
   tls_root = root;
+  fp_walk::PublishRoot(root);
   return n;
 }
 
@@ -444,10 +178,10 @@ __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, 
   // stale table costs speed only: a walk that meets it falls back.
   uint64_t seq = fp_mappings::Current();
   if (seq == 0) seq = fp_mappings::Begin();
-  HybridResult r = WalkHybrid(out, max, lo, hi, seq);
+  fp_walk::Result r = fp_walk::Hybrid(out, max, lo, hi, seq);
   if (r.walk == Walk::kStale && tls_stale++ % kStaleProbeEvery == 0) {
     const uint64_t now = fp_mappings::Begin();
-    if (now != seq) r = WalkHybrid(out, max, lo, hi, now);
+    if (now != seq) r = fp_walk::Hybrid(out, max, lo, hi, now);
   }
   if (r.walk == Walk::kOk) {
     tls_misses = 0;
@@ -474,6 +208,7 @@ __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, 
 }  // namespace
 
 uint64_t ThreadHybridWalks() { return tls_hybrid_walks; }
+uint32_t ThreadSteppedStacks() { return tls_unwound_stacks; }
 
 size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t stack_lo,
                     uintptr_t stack_hi) {
@@ -482,7 +217,7 @@ size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t st
   const size_t want = max + kOwnFrames;
   size_t n;
   if (method == StackMethod::kFramePointer && stack_hi > stack_lo) {
-    const HybridResult r = WalkFramePointers(out, max, stack_lo, stack_hi);
+    const fp_walk::Result r = fp_walk::FramePointers(out, max, stack_lo, stack_hi);
     if (r.walk == Walk::kOk) return r.n;
     n = Unwind(buf, want);  // not called through an entry point
   } else if (method == StackMethod::kUnwind && stack_hi > stack_lo) {

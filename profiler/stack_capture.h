@@ -33,5 +33,8 @@ size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t st
 // Stacks the calling thread took with the hybrid walk alone (no libunwind):
 // for tests and benchmarks.
 uint64_t ThreadHybridWalks();
+// Stacks the calling thread stepped with libunwind (at most 8 are: its first
+// stacks, or learning its root): for tests.
+uint32_t ThreadSteppedStacks();
 
 }  // namespace assay::profiler

@@ -3,7 +3,8 @@
 // libunwind otherwise. Every sampled stack must equal what libunwind gives at
 // the allocation site: on the main thread and another, shallow and deeper
 // than max_depth, through libc code without frame pointers (qsort calling
-// back), and after the root is learned (more than the 8 stepped stacks).
+// back), after the root is learned (more than the 8 stepped stacks), and on
+// new threads that take their root from another thread's (its shape).
 // A plain program, not a GoogleTest binary: Debian's libgtest.a is built
 // without frame pointers, and linked in it would make this program's code
 // count as code without them (fp_mappings), so the fast walk never ran.
@@ -132,6 +133,26 @@ void OtherThread() {
   th.join();
 }
 
+// Threads started like one whose root was learned (OtherThread) take their
+// root from its shape (fp_walk.cc): their stacks are hybrid walks from the
+// first, none stepped with libunwind, and still libunwind's.
+void NewThreadsTakeTheLearnedShape() {
+  for (int t = 0; t < 4; ++t) {
+    std::thread th([] {
+      for (int i = 0; i < 6; ++i) {
+        Observed o;
+        Recurse(i % 4, &o);
+        Check(o, "new thread");
+      }
+      CHECK(assay::profiler::ThreadSteppedStacks() == 0, "%u stacks stepped with libunwind",
+            assay::profiler::ThreadSteppedStacks());
+      CHECK(assay::profiler::ThreadHybridWalks() >= 6, "%lu hybrid walks",
+            static_cast<unsigned long>(assay::profiler::ThreadHybridWalks()));
+    });
+    th.join();
+  }
+}
+
 void ThroughLibcWithoutFramePointers() {
   for (int rep = 0; rep < 12; ++rep) {
     Observed o;
@@ -177,6 +198,7 @@ int main() {
   MainThreadAtManyDepths();
   const uint64_t main_walks = assay::profiler::ThreadHybridWalks() - before;
   OtherThread();
+  NewThreadsTakeTheLearnedShape();
   ThroughLibcWithoutFramePointers();
   ManyStacksPassTheCheck();
   assay::Stop();

@@ -1,0 +1,71 @@
+// The frame-pointer stack walks of stack_capture.cc: the bare walk
+// (StackMethod::kFramePointer) and the hybrid walk (kUnwind), which follows
+// frame pointers only through code that keeps them (fp_mappings.h) and
+// appends the thread's learned root frames. Both step over the profiler's
+// and the allocator's own frames (at most kOwnFrames, all in the object
+// that holds this code) and write only the program's, starting at the
+// frame after the outermost entry frame (base/entry_points.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace assay::profiler::fp_walk {
+
+// Room for the profiler's and allocator's own frames above the entry point.
+inline constexpr size_t kOwnFrames = 32;
+
+// How a walk ended.
+enum class Walk : uint8_t {
+  kOk,       // out holds the program's frames
+  kFail,     // the caller walks with libunwind (record says where it stopped)
+  kStale,    // the table missed a pc or names an object since unloaded
+  kNoEntry,  // no entry frame within kOwnFrames: not called through malloc & co.
+};
+
+struct Result {
+  size_t n;  // program frames written; also kept on failure (LearnRoot compares them)
+  Walk walk;
+  uintptr_t record;  // where the walk stopped (for learning the root)
+  uintptr_t root_pc;
+  uint64_t seq;  // the table the walk used
+};
+
+// The thread's root, for the hybrid walk. Below the program's outermost
+// frame-pointer frame lie a few frames, mostly of code without frame
+// pointers, that never change while the thread runs (libc's
+// __libc_start_call_main and __libc_start_main, then _start; start_thread
+// and clone3): the thread's "root". It is learned once from a libunwind
+// walk, with the stack slot of each of its return addresses, and reused
+// while the walk ends at the same frame record, holding the same saved %rbp
+// and return address, and every slot still holds its address: libunwind
+// would find the same frames (each frame's place follows from its pc and
+// the one below it), so the stack equals what libunwind gives.
+inline constexpr size_t kMaxRoot = 6;
+struct Root {
+  uintptr_t record;     // frame record whose return address is pcs[0]
+  uintptr_t saved_rbp;  // the record's first word
+  uint64_t seq;         // the table it was learned with (pcs[0] in code without frame pointers)
+  uint32_t n;           // 0: none learned
+  uint32_t disabled;    // the walk once disagreed with libunwind: libunwind only
+  uintptr_t pcs[kMaxRoot];
+  uintptr_t slots[kMaxRoot];
+};
+extern __thread Root tls_root __attribute__((tls_model("initial-exec")));
+
+// Offers a root learned with libunwind (LearnRoot) as the shape of other
+// threads' roots (fp_walk.cc): threads whose walk stops at the same return
+// address then take their root from it.
+void PublishRoot(const Root& root);
+
+// The frame-pointer chain from the caller's frame, trusting every frame,
+// inside the stack [lo, hi): kOk or kNoEntry.
+Result FramePointers(uintptr_t* out, size_t max, uintptr_t lo, uintptr_t hi);
+
+// The hybrid walk with the table as of `seq` (fp_mappings::Current or
+// Begin); kOk only if the table stayed valid. Fails (kFail, with the record
+// where it stopped for LearnRoot) at code without frame pointers that is not
+// the thread's root, kStale at a pc the table does not know.
+Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo, uintptr_t hi, uint64_t seq);
+
+}  // namespace assay::profiler::fp_walk
