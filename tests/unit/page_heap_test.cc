@@ -99,6 +99,21 @@ TEST(PageHeap, LargeReallocGrowsInPlaceWhenFollowingSlicesAreFree) {
   ValidateAll();
 }
 
+// A sampled-pool span takes the highest clean run of its segment (away from
+// the low slices where realloc's growable runs are carved and grow upward).
+TEST(PageHeap, SampledSpansTakeTheHighestCleanRun) {
+  free(malloc(1 << 20));  // the purge thread's start allocates: get it done
+  malloc_trim(0);         // clean slices in every segment
+  bool zeroed;
+  Span* sampled = page_heap::AllocSpan(1, SpanKind::kSampled, 3, &zeroed);
+  ASSERT_NE(sampled, nullptr);
+  const Segment* seg = SegmentOf(reinterpret_cast<uintptr_t>(SpanStart(sampled)));
+  const uint64_t clean = seg->free_mask & ~seg->dirty_mask;
+  EXPECT_EQ(clean >> sampled->first, 0u) << "a clean free slice above slice " << +sampled->first;
+  page_heap::FreeSpan(sampled);
+  ValidateAll();
+}
+
 TEST(Stats, AllocatedFollowsLiveBytes) {
   assay_stats s0;
   assay_get_stats(&s0);
