@@ -20,12 +20,17 @@ __attribute__((visibility("hidden"))) void assay_internal_new_end();
 
 namespace assay::internal {
 
-inline bool IsEntryFrame(uintptr_t pc) {
-  const auto in = [pc](void (*b)(), void (*e)()) {
-    return pc >= reinterpret_cast<uintptr_t>(b) && pc <= reinterpret_cast<uintptr_t>(e);
-  };
-  return in(assay_internal_api_begin, assay_internal_api_end) ||
-         in(assay_internal_new_begin, assay_internal_new_end);
-}
+// The two ranges, [lo, lo + size) each; a walk reads them once.
+struct EntryRanges {
+  uintptr_t api_lo, api_size, new_lo, new_size;
+  EntryRanges()
+      : api_lo(reinterpret_cast<uintptr_t>(assay_internal_api_begin)),
+        api_size(reinterpret_cast<uintptr_t>(assay_internal_api_end) - api_lo + 1),
+        new_lo(reinterpret_cast<uintptr_t>(assay_internal_new_begin)),
+        new_size(reinterpret_cast<uintptr_t>(assay_internal_new_end) - new_lo + 1) {}
+  bool Holds(uintptr_t pc) const { return pc - api_lo < api_size || pc - new_lo < new_size; }
+};
+
+inline bool IsEntryFrame(uintptr_t pc) { return EntryRanges().Holds(pc); }
 
 }  // namespace assay::internal

@@ -11,19 +11,8 @@ ASSAY_TLS Root tls_root;
 
 namespace {
 
-// The entry-point ranges (base/entry_points.h), read once per walk.
-struct EntryRanges {
-  uintptr_t api_lo, api_size, new_lo, new_size;
-  EntryRanges()
-      : api_lo(reinterpret_cast<uintptr_t>(assay_internal_api_begin)),
-        api_size(reinterpret_cast<uintptr_t>(assay_internal_api_end) - api_lo + 1),
-        new_lo(reinterpret_cast<uintptr_t>(assay_internal_new_begin)),
-        new_size(reinterpret_cast<uintptr_t>(assay_internal_new_end) - new_lo + 1) {}
-  bool Holds(uintptr_t pc) const { return pc - api_lo < api_size || pc - new_lo < new_size; }
-};
+using internal::EntryRanges;
 
-// The frame-pointer chain from the caller's frame, trusting every frame
-// (StackMethod::kFramePointer). kOk or kNoEntry.
 // The ranges this thread's walks went through lately, valid for the table's
 // sequence number `seq` (a walk meets the library, the program and libc:
 // without it each walk searched the table three times, 225 instructions).
@@ -83,6 +72,19 @@ __attribute__((noinline)) CodeRange EnterRange(uintptr_t ret, uint64_t seq) {
   return r;
 }
 
+// Appends root to out[0, n) if each of its slots still holds its address
+// (slot 0, the walk's last return address, was compared already): the new
+// length, or 0 if not.
+size_t AppendIfInPlace(const Root& root, uintptr_t* out, size_t n, size_t max) {
+  const uint32_t count = root.n;
+  for (uint32_t i = 1; i < count; ++i) {
+    if (*reinterpret_cast<const uintptr_t*>(root.slots[i]) != root.pcs[i]) return 0;
+  }
+  const size_t take = count < max - n ? count : max - n;
+  for (size_t i = 0; i < take; ++i) out[n + i] = root.pcs[i];
+  return n + take;
+}
+
 // Appends the thread's root to out[0, n) if the walk stopped at the record
 // it was learned from, unchanged: the new length, or 0 if not.
 size_t AppendRoot(const uintptr_t* fp, uintptr_t ret, uint64_t seq, uintptr_t* out, size_t n,
@@ -93,13 +95,7 @@ size_t AppendRoot(const uintptr_t* fp, uintptr_t ret, uint64_t seq, uintptr_t* o
       root.saved_rbp != fp[0] || root.seq != seq) {
     return 0;
   }
-  const uint32_t count = root.n;
-  for (uint32_t i = 1; i < count; ++i) {
-    if (*reinterpret_cast<const uintptr_t*>(root.slots[i]) != root.pcs[i]) return 0;
-  }
-  const size_t take = count < max - n ? count : max - n;
-  for (size_t i = 0; i < take; ++i) out[n + i] = root.pcs[i];
-  return n + take;
+  return AppendIfInPlace(root, out, n, max);
 }
 
 // Root shapes: a root's return addresses and the offsets of their stack
@@ -137,21 +133,17 @@ __attribute__((noinline)) size_t AppendShape(const uintptr_t* fp, uintptr_t ret,
     const Shape& s = g_shapes[k];
     if (s.pcs[0] != ret) continue;
     Root root{record, fp[0], seq, s.n, 0, {}, {}};
-    uint32_t i = 0;
-    for (; i < s.n; ++i) {
-      const uintptr_t slot = record + s.offsets[i];
-      if (slot - lo > hi - lo - sizeof(uintptr_t) ||
-          *reinterpret_cast<const uintptr_t*>(slot) != s.pcs[i]) {
-        break;
-      }
+    bool inside = true;
+    for (uint32_t i = 0; i < s.n; ++i) {
       root.pcs[i] = s.pcs[i];
-      root.slots[i] = slot;
+      root.slots[i] = record + s.offsets[i];
+      inside = inside && root.slots[i] - lo <= hi - lo - sizeof(uintptr_t);
     }
-    if (i < s.n) continue;
+    if (!inside) continue;
+    const size_t with_root = AppendIfInPlace(root, out, n, max);
+    if (with_root == 0) continue;
     tls_root = root;
-    const size_t take = s.n < max - n ? s.n : max - n;
-    for (size_t j = 0; j < take; ++j) out[n + j] = s.pcs[j];
-    return n + take;
+    return with_root;
   }
   return 0;
 }
@@ -174,6 +166,39 @@ __attribute__((noinline)) OwnCode LearnOwnCode(uint64_t seq) {
   __atomic_store_n(&g_own.lo, own.lo, __ATOMIC_RELAXED);
   __atomic_store_n(&g_own.size, own.size, __ATOMIC_RELAXED);
   return own;
+}
+
+// Steps from frame record fp over the profiler's and the allocator's own
+// frames (inside the stack: record - lo <= room), whose return addresses
+// lie in own until the entry frames: the record of the program's first
+// frame, the one after the outermost entry frame. Else nullptr and *why:
+// kNoEntry (no entry frame within kOwnFrames: not called through malloc &
+// co.) or kFail (a return address elsewhere first, or a broken chain).
+// Inlined into both walks: called, it cost a walk ~30 instructions.
+ASSAY_INLINE const uintptr_t* SkipOwnFrames(const uintptr_t* fp, uintptr_t lo, uintptr_t room,
+                                            OwnCode own, Walk* why) {
+  *why = Walk::kFail;
+  if (reinterpret_cast<uintptr_t>(fp) - lo > room) return nullptr;
+  const EntryRanges entry;
+  bool seen = false;
+  for (size_t k = 0;; ++k) {
+    const uintptr_t ret = fp[1];
+    if (entry.Holds(ret)) {
+      seen = true;
+    } else if (seen) {
+      return fp;
+    } else if (ret - own.lo >= own.size) {
+      return nullptr;  // code of another object before any entry frame
+    }
+    if (k == kOwnFrames) {
+      *why = Walk::kNoEntry;
+      return nullptr;
+    }
+    // Frames grow toward higher addresses; anything else is garbage.
+    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
+    if (next <= fp || reinterpret_cast<uintptr_t>(next) - lo > room) return nullptr;
+    fp = next;
+  }
 }
 
 }  // namespace
@@ -200,25 +225,12 @@ void PublishRoot(const Root& root) {
 
 __attribute__((noinline)) Result FramePointers(uintptr_t* out, size_t max, uintptr_t lo,
                                                uintptr_t hi) {
-  Result r{0, Walk::kNoEntry, 0, 0, 0};
-  const EntryRanges entry;
-  const uintptr_t* fp = static_cast<const uintptr_t*>(__builtin_frame_address(0));
+  Result r{0, Walk::kFail, 0, 0, 0};
   const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
-  // A frame record is two words inside the stack.
-  if (reinterpret_cast<uintptr_t>(fp) - lo > room) return r;
-  bool seen = false;
-  for (size_t own = 0;; ++own) {
-    const uintptr_t ret = fp[1];
-    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
-    if (entry.Holds(ret)) {
-      seen = true;
-    } else if (seen) {
-      break;  // fp is the program's first frame
-    }
-    // Frames grow toward higher addresses; anything else is garbage.
-    if (own == kOwnFrames || next <= fp || reinterpret_cast<uintptr_t>(next) - lo > room) return r;
-    fp = next;
-  }
+  // Every return address counts as assay's own until the entry frames.
+  const uintptr_t* fp = SkipOwnFrames(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo,
+                                      room, OwnCode{0, ~uintptr_t{0}}, &r.walk);
+  if (fp == nullptr) return r;
   r.walk = Walk::kOk;
   size_t n = 0;
   while (n < max) {
@@ -237,34 +249,14 @@ __attribute__((noinline)) Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo
                                         uint64_t seq) {
   Result r{0, Walk::kFail, 0, 0, seq};
   if ((seq & 1) != 0) return r;
-  const EntryRanges entry;
-  const uintptr_t* fp = static_cast<const uintptr_t*>(__builtin_frame_address(0));
   const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
-  // A frame record is two words inside the stack.
-  if (reinterpret_cast<uintptr_t>(fp) - lo > room) return r;
   OwnCode own{__atomic_load_n(&g_own.lo, __ATOMIC_RELAXED),
               __atomic_load_n(&g_own.size, __ATOMIC_RELAXED)};
   if (own.size == 0) own = LearnOwnCode(seq);
   if (own.size <= 1) return r;
-  bool seen = false;
-  for (size_t k = 0;; ++k) {
-    const uintptr_t ret = fp[1];
-    if (entry.Holds(ret)) {
-      seen = true;
-    } else if (seen) {
-      break;  // fp is the program's first frame
-    } else if (ret - own.lo >= own.size) {
-      return r;  // code of another object before any entry frame
-    }
-    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
-    if (k == kOwnFrames) {
-      r.walk = Walk::kNoEntry;
-      return r;
-    }
-    // Frames grow toward higher addresses; anything else is garbage.
-    if (next <= fp || reinterpret_cast<uintptr_t>(next) - lo > room) return r;
-    fp = next;
-  }
+  const uintptr_t* fp = SkipOwnFrames(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo,
+                                      room, own, &r.walk);
+  if (fp == nullptr) return r;
   // cur is always a range of code with frame pointers (empty at first).
   CodeRange cur{0, 0};
   size_t n = 0;
@@ -284,8 +276,8 @@ __attribute__((noinline)) Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo
       if (next.size == kNoFpRange) {
         r.record = reinterpret_cast<uintptr_t>(fp);
         r.root_pc = ret;
-        size_t with_root = AppendRoot(fp, ret, seq, out, n, max);
-        if (with_root == 0) with_root = AppendShape(fp, ret, seq, lo, hi, out, n, max);
+        // (The thread's own root was tried above: it was not this record.)
+        const size_t with_root = AppendShape(fp, ret, seq, lo, hi, out, n, max);
         if (with_root != 0) {
           n = with_root;
           break;

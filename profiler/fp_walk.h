@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/base.h"
+
 namespace assay::profiler::fp_walk {
 
 // Room for the profiler's and allocator's own frames above the entry point.
@@ -51,7 +53,7 @@ struct Root {
   uintptr_t pcs[kMaxRoot];
   uintptr_t slots[kMaxRoot];
 };
-extern __thread Root tls_root __attribute__((tls_model("initial-exec")));
+extern ASSAY_TLS Root tls_root;
 
 // Offers a root learned with libunwind (LearnRoot) as the shape of other
 // threads' roots (fp_walk.cc): threads whose walk stops at the same return
@@ -59,7 +61,8 @@ extern __thread Root tls_root __attribute__((tls_model("initial-exec")));
 void PublishRoot(const Root& root);
 
 // The frame-pointer chain from the caller's frame, trusting every frame,
-// inside the stack [lo, hi): kOk or kNoEntry.
+// inside the stack [lo, hi): kOk, or kNoEntry / kFail (no entry frame, a
+// broken chain among the own frames).
 Result FramePointers(uintptr_t* out, size_t max, uintptr_t lo, uintptr_t hi);
 
 // The hybrid walk with the table as of `seq` (fp_mappings::Current or

@@ -120,7 +120,7 @@ struct alignas(64) ReaderShard {
 extern ReaderShard g_session_readers[kReaderShards];
 
 // The calling thread's shard (~0u until its first read).
-extern __thread uint32_t tls_reader_shard __attribute__((tls_model("initial-exec")));
+extern ASSAY_TLS uint32_t tls_reader_shard;
 ReaderShard& AssignShard();
 inline ReaderShard& MyShard() {
   const uint32_t i = tls_reader_shard;

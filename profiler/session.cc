@@ -55,7 +55,7 @@ uint64_t g_guard_threads = 0;  // atomic: threads that seeded their guard genera
 }  // namespace
 
 ReaderShard g_session_readers[kReaderShards];
-__thread uint32_t tls_reader_shard __attribute__((tls_model("initial-exec"))) = ~0u;
+ASSAY_TLS uint32_t tls_reader_shard = ~0u;
 namespace {
 uint32_t g_reader_threads = 0;
 }  // namespace

@@ -219,7 +219,7 @@ size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t st
   if (method == StackMethod::kFramePointer && stack_hi > stack_lo) {
     const fp_walk::Result r = fp_walk::FramePointers(out, max, stack_lo, stack_hi);
     if (r.walk == Walk::kOk) return r.n;
-    n = Unwind(buf, want);  // not called through an entry point
+    n = Unwind(buf, want);  // not called through an entry point, or a broken chain
   } else if (method == StackMethod::kUnwind && stack_hi > stack_lo) {
     bool full;
     n = Hybrid(out, max, buf, want, stack_lo, stack_hi, &full);
