@@ -10,6 +10,21 @@
 #include "base/assert.h"
 
 namespace assay::internal {
+namespace {
+
+// Every block of list l is a block of class cls in the pool, and l.count is
+// its length (the walk also stops at a cycle).
+void AssertListBlocks(const FreeList& l, size_t cls, central::Pool pool) {
+  uint32_t n = 0;
+  for (const void* b = l.head; b != nullptr; b = link::Load(b)) {
+    ASSAY_CHECK(n < l.count);
+    central::AssertBlockValid(b, cls, pool);
+    ++n;
+  }
+  ASSAY_CHECK(n == l.count);
+}
+
+}  // namespace
 
 void AssertFreeListValid(const ThreadCache* tc, size_t cls) {
   const FreeList& l = tc->lists[cls];
@@ -20,13 +35,7 @@ void AssertFreeListValid(const ThreadCache* tc, size_t cls) {
   const SizeClassInfo& c = kClasses[cls];
   ASSAY_CHECK(l.count <= l.max && l.max <= c.max_cached);
   ASSAY_CHECK(tc == &g_empty_cache ? l.max == 0 : l.max >= c.batch);
-  uint32_t n = 0;
-  for (const void* b = l.head; b != nullptr; b = link::Load(b)) {
-    ASSAY_CHECK(n < l.count);  // count == length (also stops a cycle)
-    central::AssertBlockValid(b, cls, central::kNormal);
-    ++n;
-  }
-  ASSAY_CHECK(n == l.count);
+  AssertListBlocks(l, cls, central::kNormal);
 }
 
 void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* sampled) {
@@ -38,14 +47,8 @@ void AssertThreadCacheValid(const ThreadCache* tc, uint32_t* cached, uint32_t* s
     const FreeList& s = tc->sampled->lists[cls];
     const uint32_t bound = cls == 0 ? 0 : SampledMagazineMax(cls);
     ASSAY_CHECK(s.max == bound && s.count <= s.max);
-    uint32_t n = 0;
-    for (const void* b = s.head; b != nullptr; b = link::Load(b)) {
-      ASSAY_CHECK(n < s.count);  // count == length (also stops a cycle)
-      central::AssertBlockValid(b, cls, central::kSampled);
-      ++n;
-    }
-    ASSAY_CHECK(n == s.count);
-    ASSAY_CHECK(tc->sampled->Marked(cls) == (n != 0));
+    AssertListBlocks(s, cls, central::kSampled);
+    ASSAY_CHECK(tc->sampled->Marked(cls) == (s.count != 0));
     if (sampled != nullptr) sampled[cls] += s.count;
   }
 }
