@@ -1,7 +1,7 @@
 // The batched producer/consumer workloads' queue (prodcons, batchqueue):
 // producers push batches into a bounded queue (one mutex, two condition
 // variables), consumers pop them until every producer is done; and the
-// threads that run both sides.
+// threads that run both sides, and the main of such a workload.
 #pragma once
 
 #include <condition_variable>
@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "common.h"
 
 namespace wl {
 
@@ -70,6 +72,27 @@ uint64_t RunProducersConsumers(int producers, int consumers, Produce produce, Co
   uint64_t check = 0;
   for (uint64_t c : checks) check += c;
   return check;
+}
+
+// A producer/consumer workload's main: THREADS (default 4, at least 2),
+// half of them producers, which share `batches` batches at scale 1 through a
+// Queue of at most max_queued; produce(queue, i, n) makes producer i's n
+// batches, consume(queue) returns its check value.
+template <class Queue, class Produce, class Consume>
+int RunBatchWorkload(const char* name, int argc, char** argv, uint64_t batches, size_t max_queued,
+                     Produce produce, Consume consume) {
+  Args a = Parse(argc, argv, 4);
+  if (a.threads < 2) a.threads = 2;
+  const int producers = a.threads / 2;
+  const int consumers = a.threads - producers;
+  const uint64_t per_producer = Scaled(a.scale, batches) / producers;
+  Queue queue(max_queued, producers);
+  Timer t;
+  const uint64_t check = RunProducersConsumers(
+      producers, consumers, [&](int i) { produce(queue, i, per_producer); },
+      [&] { return consume(queue); });
+  Report(name, a, t, check);
+  return 0;
 }
 
 }  // namespace wl

@@ -53,15 +53,5 @@ uint64_t Consume(Queue& queue) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  wl::Args a = wl::Parse(argc, argv, 4);
-  if (a.threads < 2) a.threads = 2;
-  const int producers = a.threads / 2;
-  const int consumers = a.threads - producers;
-  const uint64_t batches = wl::Scaled(a.scale, 4000) / producers;
-  Queue queue(kQueueMax, producers);
-  wl::Timer t;
-  const uint64_t check = wl::RunProducersConsumers(
-      producers, consumers, [&](int i) { Produce(queue, i, batches); },
-      [&] { return Consume(queue); });
-  wl::Report("batchqueue", a, t, check);
+  return wl::RunBatchWorkload<Queue>("batchqueue", argc, argv, 4000, kQueueMax, Produce, Consume);
 }
