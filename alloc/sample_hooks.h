@@ -82,6 +82,18 @@ struct SampleDecision {
 // and moves the countdown past it.
 SampleDecision OnSamplePoint(internal::SampleCountdown* c, size_t n);
 
+// Holds the calling thread as a reader of the running session while it
+// lives, for the sample decision and the record of one allocation: the
+// profiler's calls inside it take no reader of their own. No callback may
+// run inside one (a Stop in a callback waits for the readers): SafePoint
+// comes after it.
+struct ReadingScope {
+  ReadingScope();
+  ~ReadingScope();
+  ReadingScope(const ReadingScope&) = delete;
+  ReadingScope& operator=(const ReadingScope&) = delete;
+};
+
 // Records sampled block p (already allocated from the sampled pools), with
 // the calling thread's labels, and queues its alloc event on this thread.
 // Returns the entry, or nullptr if the profiler had no memory for it.

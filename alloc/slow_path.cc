@@ -94,22 +94,34 @@ void* DebugBlock(size_t n, size_t align, bool guarded_only, const profiler::Samp
 // guard point. slice_run: the block must be a slice run (AllocGrowable).
 ASSAY_NOINLINE void* SampledAlloc(ThreadCache* tc, size_t n, size_t align, bool* zeroed,
                                   bool slice_run = false) {
-  const profiler::SampleDecision d = profiler::OnSamplePoint(&tc->countdown, n);
-  if (ASSAY_UNLIKELY(d.guard) && n <= kMaxTableSize && !slice_run) {
+  profiler::SampleDecision d;
+  bool guard;
+  void* p = nullptr;
+  {
+    // One session reader for the decision and the record; SafePoint, which
+    // may run callbacks, comes after it.
+    profiler::ReadingScope reading;
+    d = profiler::OnSamplePoint(&tc->countdown, n);
+    guard = ASSAY_UNLIKELY(d.guard) && n <= kMaxTableSize && !slice_run;
+    if (d.record && !guard) {
+      size_t usable = 0;
+      p = AllocSampledBlock(n, align, zeroed, &usable, slice_run);
+      if (p == nullptr) {
+        errno = ENOMEM;
+        return nullptr;
+      }
+      profiler::RecordAlloc(p, n, usable, align > kMinAlign ? align : 0, d.points, 0, 1);
+    }
+  }
+  if (p != nullptr) {
+    profiler::SafePoint();
+    return p;
+  }
+  if (guard) {
     *zeroed = false;  // a small block guarded by guard=N's sampling
     return DebugBlock(n, align, /*guarded_only=*/true, d);
   }
-  void* p;
-  if (!d.record) {
-    p = AllocPlain(tc, n, align, zeroed, slice_run);
-  } else {
-    size_t usable = 0;
-    p = AllocSampledBlock(n, align, zeroed, &usable, slice_run);
-    if (p != nullptr) {
-      profiler::RecordAlloc(p, n, usable, align > kMinAlign ? align : 0, d.points, 0, 1);
-      profiler::SafePoint();
-    }
-  }
+  p = AllocPlain(tc, n, align, zeroed, slice_run);
   if (p == nullptr) errno = ENOMEM;
   return p;
 }

@@ -103,11 +103,14 @@ SampleDecision OnCombinedPoint(SampleCountdown* c, size_t n, int64_t left, Sessi
   }
   const bool guard = (kind & CombinedLaw::kGuard) != 0 || law.AnyGuardPoint(rest, grng);
   internal::CountdownSet(c, law.DrawLeft(grng));
-  if (points != 0) __atomic_fetch_add(&g_clock, points * g_rate.rate(), __ATOMIC_RELAXED);
+  if (points != 0) AdvanceClock(ts, points * g_rate.rate(), s != nullptr && s->promote);
   return {points, s != nullptr && points != 0 && ts.suspended == 0, guard};
 }
 
 }  // namespace
+
+ReadingScope::ReadingScope() { SessionReader::Enter(); }
+ReadingScope::~ReadingScope() { SessionReader::Leave(); }
 
 SampleDecision OnSamplePoint(SampleCountdown* c, size_t n) {
   // No mapping can hold this many bytes: the request will fail, so its bytes
@@ -127,7 +130,7 @@ SampleDecision OnSamplePoint(SampleCountdown* c, size_t n) {
   }
   const uint64_t points = g_rate.CountPoints(&left, n, ts.rng);
   internal::CountdownSet(c, left);
-  __atomic_fetch_add(&g_clock, points * g_rate.rate(), __ATOMIC_RELAXED);
+  AdvanceClock(ts, points * g_rate.rate(), s->promote);
   return {points, ts.suspended == 0, false};
 }
 

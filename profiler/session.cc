@@ -56,6 +56,7 @@ uint64_t g_guard_threads = 0;  // atomic: threads that seeded their guard genera
 
 ReaderShard g_session_readers[kReaderShards];
 ASSAY_TLS uint32_t tls_reader_shard = ~0u;
+ASSAY_TLS uint32_t tls_reading;
 namespace {
 uint32_t g_reader_threads = 0;
 }  // namespace
@@ -165,8 +166,11 @@ void UnlockAfterFork(bool child) {
     g_young_mu.ResetAfterFork();
     g_control.ResetAfterFork();
     __atomic_fetch_add(&g_fork_gen, 1, __ATOMIC_RELAXED);
-    // Only this thread lives on: no other thread can be inside a callback.
+    // Only this thread lives on: no other thread can be inside a callback,
+    // nor reading a session (one that was, at the fork, never leaves).
     g_in_flight = tls.in_callback;
+    for (ReaderShard& r : g_session_readers) __atomic_store_n(&r.count, 0, __ATOMIC_RELAXED);
+    if (tls_reading != 0) __atomic_store_n(&MyShard().count, 1, __ATOMIC_RELAXED);
   } else {
     g_young_mu.Unlock();
     g_control.Unlock();

@@ -121,12 +121,31 @@ __attribute__((noinline)) size_t LearnRoot(unw_context_t* context, uintptr_t* bu
 
 // A safety net for objects classified wrongly (fp_mappings decides per
 // object: a mostly frame-pointer object may still hold a function without
-// them that calls malloc, and the walk would skip its caller): every
-// kVerifyEvery-th hybrid stack of a thread is taken again with libunwind
-// (about 7 000 instructions: 27 a stack); if the program frames differ, the
-// process walks with libunwind from then on.
-constexpr uint64_t kVerifyEvery = 256;
+// them that calls malloc, and the walk would skip its caller): a
+// thread's 256th hybrid stack is taken again with libunwind (about 7 000
+// instructions), and then stacks further apart each time the check passes,
+// the gap doubling up to 4096 (a check costs a long-running thread under 2
+// instructions a stack where a fixed 256 cost 27, and 6 checks have passed
+// by its 16 000th stack); if the program frames differ, the process walks
+// with libunwind from then on.
+constexpr uint64_t kFirstVerify = 256;
+constexpr uint64_t kMaxVerifyGap = 4096;
+ASSAY_TLS uint64_t tls_next_verify;  // walk count of the next check (0: kFirstVerify)
+ASSAY_TLS uint64_t tls_verify_gap;
 uint32_t g_hybrid_broken;  // atomic
+
+// Whether the thread's walk number `walks` is checked against libunwind;
+// schedules the next check.
+ASSAY_INLINE bool VerifyDue(uint64_t walks) {
+  if (tls_next_verify == 0) {
+    tls_next_verify = kFirstVerify;
+    tls_verify_gap = kFirstVerify;
+  }
+  if (walks < tls_next_verify) return false;
+  if (tls_verify_gap < kMaxVerifyGap) tls_verify_gap *= 2;
+  tls_next_verify = walks + tls_verify_gap;
+  return true;
+}
 
 // Checks the walk's n program frames in out (at most max) against
 // libunwind's stack, taken into buf (room for want frames). Returns true if
@@ -186,7 +205,7 @@ __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, 
   if (r.walk == Walk::kOk) {
     tls_misses = 0;
     size_t m;
-    if (++tls_hybrid_walks % kVerifyEvery == 0 && !Verify(out, r.n, max, buf, want, &m)) return m;
+    if (VerifyDue(++tls_hybrid_walks) && !Verify(out, r.n, max, buf, want, &m)) return m;
     *full = false;
     return r.n;
   }

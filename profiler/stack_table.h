@@ -9,24 +9,30 @@
 
 namespace assay::profiler {
 
-struct Stack {
-  Stack* next;  // chain in its hash bucket
-  uint64_t hash;
-  uint32_t depth;  // frames[0..depth), innermost first (return addresses)
+// 64-byte aligned (the arena's blocks of 64 bytes and more are). The first
+// cache line holds what every sample of the site writes, the rest what its
+// lookups read: a stack cache hit compares the frames, and with the counters
+// on the same line every other core's sample at the site turned that read
+// into a miss (at rate=1, 4.6% of the server workload's time on two cores).
+struct alignas(64) Stack {
   // Atomic: live entries and thread caches (stack_cache) pointing here.
   // Raised without the lock only by a holder of a reference, so it reaches 0
   // only under the shard lock (Unref), where it is stable.
   uint32_t refs;
-  // The object cache the blocks were allocated for (an interned name, see
-  // profiler::InternCacheName; never freed), or nullptr. Part of the stack's
-  // identity: one call path serving two caches makes two stacks.
-  const char* cache;
   // Cumulative since start or the last reset: atomics, raised without the
   // lock by cache hits (AddSampleHeld), zeroed under it by ResetCumulative:
   uint64_t alloc_samples;  // sampled blocks
   double alloc_objects;    // unbiased estimate of blocks allocated here
   double alloc_bytes;      // unbiased estimate of requested bytes allocated here
-  uintptr_t frames[1];     // really [depth]
+  // Fixed once interned (next: under the shard lock):
+  alignas(64) Stack* next;  // chain in its hash bucket
+  uint64_t hash;
+  uint32_t depth;  // frames[0..depth), innermost first (return addresses)
+  // The object cache the blocks were allocated for (an interned name, see
+  // profiler::InternCacheName; never freed), or nullptr. Part of the stack's
+  // identity: one call path serving two caches makes two stacks.
+  const char* cache;
+  uintptr_t frames[1];  // really [depth]
 };
 
 namespace stack_table {

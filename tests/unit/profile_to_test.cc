@@ -155,7 +155,8 @@ using assay::profiler::Stack;
 
 // A Stack with `frames` (Stack ends in a one-element array: room for more).
 Stack* MakeStack(std::vector<uintptr_t> frames, const char* cache, double objects, double bytes) {
-  void* mem = ::operator new(sizeof(Stack) + frames.size() * sizeof(uintptr_t));
+  void* mem = ::operator new (sizeof(Stack) + frames.size() * sizeof(uintptr_t),
+                              std::align_val_t{alignof(Stack)});
   auto* s = new (mem) Stack{};
   s->depth = static_cast<uint32_t>(frames.size());
   s->cache = cache;
@@ -255,7 +256,8 @@ TEST(BuildDelta, SubtractsCumulativeAndLivePerStackAcrossSnapshots) {
   EXPECT_EQ(b.data.duration_nanos, 2000000000);
   EXPECT_EQ(b.data.period, 4096);
   EXPECT_EQ(b.data.time_nanos, 123);
-  for (Stack* s : {a0, b0, a1, b1, c1, b1c}) ::operator delete(s);
+  for (Stack* s : {a0, b0, a1, b1, c1, b1c})
+    ::operator delete (s, std::align_val_t{alignof(Stack)});
 }
 
 TEST(BuildDelta, AResetBetweenTakesTheLaterCumulativeAlone) {
@@ -279,8 +281,8 @@ TEST(BuildDelta, AResetBetweenTakesTheLaterCumulativeAlone) {
   snap::Built same;
   snap::BuildDelta(after, after, "heap", 0, 1, &same);
   EXPECT_EQ(same.data.nsamples, 0u);
-  ::operator delete(a0);
-  ::operator delete(a1);
+  ::operator delete (a0, std::align_val_t{alignof(Stack)});
+  ::operator delete (a1, std::align_val_t{alignof(Stack)});
 }
 
 }  // namespace
