@@ -18,13 +18,8 @@ namespace {
 using internal::LockGuard;
 using internal::Mutex;
 
-constexpr size_t kMinShift = 5;   // 32 B
 constexpr size_t kMaxShift = 20;  // 1 MiB
 constexpr size_t kClasses = kMaxShift - kMinShift + 1;
-
-struct FreeBlock {
-  FreeBlock* next;
-};
 
 struct State {
   Mutex mu;
@@ -37,16 +32,7 @@ struct State {
 };
 constinit State g;
 
-constexpr size_t kCachedClasses = 4;  // 32 B .. 256 B
-constexpr uint32_t kCacheMax = 64;    // blocks per class per thread
-constexpr uint32_t kRefill = 16;      // blocks moved per lock taken
-
-struct ThreadCache {
-  FreeBlock* head[kCachedClasses];
-  uint32_t count[kCachedClasses];
-  bool off;  // the thread flushed it at exit: later calls use the lists
-};
-__thread ThreadCache tls_arena __attribute__((tls_model("initial-exec")));
+constexpr uint32_t kRefill = 16;  // blocks moved per lock taken
 
 void Count(size_t* c, ptrdiff_t d) {
   __atomic_fetch_add(c, static_cast<size_t>(d), __ATOMIC_RELAXED);
@@ -65,11 +51,6 @@ void GiveBack(ThreadCache& tc, size_t cls, uint32_t n) {
     moved++;
   }
   Count(&g.in_use, -moved * static_cast<ptrdiff_t>(size_t{1} << (cls + kMinShift)));
-}
-
-size_t ClassOf(size_t size) {
-  if (size <= (size_t{1} << kMinShift)) return 0;
-  return static_cast<size_t>(std::bit_width(size - 1)) - kMinShift;
 }
 
 // Alloc and AllocUninit: `zero` says whether a recycled block is cleared
@@ -129,10 +110,12 @@ void* Get(size_t size, bool zero) {
 
 }  // namespace
 
-void* Alloc(size_t size) { return Get(size, true); }
-void* AllocUninit(size_t size) { return Get(size, false); }
+__thread ThreadCache tls_arena __attribute__((tls_model("initial-exec")));
 
-void Free(void* p, size_t size) {
+void* Alloc(size_t size) { return Get(size, true); }
+void* AllocUninitSlow(size_t size) { return Get(size, false); }
+
+void FreeSlow(void* p, size_t size) {
   if (p == nullptr) return;
   const size_t cls = ClassOf(size);
   if (cls >= kClasses) {

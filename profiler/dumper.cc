@@ -287,6 +287,7 @@ ASSAY_STARTUP void InitFromEnvironment() {
   ProfConfig cfg;
   if (!ParseProfConfig(internal::os::GetEnv("MALLOC_PROF"), &cfg) || !cfg.enabled) return;
   g_cfg = cfg;
+  __atomic_store_n(&g_watch_samples, WantsThread(), __ATOMIC_RELAXED);
   const SessionOptions o{cfg.rate, cfg.depth, cfg.young, cfg.seed, cfg.stack_method};
   g_next_interval = cfg.interval;
   g_peak_threshold = static_cast<int64_t>(16 * cfg.rate > (1u << 20) ? 16 * cfg.rate : 1u << 20);
@@ -386,8 +387,9 @@ void Quiesce() {
   LockGuard lock(g_dump_mu);
 }
 
-void OnRecorded(uint64_t clock, int64_t (*live_bytes)()) {
-  if (!WantsThread()) return;  // nothing here watches the samples (interval or peak want it)
+bool g_watch_samples;
+
+void OnRecordedSlow(uint64_t clock, int64_t (*live_bytes)()) {
   if (__atomic_load_n(&g_thread_fork_gen, __ATOMIC_RELAXED) != ForkGeneration()) {
     EnsureThread();  // a fork child profiles on, with a dump thread of its own
   }

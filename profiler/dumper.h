@@ -54,7 +54,13 @@ void Quiesce();
 
 // A sample was recorded: the clock and the live estimate moved (interval and
 // peak dumps watch them). live_bytes sums per-thread counters: it is called
-// only when a peak dump is configured.
-void OnRecorded(uint64_t clock, int64_t (*live_bytes)());
+// only when a peak dump is configured. Inline: without a dump thread to wake
+// (MALLOC_PROF with no period, interval, peak or signal; a tracker session)
+// a sample pays one load here.
+extern bool g_watch_samples;  // atomic: set once MALLOC_PROF's configuration is read
+void OnRecordedSlow(uint64_t clock, int64_t (*live_bytes)());
+inline void OnRecorded(uint64_t clock, int64_t (*live_bytes)()) {
+  if (__atomic_load_n(&g_watch_samples, __ATOMIC_RELAXED)) OnRecordedSlow(clock, live_bytes);
+}
 
 }  // namespace assay::profiler::dumper
