@@ -132,6 +132,7 @@ constexpr uint64_t kFirstVerify = 256;
 constexpr uint64_t kMaxVerifyGap = 4096;
 ASSAY_TLS uint64_t tls_next_verify;  // walk count of the next check (0: kFirstVerify)
 ASSAY_TLS uint64_t tls_verify_gap;
+ASSAY_TLS uint32_t tls_verify_count;
 uint32_t g_hybrid_broken;  // atomic
 
 // Whether the thread's walk number `walks` is checked against libunwind;
@@ -144,6 +145,7 @@ ASSAY_INLINE bool VerifyDue(uint64_t walks) {
   if (walks < tls_next_verify) return false;
   if (tls_verify_gap < kMaxVerifyGap) tls_verify_gap *= 2;
   tls_next_verify = walks + tls_verify_gap;
+  ++tls_verify_count;
   return true;
 }
 
@@ -228,6 +230,7 @@ __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, 
 
 uint64_t ThreadHybridWalks() { return tls_hybrid_walks; }
 uint32_t ThreadSteppedStacks() { return tls_unwound_stacks; }
+uint32_t ThreadHybridChecks() { return tls_verify_count; }
 
 size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t stack_lo,
                     uintptr_t stack_hi) {

@@ -36,5 +36,8 @@ uint64_t ThreadHybridWalks();
 // Stacks the calling thread stepped with libunwind (at most 8 are: its first
 // stacks, or learning its root): for tests.
 uint32_t ThreadSteppedStacks();
+// Hybrid stacks of the calling thread taken again with libunwind to check
+// the walk (its 256th, then 512, 1024, 2048 and 4096 stacks apart): for tests.
+uint32_t ThreadHybridChecks();
 
 }  // namespace assay::profiler

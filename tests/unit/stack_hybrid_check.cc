@@ -177,6 +177,32 @@ void ManyStacksPassTheCheck() {
   CHECK(walks >= 600, "%lu hybrid walks for 600 stacks", static_cast<unsigned long>(walks));
 }
 
+// The libunwind check backs off as it passes: a new thread's 256th hybrid
+// stack is checked, then the 768th, 1 792nd, 3 840th, 7 936th, and every
+// 4 096th after (12 032nd, ...): 5 checks in its first 10 000 stacks, where
+// a fixed 1 in 256 made 39.
+void ChecksBackOff() {
+  std::thread t([] {
+    for (int i = 0; i < 10000; ++i) {
+      Observed o;
+      Recurse(i % 5, &o);
+      Check(o, "backing off");
+    }
+    // Every stack of this thread since it started (the test's own vectors
+    // are sampled too), and the checks among them.
+    const uint64_t walks = assay::profiler::ThreadHybridWalks();
+    const uint32_t checks = assay::profiler::ThreadHybridChecks();
+    uint32_t want = 0;
+    for (uint64_t at = 256, gap = 512; at <= walks; at += gap, gap = gap < 4096 ? 2 * gap : gap) {
+      ++want;
+    }
+    CHECK(walks >= 10000, "%lu hybrid walks for 10000 stacks", static_cast<unsigned long>(walks));
+    CHECK(checks == want, "%u checks in %lu hybrid walks, want %u", checks,
+          static_cast<unsigned long>(walks), want);
+  });
+  t.join();
+}
+
 void ThisProgramKeepsFramePointers() {
   namespace fm = assay::profiler::fp_mappings;
   // This program is built like the library, with -fno-omit-frame-pointer.
@@ -201,6 +227,7 @@ int main() {
   NewThreadsTakeTheLearnedShape();
   ThroughLibcWithoutFramePointers();
   ManyStacksPassTheCheck();
+  ChecksBackOff();
   assay::Stop();
   if (main_walks < 20) {
     fprintf(stderr, "only %lu hybrid walks on the main thread\n",

@@ -1,0 +1,104 @@
+// The sampled allocation's shared state: the session reader it holds for
+// its decision and record (one count however deeply the profiler's calls
+// nest), and the allocation clock, which a thread advances in steps of
+// kClockStep bytes (at once in a session that promotes) and settles when it
+// exits.
+#include <stdlib.h>
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "alloc/sample_hooks.h"
+#include "assay/profiler.hpp"
+#include "gtest/gtest.h"
+#include "profiler/profiler.h"
+#include "profiler/profiler_state.h"
+
+namespace {
+
+namespace prof = assay::profiler;
+
+// Keeps the optimiser from eliding a malloc/free pair.
+void* Opaque(void* p) {
+  asm volatile("" : "+r"(p));
+  return p;
+}
+
+class StopGuard {
+ public:
+  ~StopGuard() { assay::Stop(); }
+};
+
+assay::ProfilerOptions EveryByte() {
+  assay::ProfilerOptions o;
+  o.rate = 1;
+  o.seed = 7;
+  return o;
+}
+
+TEST(SamplePathTest, ReadersNestAndCountOnce) {
+  ASSERT_TRUE(prof::NoSessionReaders());
+  {
+    prof::ReadingScope outer;
+    EXPECT_FALSE(prof::NoSessionReaders());
+    {
+      prof::SessionReader inner;  // RecordAlloc's, inside the slow path's scope
+      EXPECT_FALSE(prof::NoSessionReaders());
+    }
+    EXPECT_FALSE(prof::NoSessionReaders()) << "the inner reader ended the outer one";
+  }
+  EXPECT_TRUE(prof::NoSessionReaders()) << "a reader count was left behind";
+}
+
+TEST(SamplePathTest, SampledAllocationsLeaveNoReaderBehind) {
+  StopGuard guard;
+  ASSERT_TRUE(assay::Start(EveryByte()));
+  for (int i = 0; i < 1000; ++i) free(Opaque(malloc(static_cast<size_t>(16 + i % 4000))));
+  EXPECT_TRUE(prof::NoSessionReaders());
+}
+
+constexpr int kBlocks = 1000;
+constexpr size_t kBlockBytes = 16;  // 16 000 bytes in all: under one step
+
+// Allocates kBlocks blocks of kBlockBytes on a new thread; returns the clock
+// as that thread saw it after its allocations, before it exited.
+uint64_t ClockSeenByAThread() {
+  uint64_t seen = 0;
+  std::thread t([&seen] {
+    void* blocks[kBlocks];
+    for (void*& b : blocks) b = Opaque(malloc(kBlockBytes));
+    seen = prof::GetClockState().clock;
+    for (void* b : blocks) free(b);
+  });
+  t.join();
+  return seen;
+}
+
+TEST(SamplePathTest, AThreadsSamplesReachTheClockInStepsAndAtItsExit) {
+  static_assert(kBlocks * kBlockBytes < prof::kClockStep);
+  StopGuard guard;
+  ASSERT_TRUE(assay::Start(EveryByte()));  // no tracker: nothing to promote
+  const uint64_t before = prof::GetClockState().clock;
+  const uint64_t seen = ClockSeenByAThread();
+  const uint64_t after = prof::GetClockState().clock;
+  // The thread owed its 16 000 bytes (at rate 1 a block of n bytes is n
+  // sample points of one byte each) until it exited; this thread allocates
+  // nothing meanwhile.
+  EXPECT_EQ(seen, before);
+  EXPECT_GE(after - before, kBlocks * kBlockBytes);
+  EXPECT_LT(after - before, kBlocks * kBlockBytes + prof::kClockStep);
+}
+
+TEST(SamplePathTest, APromotingSessionMovesTheClockAtEverySample) {
+  StopGuard guard;
+  assay::Tracker tracker;
+  tracker.on_alloc = [](const assay::SampledAllocation&) { return std::optional<assay::Token>(); };
+  tracker.on_promote = [](assay::Token t) { return std::optional<assay::Token>(t); };
+  ASSERT_TRUE(assay::Start(EveryByte(), tracker));
+  const uint64_t before = prof::GetClockState().clock;
+  const uint64_t seen = ClockSeenByAThread();
+  EXPECT_GE(seen - before, kBlocks * kBlockBytes) << "the clock lagged the thread's samples";
+}
+
+}  // namespace
