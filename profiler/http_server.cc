@@ -211,7 +211,13 @@ void OnRequestBytes(Client& c, uint64_t now) {
     }
     c.before = dumper::TakeSnapshot();
     c.state = State::kParked;
-    c.deadline_ms = now + static_cast<uint64_t>(seconds) * 1000;
+    // From the fine clock after the snapshot, rounded up: `now` is the
+    // coarse clock (a tick behind) from before it, and the delta answered
+    // at that deadline spanned 2.99 s of a 3 s request. The coarse clock
+    // never runs ahead of the fine one, so the answer comes after
+    // `seconds` have passed since the snapshot.
+    const uint64_t after_ms = (internal::os::NowNs() + 999999) / 1000000;
+    c.deadline_ms = after_ms + static_cast<uint64_t>(seconds) * 1000;
     return;
   }
   Serve(c, now);
