@@ -52,15 +52,14 @@ void AddEntry(Snapshot* s, const Entry& e0) {
 
 void AddStack(Snapshot* s, const Stack& st0) {
   const Stack* st = &st0;
-  // Atomics: cache hits raise them without the shard lock (stack_cache).
-  if (__atomic_load_n(&st->alloc_samples, __ATOMIC_RELAXED) == 0) return;
+  // Under the stack's counts lock: cache hits raise them without the shard
+  // lock (stack_cache).
+  const stack_table::CumulativeCounts counts = stack_table::ReadCounts(st);
+  if (counts.samples == 0) return;
   const auto slot = SlotOf(s, st);
   Snapshot::Cumulative& c = s->cumulative[slot.first];
-  double objects, bytes;
-  __atomic_load(&st->alloc_objects, &objects, __ATOMIC_RELAXED);
-  __atomic_load(&st->alloc_bytes, &bytes, __ATOMIC_RELAXED);
-  c.w.objects += objects;
-  c.w.bytes += bytes;
+  c.w.objects += counts.objects;
+  c.w.bytes += counts.bytes;
   c.depth = slot.second;
   c.cache = st->cache;
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "base/lock.h"
+#include "base/os.h"
 #include "profiler/arena.h"
 #include "profiler/sharded_table.h"
 
@@ -22,16 +23,32 @@ uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
   return h;
 }
 
-void AddDouble(double* p, double d) {
-  double old;
-  __atomic_load(p, &old, __ATOMIC_RELAXED);
-  double next = old + d;
-  while (!__atomic_compare_exchange(p, &old, &next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-    next = old + d;
+// Holds a stack's counts_busy. Taken only for a few loads and stores, never
+// around a call: a holder stops only when preempted, and a waiter then
+// yields its time slice rather than spin through it.
+class CountsLock {
+ public:
+  explicit CountsLock(const Stack* st) : busy_(&st->counts_busy) {
+    if (ASSAY_LIKELY(__atomic_exchange_n(busy_, 1, __ATOMIC_ACQUIRE) == 0)) return;
+    for (uint32_t spins = 0;; ++spins) {
+      if (__atomic_load_n(busy_, __ATOMIC_RELAXED) == 0 &&
+          __atomic_exchange_n(busy_, 1, __ATOMIC_ACQUIRE) == 0) {
+        return;
+      }
+      if (spins < 64) {
+        internal::CpuRelax();
+      } else {
+        internal::os::Yield();
+      }
+    }
   }
-}
+  ~CountsLock() { __atomic_store_n(busy_, 0, __ATOMIC_RELEASE); }
+  CountsLock(const CountsLock&) = delete;
+  CountsLock& operator=(const CountsLock&) = delete;
 
-void SetDouble(double* p, double v) { __atomic_store(p, &v, __ATOMIC_RELAXED); }
+ private:
+  uint32_t* busy_;
+};
 
 using internal::LockGuard;
 
@@ -79,6 +96,7 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   st->hash = h;
   st->depth = static_cast<uint32_t>(depth);
   st->refs = 1;
+  st->counts_busy = 0;
   st->cache = cache;
   st->alloc_samples = 1;
   st->alloc_objects = objects;
@@ -89,9 +107,15 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
 }
 
 void AddSampleHeld(Stack* stack, double objects, double bytes) {
-  __atomic_fetch_add(&stack->alloc_samples, 1, __ATOMIC_RELAXED);
-  AddDouble(&stack->alloc_objects, objects);
-  AddDouble(&stack->alloc_bytes, bytes);
+  CountsLock lock(stack);
+  stack->alloc_samples++;
+  stack->alloc_objects += objects;
+  stack->alloc_bytes += bytes;
+}
+
+CumulativeCounts ReadCounts(const Stack* stack) {
+  CountsLock lock(stack);
+  return {stack->alloc_samples, stack->alloc_objects, stack->alloc_bytes};
 }
 
 void Unref(Stack* stack) {
@@ -107,16 +131,19 @@ void Unref(Stack* stack) {
   Shard& s = g_table.ShardFor(stack->hash);
   LockGuard lock(s.mu);
   if (__atomic_sub_fetch(&stack->refs, 1, __ATOMIC_ACQ_REL) == 0 &&
-      __atomic_load_n(&stack->alloc_samples, __ATOMIC_RELAXED) == 0) {
+      ReadCounts(stack).samples == 0) {
     RemoveLocked(s, stack);
   }
 }
 
 void ResetCumulative() {
   g_table.ForEach([](Shard& s, Stack* st) {
-    __atomic_store_n(&st->alloc_samples, 0, __ATOMIC_RELAXED);
-    SetDouble(&st->alloc_objects, 0);
-    SetDouble(&st->alloc_bytes, 0);
+    {
+      CountsLock lock(st);
+      st->alloc_samples = 0;
+      st->alloc_objects = 0;
+      st->alloc_bytes = 0;
+    }
     if (__atomic_load_n(&st->refs, __ATOMIC_ACQUIRE) == 0) RemoveLocked(s, st);
   });
 }

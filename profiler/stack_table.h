@@ -19,8 +19,13 @@ struct alignas(64) Stack {
   // Raised without the lock only by a holder of a reference, so it reaches 0
   // only under the shard lock (Unref), where it is stable.
   uint32_t refs;
-  // Cumulative since start or the last reset: atomics, raised without the
-  // lock by cache hits (AddSampleHeld), zeroed under it by ResetCumulative:
+  // 1 while a thread adds a sample to the counts below, reads or zeroes them:
+  // a spin lock held for three stores. One locked operation a sample, where
+  // an atomic add and two compare-exchange loops of doubles took three.
+  mutable uint32_t counts_busy;
+  // Cumulative since start or the last reset, under counts_busy: raised
+  // without the shard lock by cache hits (AddSampleHeld), zeroed by
+  // ResetCumulative, read by ReadCounts:
   uint64_t alloc_samples;  // sampled blocks
   double alloc_objects;    // unbiased estimate of blocks allocated here
   double alloc_bytes;      // unbiased estimate of requested bytes allocated here
@@ -51,6 +56,16 @@ void Unref(Stack* stack);
 // more sample of (objects, bytes) in its cumulative counts, without the
 // shard lock (atomics). Intern's found path without the lookup.
 void AddSampleHeld(Stack* stack, double objects, double bytes);
+
+// The cumulative counts of a stack the caller keeps alive (a reference, or
+// its shard's lock), read together: never one sample's count without its
+// estimates.
+struct CumulativeCounts {
+  uint64_t samples;
+  double objects;
+  double bytes;
+};
+CumulativeCounts ReadCounts(const Stack* stack);
 
 // One more reference, for a caller that already holds one (no lock).
 inline void RefHeld(Stack* stack) { __atomic_fetch_add(&stack->refs, 1, __ATOMIC_RELAXED); }
