@@ -204,6 +204,7 @@ void SafePointSlow() {
 void OnThreadExit() {
   SafePointSlow();
   if (tls.clock_owed != 0) AdvanceClock(tls, 0, /*exact=*/true);  // what it owes the clock
+  ReleaseShard();                                                 // for the next thread to own
   stack_cache::FlushThread();  // before the arena's: a stack freed here goes to its lists
   arena::FlushThread();
 }

@@ -108,7 +108,16 @@ inline Session* CurrentSession() { return __atomic_load_n(&g_session, __ATOMIC_S
 // one live estimate shared by every thread were two cache lines bouncing
 // between cores on every sampled allocation and free (at rate=1, most of the
 // cost after the locks). Readers of the totals sum the shards.
-inline constexpr size_t kReaderShards = 64;
+//
+// A thread owns one of the first kOwnedShards alone while any is free (given
+// back at its exit), and then moves its counters with a plain load and
+// store: no locked operation, where a sampled allocation took two and its
+// free one. Threads past that share the kSharedShards after them, with
+// atomic adds. The reader count is always an atomic add (its order against
+// Stop's reads is what matters).
+inline constexpr size_t kOwnedShards = 64;
+inline constexpr size_t kSharedShards = 16;
+inline constexpr size_t kReaderShards = kOwnedShards + kSharedShards;
 
 // Requests of this many bytes or more cannot succeed: 2^57 is the largest
 // Linux user address space (x86-64 with five-level paging).
@@ -120,9 +129,16 @@ struct alignas(64) ReaderShard {
 };
 extern ReaderShard g_session_readers[kReaderShards];
 
-// The calling thread's shard (~0u until its first read).
+// The calling thread's shard (~0u until its first read), and whether it
+// owns it alone.
 extern ASSAY_TLS uint32_t tls_reader_shard;
+extern ASSAY_TLS bool tls_shard_owned;
 ReaderShard& AssignShard();
+// Gives the thread's shard back (at its exit; not inside a reader): its
+// later samples, if any, count in a shared shard.
+void ReleaseShard();
+// In a fork child: every shard but the calling thread's is free.
+void ResetShardsAfterFork();
 inline ReaderShard& MyShard() {
   const uint32_t i = tls_reader_shard;
   if (ASSAY_UNLIKELY(i == ~0u)) return AssignShard();
@@ -166,6 +182,15 @@ inline void AdvanceClock(ThreadState& ts, uint64_t bytes, bool exact) {
 // Moves the calling thread's share of the sample counters.
 inline void CountSample(int64_t samples, int64_t live_bytes) {
   ReaderShard& r = MyShard();
+  if (ASSAY_LIKELY(tls_shard_owned)) {  // only this thread writes them
+    if (samples != 0) {
+      const uint64_t was = __atomic_load_n(&r.samples, __ATOMIC_RELAXED);
+      __atomic_store_n(&r.samples, was + static_cast<uint64_t>(samples), __ATOMIC_RELAXED);
+    }
+    const int64_t live = __atomic_load_n(&r.live_bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&r.live_bytes, live + live_bytes, __ATOMIC_RELAXED);
+    return;
+  }
   if (samples != 0)
     __atomic_fetch_add(&r.samples, static_cast<uint64_t>(samples), __ATOMIC_RELAXED);
   __atomic_fetch_add(&r.live_bytes, live_bytes, __ATOMIC_RELAXED);

@@ -56,14 +56,49 @@ uint64_t g_guard_threads = 0;  // atomic: threads that seeded their guard genera
 
 ReaderShard g_session_readers[kReaderShards];
 ASSAY_TLS uint32_t tls_reader_shard = ~0u;
+ASSAY_TLS bool tls_shard_owned;
 ASSAY_TLS uint32_t tls_reading;
 namespace {
-uint32_t g_reader_threads = 0;
+uint32_t g_reader_threads = 0;  // atomic: threads given a shared shard
+uint64_t g_owned_shards = 0;    // atomic: bit i set while a thread owns shard i
+static_assert(kOwnedShards == 64, "one bit a shard");
+
+uint32_t SharedShard() {
+  return static_cast<uint32_t>(
+      kOwnedShards + __atomic_fetch_add(&g_reader_threads, 1, __ATOMIC_RELAXED) % kSharedShards);
+}
 }  // namespace
 
 ReaderShard& AssignShard() {
-  tls_reader_shard = __atomic_fetch_add(&g_reader_threads, 1, __ATOMIC_RELAXED) % kReaderShards;
+  uint64_t bits = __atomic_load_n(&g_owned_shards, __ATOMIC_RELAXED);
+  while (bits != ~uint64_t{0}) {
+    const uint32_t i = static_cast<uint32_t>(__builtin_ctzll(~bits));
+    // Acquire: the counters as the shard's last owner left them.
+    if (__atomic_compare_exchange_n(&g_owned_shards, &bits, bits | (uint64_t{1} << i), true,
+                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+      tls_shard_owned = true;
+      tls_reader_shard = i;
+      return g_session_readers[i];
+    }
+  }
+  tls_reader_shard = SharedShard();
   return g_session_readers[tls_reader_shard];
+}
+
+void ReleaseShard() {
+  // Inside a reader the count would be dropped from another shard than it
+  // was raised in: keep the shard then (it stays owned).
+  if (!tls_shard_owned || tls_reading != 0) return;
+  tls_shard_owned = false;
+  const uint32_t i = tls_reader_shard;
+  tls_reader_shard = SharedShard();
+  // Release: the next owner continues from these counters.
+  __atomic_fetch_and(&g_owned_shards, ~(uint64_t{1} << i), __ATOMIC_RELEASE);
+}
+
+void ResetShardsAfterFork() {
+  const uint64_t mine = tls_shard_owned ? uint64_t{1} << tls_reader_shard : 0;
+  __atomic_store_n(&g_owned_shards, mine, __ATOMIC_RELAXED);
 }
 
 uint64_t TotalSamples() {
@@ -170,6 +205,7 @@ void UnlockAfterFork(bool child) {
     // nor reading a session (one that was, at the fork, never leaves).
     g_in_flight = tls.in_callback;
     for (ReaderShard& r : g_session_readers) __atomic_store_n(&r.count, 0, __ATOMIC_RELAXED);
+    ResetShardsAfterFork();
     if (tls_reading != 0) __atomic_store_n(&MyShard().count, 1, __ATOMIC_RELAXED);
   } else {
     g_young_mu.Unlock();
