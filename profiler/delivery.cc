@@ -17,10 +17,14 @@ namespace assay::profiler {
 
 __thread void* tls_pending __attribute__((tls_model("initial-exec"))) = nullptr;
 
-void Unref(Entry* e) {
-  if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+void FreeEntry(Entry* e) {
   stack_table::Unref(e->stack);
   arena::Free(e, sizeof(Entry));
+}
+
+void Unref(Entry* e) {
+  if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  FreeEntry(e);
 }
 
 void Enqueue(ThreadState& ts, Entry* e, bool alloc) {

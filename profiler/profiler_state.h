@@ -210,6 +210,8 @@ void PromoteOld(ThreadState& ts, uint64_t clock);
 // ---- delivery.cc ----
 // Drops a reference; the last one frees the entry and its stack's reference.
 void Unref(Entry* e);
+// Frees an entry whose last reference the caller holds, and its stack's.
+void FreeEntry(Entry* e);
 // Queues an event of e on this thread (passing one reference of e to it).
 void Enqueue(ThreadState& ts, Entry* e, bool alloc);
 

@@ -233,6 +233,16 @@ void OnSampledFree(void* p) {
       __atomic_fetch_sub(&e->refs, 1, __ATOMIC_RELAXED);  // the table's remains
     }
   }
+  // An entry only the table followed (a session without callbacks: its
+  // alloc callback skipped, no event queued, never young) is this thread's
+  // alone once removed: freed without the two locked operations below.
+  // Acquire: a holder that dropped its reference is done with the entry.
+  constexpr uint32_t kUnfollowed = kDropped | kAllocDone;
+  if (__atomic_load_n(&e->refs, __ATOMIC_ACQUIRE) == 1 &&
+      (__atomic_load_n(&e->cb, __ATOMIC_RELAXED) & kUnfollowed) == kUnfollowed) {
+    FreeEntry(e);
+    return;
+  }
   const uint32_t s = __atomic_fetch_or(&e->cb, kFreeReq, __ATOMIC_SEQ_CST);
   if ((s & kDropped) && (s & kAllocDone)) {
     Unref(e);  // nobody follows it: no event
