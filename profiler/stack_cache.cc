@@ -6,15 +6,21 @@
 
 #include <cstring>
 
+#include "base/base.h"
+
 namespace assay::profiler::stack_cache {
 namespace {
 
 constexpr size_t kSlots = 32;
+// References a slot takes from its stack at once; it gives kBundle back when
+// frees have returned more than 2 * kBundle to it.
+constexpr uint32_t kBundle = 64;
 
 // Plain data, zero-initialised: no constructor runs.
 struct Cache {
   Stack* slot[kSlots];
-  bool off;  // flushed at thread exit
+  uint32_t spare[kSlots];  // references slot[i] holds beyond its own, to hand out
+  bool off;                // flushed at thread exit
 };
 __thread Cache tls_stacks __attribute__((tls_model("initial-exec")));
 
@@ -38,28 +44,50 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
               const char* cache) {
   Cache& c = tls_stacks;
   if (c.off) return stack_table::Intern(frames, depth, objects, bytes, cache);
-  Stack*& slot = c.slot[SlotOf(frames, depth)];
-  Stack* st = slot;
+  const size_t i = SlotOf(frames, depth);
+  Stack* st = c.slot[i];
   if (st != nullptr && Same(st, frames, depth, cache)) {
-    stack_table::RefHeld(st);  // the slot holds one: no lock
+    if (ASSAY_UNLIKELY(c.spare[i] == 0)) {
+      stack_table::RefHeldN(st, kBundle);  // the slot holds one: no lock
+      c.spare[i] = kBundle;
+    }
+    c.spare[i]--;  // the caller's
     stack_table::AddSampleHeld(st, objects, bytes);
     return st;
   }
-  st = stack_table::Intern(frames, depth, objects, bytes, cache);
+  st = stack_table::Intern(frames, depth, objects, bytes, cache);  // with the caller's reference
   if (st == nullptr) return nullptr;
-  stack_table::RefHeld(st);  // the slot's
-  Stack* old = slot;
-  slot = st;
-  if (old != nullptr) stack_table::Unref(old);
+  stack_table::RefHeld(st);  // the slot's own
+  Stack* const old = c.slot[i];
+  const uint32_t old_spare = c.spare[i];
+  c.slot[i] = st;
+  c.spare[i] = 0;
+  if (old != nullptr) stack_table::UnrefN(old, 1 + old_spare);
   return st;
+}
+
+void Release(Stack* stack) {
+  Cache& c = tls_stacks;
+  if (!c.off) {
+    const size_t i = SlotOf(stack->frames, stack->depth);
+    if (c.slot[i] == stack) {
+      if (ASSAY_UNLIKELY(++c.spare[i] > 2 * kBundle)) {
+        c.spare[i] -= kBundle;
+        stack_table::UnrefN(stack, kBundle);  // the slot keeps its own: never the last
+      }
+      return;
+    }
+  }
+  stack_table::Unref(stack);
 }
 
 void FlushThread() {
   Cache& c = tls_stacks;
   c.off = true;
-  for (Stack*& st : c.slot) {
-    if (st != nullptr) stack_table::Unref(st);
-    st = nullptr;
+  for (size_t i = 0; i < kSlots; ++i) {
+    if (c.slot[i] != nullptr) stack_table::UnrefN(c.slot[i], 1 + c.spare[i]);
+    c.slot[i] = nullptr;
+    c.spare[i] = 0;
   }
 }
 

@@ -1,6 +1,9 @@
 // The per-thread cache of interned stacks in front of the stack table: a
 // sample from a stack the thread met recently takes no shard lock, computes
-// no full hash and makes no table lookup.
+// no full hash and makes no table lookup. Each slot holds a bundle of
+// references to its stack: a sample takes one from it and a free on any
+// thread caching the stack gives one back, without touching the stack's
+// shared count (where every other core's samples at the site had it).
 #pragma once
 
 #include <cstddef>
@@ -15,6 +18,10 @@ namespace assay::profiler::stack_cache {
 // holds the same frames and cache label.
 Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
               const char* cache);
+
+// Drops a reference Intern gave (an entry's, at its free): back to this
+// thread's slot when it caches the stack, else stack_table::Unref.
+void Release(Stack* stack);
 
 // The thread is exiting: drops the cache's references; later calls go
 // straight to the table.

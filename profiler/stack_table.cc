@@ -8,6 +8,7 @@
 #include "base/lock.h"
 #include "base/os.h"
 #include "profiler/arena.h"
+#include "profiler/profiler_state.h"
 #include "profiler/sharded_table.h"
 
 namespace assay::profiler::stack_table {
@@ -25,14 +26,25 @@ uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
 
 // Holds a stack's counts_busy. Taken only for a few loads and stores, never
 // around a call: a holder stops only when preempted, and a waiter then
-// yields its time slice rather than spin through it.
+// yields its time slice rather than spin through it. The word holds the
+// fork generation it was taken in: a fork child, whose copy may hold a lock
+// of a parent's thread that will never release it, takes a lock of an
+// earlier generation as free (the counts of that one sample may be half
+// raised in the child's copy).
 class CountsLock {
  public:
   explicit CountsLock(const Stack* st) : busy_(&st->counts_busy) {
-    if (ASSAY_LIKELY(__atomic_exchange_n(busy_, 1, __ATOMIC_ACQUIRE) == 0)) return;
+    const uint32_t mine = (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
+    uint32_t seen = 0;
+    if (ASSAY_LIKELY(__atomic_compare_exchange_n(busy_, &seen, mine, false, __ATOMIC_ACQUIRE,
+                                                 __ATOMIC_RELAXED))) {
+      return;
+    }
     for (uint32_t spins = 0;; ++spins) {
-      if (__atomic_load_n(busy_, __ATOMIC_RELAXED) == 0 &&
-          __atomic_exchange_n(busy_, 1, __ATOMIC_ACQUIRE) == 0) {
+      // Free (0), or held in a generation before this process's.
+      if ((seen == 0 || seen != mine) &&
+          __atomic_compare_exchange_n(busy_, &seen, mine, false, __ATOMIC_ACQUIRE,
+                                      __ATOMIC_RELAXED)) {
         return;
       }
       if (spins < 64) {
@@ -40,6 +52,7 @@ class CountsLock {
       } else {
         internal::os::Yield();
       }
+      seen = __atomic_load_n(busy_, __ATOMIC_RELAXED);
     }
   }
   ~CountsLock() { __atomic_store_n(busy_, 0, __ATOMIC_RELEASE); }
@@ -118,19 +131,21 @@ CumulativeCounts ReadCounts(const Stack* stack) {
   return {stack->alloc_samples, stack->alloc_objects, stack->alloc_bytes};
 }
 
-void Unref(Stack* stack) {
-  // Not the last reference: a holder's decrement needs no lock (the count
+void Unref(Stack* stack) { UnrefN(stack, 1); }
+
+void UnrefN(Stack* stack, uint32_t n) {
+  // Not the last references: a holder's decrement needs no lock (the count
   // cannot reach 0 here, and lock-free raises come only from holders).
   uint32_t r = __atomic_load_n(&stack->refs, __ATOMIC_RELAXED);
-  while (r > 1) {
-    if (__atomic_compare_exchange_n(&stack->refs, &r, r - 1, true, __ATOMIC_RELEASE,
+  while (r > n) {
+    if (__atomic_compare_exchange_n(&stack->refs, &r, r - n, true, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED)) {
       return;
     }
   }
   Shard& s = g_table.ShardFor(stack->hash);
   LockGuard lock(s.mu);
-  if (__atomic_sub_fetch(&stack->refs, 1, __ATOMIC_ACQ_REL) == 0 &&
+  if (__atomic_sub_fetch(&stack->refs, n, __ATOMIC_ACQ_REL) == 0 &&
       ReadCounts(stack).samples == 0) {
     RemoveLocked(s, stack);
   }

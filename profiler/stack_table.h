@@ -48,9 +48,15 @@ namespace stack_table {
 Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
               const char* cache = nullptr);
 
-// Drops a reference. A stack with no references and no cumulative counts is
-// freed. Without the shard lock unless this may be the last reference.
+// Drops a reference (n of them). A stack with no references and no
+// cumulative counts is freed. Without the shard lock unless this may be the
+// last reference.
 void Unref(Stack* stack);
+void UnrefN(Stack* stack, uint32_t n);
+// n more references, for a caller that already holds one (no lock).
+inline void RefHeldN(Stack* stack, uint32_t n) {
+  __atomic_fetch_add(&stack->refs, n, __ATOMIC_RELAXED);
+}
 
 // For a caller that holds a reference to stack: one more reference and one
 // more sample of (objects, bytes) in its cumulative counts, without the

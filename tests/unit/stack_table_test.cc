@@ -1,11 +1,21 @@
 // The stack table on its own: interning deduplicates (also after its hash
 // shards grow), references count, and resetting the cumulative counts frees
-// exactly the stacks no entry refers to.
+// exactly the stacks no entry refers to. The per-thread stack cache in front
+// of it hands references out of bundles and takes them back, on its own
+// thread or another, and returns every one at thread exit.
 #include "profiler/stack_table.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <thread>
 #include <vector>
+
+#include "profiler/profiler_state.h"
+#include "profiler/stack_cache.h"
 
 namespace assay::profiler {
 namespace {
@@ -56,6 +66,76 @@ TEST(StackTable, InternDeduplicatesAcrossGrowthAndResetFreesUnreferenced) {
   stack_table::ResetCumulative();
   EXPECT_EQ(stack_table::Count(), before);
   stack_table::AssertValid();
+}
+
+uint32_t Refs(const Stack* st) { return __atomic_load_n(&st->refs, __ATOMIC_RELAXED); }
+
+TEST(StackCache, BundledReferencesAllComeBack) {
+  const auto f = FramesOf(900001);
+  constexpr int kSamples = 1000;  // many bundles taken, some given back
+  std::vector<Stack*> refs;       // one reference per sample, as entries hold them
+  std::thread owner([&] {
+    for (int i = 0; i < kSamples; ++i) {
+      refs.push_back(stack_cache::Intern(f.data(), f.size(), 1.0, 8.0, nullptr));
+      ASSERT_EQ(refs.back(), refs.front());
+    }
+    Stack* st = refs.front();
+    EXPECT_GE(Refs(st), uint32_t{kSamples} + 1) << "the samples' and the slot's";
+    // Half freed here: back to this thread's slot (a bundle given back
+    // whenever it holds more than two).
+    for (int i = 0; i < kSamples / 2; ++i) stack_cache::Release(refs[i]);
+    EXPECT_GE(Refs(st), uint32_t{kSamples} / 2 + 1);
+    EXPECT_LE(Refs(st), uint32_t{kSamples} / 2 + 1 + 2 * 64);
+    // The other half by a thread that does not cache the stack.
+    std::thread other([&] {
+      for (int i = kSamples / 2; i < kSamples; ++i) stack_cache::Release(refs[i]);
+    });
+    other.join();
+    stack_cache::FlushThread();  // as at this thread's exit
+  });
+  owner.join();
+  Stack* st = refs.front();
+  EXPECT_EQ(Refs(st), 0u) << "references leaked or dropped twice";
+  EXPECT_EQ(stack_table::ReadCounts(st).samples, uint64_t{kSamples});
+  // Unreferenced, it goes at the reset.
+  const size_t count = stack_table::Count();
+  stack_table::ResetCumulative();
+  EXPECT_LE(stack_table::Count(), count - 1);
+  stack_table::AssertValid();
+}
+
+// A thread of the parent held a stack's counts lock when another forked: the
+// child (where that thread does not exist) must take the lock anyway, not
+// spin forever (its exit dump reads every stack's counts).
+TEST(StackTable, AForkChildTakesACountsLockItsParentHeld) {
+  const auto f = FramesOf(900002);
+  Stack* st = stack_table::Intern(f.data(), f.size(), 1.0, 8.0);
+  ASSERT_NE(st, nullptr);
+  // As a parent's thread holding it leaves it (this thread's generation).
+  const uint32_t held = (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
+  __atomic_store_n(&st->counts_busy, held, __ATOMIC_RELEASE);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const stack_table::CumulativeCounts c = stack_table::ReadCounts(st);  // hangs if not taken
+    stack_table::AddSampleHeld(st, 1.0, 8.0);
+    _exit(c.samples == 1 && stack_table::ReadCounts(st).samples == 2 ? 0 : 1);
+  }
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 500 && done == 0; ++i) {  // 5 s
+    done = waitpid(child, &status, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (done == 0) {
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    ADD_FAILURE() << "the child hung on a counts lock its parent's thread held";
+  } else {
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  }
+  __atomic_store_n(&st->counts_busy, 0, __ATOMIC_RELEASE);  // the "holder" lets go
+  stack_table::Unref(st);
 }
 
 }  // namespace
