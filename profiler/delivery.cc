@@ -18,7 +18,7 @@ namespace assay::profiler {
 __thread void* tls_pending __attribute__((tls_model("initial-exec"))) = nullptr;
 
 void FreeEntry(Entry* e) {
-  stack_cache::Release(e->stack);
+  stack_cache::Release(e->stack, e->stack_slot);
   arena::Free(e, sizeof(Entry));
 }
 

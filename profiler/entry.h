@@ -43,6 +43,7 @@ struct alignas(64) Entry {
   uintptr_t token;      // the tracker's, from its alloc callback
   uint32_t alloc_gen;   // alloc-profile generation at birth (ResetAllocationProfile)
   bool in_young;        // written under g_young_mu; read unlocked with a relaxed atomic load
+  uint8_t stack_slot;   // the stack's slot in the threads' stack caches (stack_cache::Release)
   // Fixed once recorded:
   uint64_t requested;     // bytes asked for
   uint64_t usable;        // bytes the block really has
@@ -57,7 +58,7 @@ struct alignas(64) Entry {
   Entry* young_prev;
   Entry* young_next;
 };
-static_assert(offsetof(Entry, in_young) < 64, "a free's fields share one cache line");
+static_assert(offsetof(Entry, stack_slot) < 64, "a free's fields share one cache line");
 
 namespace entry_table {
 

@@ -148,7 +148,8 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   const double q = g_rate.SampledProbability(requested == 0 ? 1 : requested);
   const double objects = q > 0 ? 1.0 / q : 0;
   const double bytes = objects * static_cast<double>(requested);
-  Stack* stack = stack_cache::Intern(frames, depth, objects, bytes, tls_cache_label);
+  uint8_t stack_slot;
+  Stack* stack = stack_cache::Intern(frames, depth, objects, bytes, tls_cache_label, &stack_slot);
   // Uninitialised: every field is written below (no 256-byte memset).
   Entry* e = stack != nullptr ? static_cast<Entry*>(arena::AllocUninit(sizeof(Entry))) : nullptr;
   if (e == nullptr) {
@@ -176,6 +177,7 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   e->table_next = nullptr;
   e->young_prev = e->young_next = nullptr;
   e->in_young = false;
+  e->stack_slot = stack_slot;
   if (!entry_table::Insert(e)) {
     stack_table::Unref(stack);
     arena::Free(e, sizeof(Entry));

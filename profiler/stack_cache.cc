@@ -41,10 +41,11 @@ bool Same(const Stack* st, const uintptr_t* frames, size_t depth, const char* ca
 }  // namespace
 
 Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
-              const char* cache) {
+              const char* cache, uint8_t* slot) {
   Cache& c = tls_stacks;
-  if (c.off) return stack_table::Intern(frames, depth, objects, bytes, cache);
   const size_t i = SlotOf(frames, depth);
+  *slot = static_cast<uint8_t>(i);
+  if (c.off) return stack_table::Intern(frames, depth, objects, bytes, cache);
   Stack* st = c.slot[i];
   if (st != nullptr && Same(st, frames, depth, cache)) {
     if (ASSAY_UNLIKELY(c.spare[i] == 0)) {
@@ -66,10 +67,10 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   return st;
 }
 
-void Release(Stack* stack) {
+void Release(Stack* stack, uint8_t slot) {
   Cache& c = tls_stacks;
   if (!c.off) {
-    const size_t i = SlotOf(stack->frames, stack->depth);
+    const size_t i = slot % kSlots;
     if (c.slot[i] == stack) {
       if (ASSAY_UNLIKELY(++c.spare[i] > 2 * kBundle)) {
         c.spare[i] -= kBundle;

@@ -74,21 +74,22 @@ TEST(StackCache, BundledReferencesAllComeBack) {
   const auto f = FramesOf(900001);
   constexpr int kSamples = 1000;  // many bundles taken, some given back
   std::vector<Stack*> refs;       // one reference per sample, as entries hold them
+  uint8_t slot = 0;
   std::thread owner([&] {
     for (int i = 0; i < kSamples; ++i) {
-      refs.push_back(stack_cache::Intern(f.data(), f.size(), 1.0, 8.0, nullptr));
+      refs.push_back(stack_cache::Intern(f.data(), f.size(), 1.0, 8.0, nullptr, &slot));
       ASSERT_EQ(refs.back(), refs.front());
     }
     Stack* st = refs.front();
     EXPECT_GE(Refs(st), uint32_t{kSamples} + 1) << "the samples' and the slot's";
     // Half freed here: back to this thread's slot (a bundle given back
     // whenever it holds more than two).
-    for (int i = 0; i < kSamples / 2; ++i) stack_cache::Release(refs[i]);
+    for (int i = 0; i < kSamples / 2; ++i) stack_cache::Release(refs[i], slot);
     EXPECT_GE(Refs(st), uint32_t{kSamples} / 2 + 1);
     EXPECT_LE(Refs(st), uint32_t{kSamples} / 2 + 1 + 2 * 64);
     // The other half by a thread that does not cache the stack.
     std::thread other([&] {
-      for (int i = kSamples / 2; i < kSamples; ++i) stack_cache::Release(refs[i]);
+      for (int i = kSamples / 2; i < kSamples; ++i) stack_cache::Release(refs[i], slot);
     });
     other.join();
     stack_cache::FlushThread();  // as at this thread's exit
