@@ -69,7 +69,7 @@ uint32_t SharedShard() {
 }
 }  // namespace
 
-ReaderShard& AssignShard() {
+ASSAY_STARTUP ReaderShard& AssignShard() {
   uint64_t bits = __atomic_load_n(&g_owned_shards, __ATOMIC_RELAXED);
   while (bits != ~uint64_t{0}) {
     const uint32_t i = static_cast<uint32_t>(__builtin_ctzll(~bits));
