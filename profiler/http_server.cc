@@ -1,10 +1,7 @@
-// The profile endpoint's thread and its poll() loop (http_server.h); the
-// requests are parsed by http_request.cc, the profiles built by the dumper.
-//
-// Connection states: reading the head (5 s from accept), parked (a
-// ?seconds=N request, until its time is up), writing the answer (30 s at
-// most), draining (after the answer: our side shut, the client's bytes read
-// and dropped for up to 1 s so closing never resets the answer away).
+// The profile endpoint's thread and its poll() loop (http_server.h): the
+// listener, accepting, the exit and fork handlers. Each connection is an
+// http_client.h state machine; the requests are parsed by http_request.cc,
+// the profiles built by the dumper.
 // The socket calls are this file's own (the OS seam, base/os.h, holds the
 // allocator's memory, clock and process calls, which it uses).
 #include "profiler/http_server.h"
@@ -27,23 +24,20 @@
 
 #include "base/os.h"
 #include "profiler/dumper.h"
+#include "profiler/http_client.h"
 #include "profiler/http_request.h"
 #include "profiler/profiler.h"
 
 namespace assay::profiler::http {
-namespace {
 
-constexpr int kMaxClients = 4;
-constexpr uint64_t kRequestTimeoutMs = 5000;
-constexpr uint64_t kWriteTimeoutMs = 30000;
-constexpr uint64_t kDrainMs = 1000;
-constexpr int64_t kMaxSeconds = 600;
+int g_client_fds[kMaxClients] = {-1, -1, -1, -1};
+uint32_t g_closed = 0;
+
+namespace {
 
 // Shared with the exit and fork handlers.
 int g_listen_fd = -1;
 int g_wake_fd = -1;                                    // eventfd: wakes the loop to stop
-int g_client_fds[kMaxClients] = {-1, -1, -1, -1};      // atomic; -1 before close()
-uint32_t g_closed = 0;                                 // atomic: the process is exiting
 uint32_t g_stopped = 0;                                // atomic, futex: the loop has ended
 int g_owner = 0;                                       // the process that serves
 char g_address[128];                                   // http=ADDR, for messages
@@ -60,59 +54,6 @@ void Say(const char* what) {
   internal::os::WriteStderr(line);
 }
 
-enum class State { kFree, kReading, kParked, kWriting, kDraining };
-
-struct Client {
-  int fd = -1;
-  State state = State::kFree;
-  uint64_t deadline_ms = 0;
-  size_t in_len = 0;
-  char in[kMaxRequestHead];
-  const char* kind = nullptr;      // "heap" or "alloc"
-  const char* filename = nullptr;  // Content-Disposition's
-  bool head_only = false;
-  snapshot::Snapshot* before = nullptr;  // a parked request's first snapshot
-  std::string out;
-  size_t out_off = 0;
-};
-
-const char* Reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
-constexpr char kIndex[] =
-    "<html><head><title>/debug/pprof/</title></head><body>\n"
-    "<p>assay heap profiler: gzipped pprof profiles (go tool pprof URL)</p>\n"
-    "<ul>\n"
-    "<li><a href=\"/debug/pprof/heap\">heap</a>: sampled live heap (inuse_*), with the "
-    "allocations since start as alloc_*</li>\n"
-    "<li><a href=\"/debug/pprof/allocs\">allocs</a>: the same, alloc_space by default</li>\n"
-    "</ul>\n"
-    "<p>?seconds=N: the change over the next N seconds (alloc_*: allocated meanwhile; "
-    "inuse_*: change of the live heap)</p>\n"
-    "</body></html>\n";
-
 // Answers a connection refused for lack of room; best effort, never blocks.
 #define ASSAY_BUSY_BODY "assay: too many concurrent clients\n"
 constexpr char kBusy[] =
@@ -120,161 +61,6 @@ constexpr char kBusy[] =
     "Connection: close\r\nRetry-After: 1\r\n\r\n" ASSAY_BUSY_BODY;
 static_assert(sizeof(ASSAY_BUSY_BODY) - 1 == 35, "Content-Length above");
 #undef ASSAY_BUSY_BODY
-
-void Respond(Client& c, int status, const char* content_type, const char* extra_headers,
-             std::string body, uint64_t now) {
-  char head[512];
-  snprintf(head, sizeof(head),
-           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n"
-           "X-Content-Type-Options: nosniff\r\n%s\r\n",
-           status, Reason(status), content_type, body.size(), extra_headers);
-  c.out = head;
-  if (!c.head_only) c.out += body;
-  c.out_off = 0;
-  c.state = State::kWriting;
-  c.deadline_ms = now + kWriteTimeoutMs;
-}
-
-void RespondText(Client& c, int status, const char* text, uint64_t now) {
-  Respond(c, status, "text/plain; charset=utf-8", "", std::string(text) + "\n", now);
-}
-
-void Close(Client& c, int slot) {
-  __atomic_store_n(&g_client_fds[slot], -1, __ATOMIC_RELEASE);
-  close(c.fd);
-  dumper::FreeSnapshot(c.before);
-  c.before = nullptr;
-  c.fd = -1;
-  c.state = State::kFree;
-  std::string().swap(c.out);
-}
-
-void Serve(Client& c, uint64_t now) {
-  std::string body, error;
-  const int rc = dumper::ProfileBytes(c.kind, c.before, &g_closed, &body, &error);
-  dumper::FreeSnapshot(c.before);
-  c.before = nullptr;
-  if (rc != 0) {
-    RespondText(c, 500, ("assay: cannot build the profile: " + error).c_str(), now);
-    return;
-  }
-  char disposition[96];
-  snprintf(disposition, sizeof(disposition), "Content-Disposition: attachment; filename=\"%s\"\r\n",
-           c.filename);
-  Respond(c, 200, "application/octet-stream", disposition, std::move(body), now);
-}
-
-// Parses what arrived; answers, parks, or waits for more.
-void OnRequestBytes(Client& c, uint64_t now) {
-  Request r;
-  switch (ParseRequest(c.in, c.in_len, &r)) {
-    case ParseStatus::kIncomplete:
-      return;
-    case ParseStatus::kTooLarge:
-      return RespondText(c, 431, "request head over 8 KiB", now);
-    case ParseStatus::kBadRequest:
-      return RespondText(c, 400, "malformed request", now);
-    case ParseStatus::kBadVersion:
-      return RespondText(c, 505, "HTTP/1.0 or 1.1 only", now);
-    case ParseStatus::kOk:
-      break;
-  }
-  c.head_only = r.method == "HEAD";
-  if (r.method != "GET" && !c.head_only) {
-    return Respond(c, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n",
-                   "GET or HEAD only\n", now);
-  }
-  if (r.path == "/debug/pprof/" || r.path == "/debug/pprof") {
-    return Respond(c, 200, "text/html; charset=utf-8", "", kIndex, now);
-  }
-  if (r.path == "/debug/pprof/heap") {
-    c.kind = "heap";
-    c.filename = "heap";
-  } else if (r.path == "/debug/pprof/allocs") {
-    c.kind = "alloc";
-    c.filename = "allocs";
-  } else {
-    return RespondText(c, 404, "not found: /debug/pprof/heap, /debug/pprof/allocs", now);
-  }
-  std::string_view v;
-  if (QueryParam(r.query, "seconds", &v)) {
-    int64_t seconds = 0;
-    for (char ch : v) {
-      if (ch < '0' || ch > '9' || seconds > kMaxSeconds) {
-        seconds = -1;
-        break;
-      }
-      seconds = seconds * 10 + (ch - '0');
-    }
-    if (seconds < 1 || seconds > kMaxSeconds) {
-      return RespondText(c, 400, "seconds: an integer from 1 to 600", now);
-    }
-    c.before = dumper::TakeSnapshot();
-    c.state = State::kParked;
-    // From the fine clock after the snapshot, rounded up: `now` is the
-    // coarse clock (a tick behind) from before it, and the delta answered
-    // at that deadline spanned 2.99 s of a 3 s request. The coarse clock
-    // never runs ahead of the fine one, so the answer comes after
-    // `seconds` have passed since the snapshot.
-    const uint64_t after_ms = (internal::os::NowNs() + 999999) / 1000000;
-    c.deadline_ms = after_ms + static_cast<uint64_t>(seconds) * 1000;
-    return;
-  }
-  Serve(c, now);
-}
-
-void AfterWrite(Client& c, uint64_t now) {
-  shutdown(c.fd, SHUT_WR);
-  std::string().swap(c.out);
-  c.state = State::kDraining;
-  c.deadline_ms = now + kDrainMs;
-}
-
-// Handles poll's events on client `slot`.
-void OnEvents(Client& c, int slot, short revents, uint64_t now) {
-  char scratch[1024];
-  switch (c.state) {
-    case State::kReading: {
-      const ssize_t n = recv(c.fd, c.in + c.in_len, sizeof(c.in) - c.in_len, 0);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return Close(c, slot);
-      if (n < 0) return;
-      c.in_len += static_cast<size_t>(n);
-      return OnRequestBytes(c, now);
-    }
-    case State::kParked:
-    case State::kDraining: {
-      // Extra bytes are dropped; a client that hangs up is let go.
-      const ssize_t n = recv(c.fd, scratch, sizeof(scratch), 0);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return Close(c, slot);
-      if ((revents & (POLLERR | POLLHUP)) != 0 && n < 0) return Close(c, slot);
-      return;
-    }
-    case State::kWriting: {
-      const ssize_t n = send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && errno != EAGAIN && errno != EINTR) return Close(c, slot);
-      if (n > 0) c.out_off += static_cast<size_t>(n);
-      if (c.out_off == c.out.size()) AfterWrite(c, now);
-      return;
-    }
-    case State::kFree:
-      return;
-  }
-}
-
-void OnDeadline(Client& c, int slot, uint64_t now) {
-  switch (c.state) {
-    case State::kReading:
-      return RespondText(c, 408, "no whole request within 5 s", now);
-    case State::kParked:
-      return Serve(c, now);
-    case State::kWriting:
-    case State::kDraining:
-      return Close(c, slot);
-    case State::kFree:
-      return;
-  }
-}
 
 // Accepts every pending connection; one beyond kMaxClients gets 503 and is
 // closed. False if accept failed for lack of descriptors (pause listening).
