@@ -287,7 +287,8 @@ ASSAY_STARTUP void InitFromEnvironment() {
   ProfConfig cfg;
   if (!ParseProfConfig(internal::os::GetEnv("MALLOC_PROF"), &cfg) || !cfg.enabled) return;
   g_cfg = cfg;
-  __atomic_store_n(&g_watch_samples, WantsThread(), __ATOMIC_RELAXED);
+  const bool wants_thread = WantsThread();
+  __atomic_store_n(&g_watch_samples, wants_thread, __ATOMIC_RELAXED);
   const SessionOptions o{cfg.rate, cfg.depth, cfg.young, cfg.seed, cfg.stack_method};
   g_next_interval = cfg.interval;
   g_peak_threshold = static_cast<int64_t>(16 * cfg.rate > (1u << 20) ? 16 * cfg.rate : 1u << 20);
@@ -305,7 +306,7 @@ ASSAY_STARTUP void InitFromEnvironment() {
     sigemptyset(&sa.sa_mask);
     sigaction(cfg.signal, &sa, nullptr);
   }
-  if (WantsThread()) EnsureThread();
+  if (wants_thread) EnsureThread();
   // After AtExit(ExitDumps): the endpoint's own exit handler runs before it.
   if (cfg.http[0] != '\0') http::StartServer(cfg.http, cfg.http_remote);
 }

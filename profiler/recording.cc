@@ -179,8 +179,7 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   e->in_young = false;
   e->stack_slot = stack_slot;
   if (!entry_table::Insert(e)) {
-    stack_table::Unref(stack);
-    arena::Free(e, sizeof(Entry));
+    FreeEntry(e);
     ts.suspended--;
     return nullptr;
   }

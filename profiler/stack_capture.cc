@@ -130,22 +130,19 @@ __attribute__((noinline)) size_t LearnRoot(unw_context_t* context, uintptr_t* bu
 // with libunwind from then on.
 constexpr uint64_t kFirstVerify = 256;
 constexpr uint64_t kMaxVerifyGap = 4096;
-ASSAY_TLS uint64_t tls_next_verify;  // walk count of the next check (0: kFirstVerify)
-ASSAY_TLS uint64_t tls_verify_gap;
+// Walk count of the next check less kFirstVerify (zero-initialised: the
+// 256th walk), and the checks made.
+ASSAY_TLS uint64_t tls_verify_after;
 ASSAY_TLS uint32_t tls_verify_count;
 uint32_t g_hybrid_broken;  // atomic
 
 // Whether the thread's walk number `walks` is checked against libunwind;
 // schedules the next check.
 ASSAY_INLINE bool VerifyDue(uint64_t walks) {
-  if (tls_next_verify == 0) {
-    tls_next_verify = kFirstVerify;
-    tls_verify_gap = kFirstVerify;
-  }
-  if (walks < tls_next_verify) return false;
-  if (tls_verify_gap < kMaxVerifyGap) tls_verify_gap *= 2;
-  tls_next_verify = walks + tls_verify_gap;
-  ++tls_verify_count;
+  if (walks < kFirstVerify + tls_verify_after) return false;
+  const uint32_t made = ++tls_verify_count;
+  const uint64_t gap = made >= 4 ? kMaxVerifyGap : kFirstVerify << made;  // 512, 1024, 2048, 4096
+  tls_verify_after = walks + gap - kFirstVerify;
   return true;
 }
 

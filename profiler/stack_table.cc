@@ -41,10 +41,10 @@ class CountsLock {
       return;
     }
     for (uint32_t spins = 0;; ++spins) {
-      // Free (0), or held in a generation before this process's.
-      if ((seen == 0 || seen != mine) &&
-          __atomic_compare_exchange_n(busy_, &seen, mine, false, __ATOMIC_ACQUIRE,
-                                      __ATOMIC_RELAXED)) {
+      // Free (0), or held in a generation before this process's (mine is
+      // odd: never 0).
+      if (seen != mine && __atomic_compare_exchange_n(busy_, &seen, mine, false, __ATOMIC_ACQUIRE,
+                                                      __ATOMIC_RELAXED)) {
         return;
       }
       if (spins < 64) {

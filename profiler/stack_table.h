@@ -19,8 +19,9 @@ struct alignas(64) Stack {
   // Raised without the lock only by a holder of a reference, so it reaches 0
   // only under the shard lock (Unref), where it is stable.
   uint32_t refs;
-  // 1 while a thread adds a sample to the counts below, reads or zeroes them:
-  // a spin lock held for three stores. One locked operation a sample, where
+  // Nonzero while a thread adds a sample to the counts below, reads or zeroes
+  // them (2 * fork generation + 1: stack_table.cc's CountsLock): a spin lock
+  // held for three stores. One locked operation a sample, where
   // an atomic add and two compare-exchange loops of doubles took three.
   mutable uint32_t counts_busy;
   // Cumulative since start or the last reset, under counts_busy: raised
@@ -58,9 +59,9 @@ inline void RefHeldN(Stack* stack, uint32_t n) {
   __atomic_fetch_add(&stack->refs, n, __ATOMIC_RELAXED);
 }
 
-// For a caller that holds a reference to stack: one more reference and one
-// more sample of (objects, bytes) in its cumulative counts, without the
-// shard lock (atomics). Intern's found path without the lookup.
+// For a caller that holds a reference to stack: one more sample of (objects,
+// bytes) in its cumulative counts, under the stack's counts lock, without
+// the shard lock. Intern's found path without the lookup.
 void AddSampleHeld(Stack* stack, double objects, double bytes);
 
 // The cumulative counts of a stack the caller keeps alive (a reference, or
@@ -74,7 +75,7 @@ struct CumulativeCounts {
 CumulativeCounts ReadCounts(const Stack* stack);
 
 // One more reference, for a caller that already holds one (no lock).
-inline void RefHeld(Stack* stack) { __atomic_fetch_add(&stack->refs, 1, __ATOMIC_RELAXED); }
+inline void RefHeld(Stack* stack) { RefHeldN(stack, 1); }
 
 // Zeroes every stack's cumulative counts (and frees unreferenced stacks).
 void ResetCumulative();

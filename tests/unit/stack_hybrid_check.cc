@@ -109,6 +109,16 @@ void Check(const Observed& o, const char* what) {
   }
 }
 
+// Takes n stacks, at recursion depths 0 .. depths - 1 in turn, each checked
+// against libunwind's.
+void CheckStacks(int n, int depths, const char* what) {
+  for (int i = 0; i < n; ++i) {
+    Observed o;
+    Recurse(i % depths, &o);
+    Check(o, what);
+  }
+}
+
 void MainThreadAtManyDepths() {
   for (int rep = 0; rep < 3; ++rep) {  // the first stacks step; later ones use the root
     for (int depth : {0, 1, 2, 5, 10, 20, 40, 61, 62, 63, 80}) {
@@ -121,11 +131,7 @@ void MainThreadAtManyDepths() {
 
 void OtherThread() {
   std::thread th([] {
-    for (int i = 0; i < 20; ++i) {
-      Observed o;
-      Recurse(i % 7, &o);
-      Check(o, "other thread");
-    }
+    CheckStacks(20, 7, "other thread");
     // After the first stacks the walk is the hybrid one, root included.
     CHECK(assay::profiler::ThreadHybridWalks() >= 10, "%lu hybrid walks",
           static_cast<unsigned long>(assay::profiler::ThreadHybridWalks()));
@@ -139,11 +145,7 @@ void OtherThread() {
 void NewThreadsTakeTheLearnedShape() {
   for (int t = 0; t < 4; ++t) {
     std::thread th([] {
-      for (int i = 0; i < 6; ++i) {
-        Observed o;
-        Recurse(i % 4, &o);
-        Check(o, "new thread");
-      }
+      CheckStacks(6, 4, "new thread");
       CHECK(assay::profiler::ThreadSteppedStacks() == 0, "%u stacks stepped with libunwind",
             assay::profiler::ThreadSteppedStacks());
       CHECK(assay::profiler::ThreadHybridWalks() >= 6, "%lu hybrid walks",
@@ -168,11 +170,7 @@ void ThroughLibcWithoutFramePointers() {
 // against libunwind: the check must pass, so hybrid walks go on.
 void ManyStacksPassTheCheck() {
   const uint64_t before = assay::profiler::ThreadHybridWalks();
-  for (int i = 0; i < 600; ++i) {
-    Observed o;
-    Recurse(i % 9, &o);
-    Check(o, "many stacks");
-  }
+  CheckStacks(600, 9, "many stacks");
   const uint64_t walks = assay::profiler::ThreadHybridWalks() - before;
   CHECK(walks >= 600, "%lu hybrid walks for 600 stacks", static_cast<unsigned long>(walks));
 }
@@ -183,11 +181,7 @@ void ManyStacksPassTheCheck() {
 // a fixed 1 in 256 made 39.
 void ChecksBackOff() {
   std::thread t([] {
-    for (int i = 0; i < 10000; ++i) {
-      Observed o;
-      Recurse(i % 5, &o);
-      Check(o, "backing off");
-    }
+    CheckStacks(10000, 5, "backing off");
     // Every stack of this thread since it started (the test's own vectors
     // are sampled too), and the checks among them.
     const uint64_t walks = assay::profiler::ThreadHybridWalks();
