@@ -26,7 +26,11 @@ constexpr size_t kMaxScanned = 64;
 // its FDEs that move the stack pointer put the CFA on %rbp (frameless
 // leaves count for neither side: they call nothing). Measured on this
 // machine: objects built with -fno-omit-frame-pointer read 75-98% (the rest
-// are start-up stubs such as _init); Debian's libc, libstdc++, libm,
+// are start-up stubs such as _init); the PLT's FDE, whose CFA is an
+// expression, counts for neither side either (its stubs jump, never call:
+// in a small program built with frame pointers, main and one helper, it
+// was a third of the FDEs that count and made the program count as without
+// them, so every walk fell back at its first frame); Debian's libc, libstdc++, libm,
 // libgcc_s, ld.so, libunwind, libz and python3.11, built without, 0-13%; a
 // test linking Debian's libgtest.a (no frame pointers) into frame-pointer
 // code, 50%: such mixed objects count as without frame pointers.
@@ -88,12 +92,14 @@ int EncodedSize(uint8_t enc) {
 }
 
 // What the CFA instructions in [p, end) do with the CFA.
-enum Cfa { kCfaUntouched, kCfaMoved, kCfaOnRbp, kCfaUnknown };
+enum Cfa { kCfaUntouched, kCfaMoved, kCfaOnRbp, kCfaExpression, kCfaUnknown };
 
 // kCfaOnRbp if they ever define the CFA on %rbp (DWARF register 6),
-// kCfaMoved if they only move it (pushes, stack adjustments), kCfaUntouched
-// if they never do (a function that never moves its stack pointer makes no
-// call: it needs no frame, with or without -fno-omit-frame-pointer).
+// kCfaExpression if they define it by an expression (the linker's FDE for
+// the PLT: code that jumps and never calls), kCfaMoved if they only move it
+// (pushes, stack adjustments), kCfaUntouched if they never do (a function
+// that never moves its stack pointer makes no call: it needs no frame, with
+// or without -fno-omit-frame-pointer).
 Cfa ReadCfa(const uint8_t* p, const uint8_t* end, int addr_size) {
   Cfa result = kCfaUntouched;
   while (p < end) {
@@ -156,12 +162,8 @@ Cfa ReadCfa(const uint8_t* p, const uint8_t* end, int addr_size) {
         if (Uleb(p, end) == 6) return kCfaOnRbp;
         result = kCfaMoved;
         break;
-      case 0x0f: {  // def_cfa_expression block
-        const uint64_t n = Uleb(p, end);
-        p += n;
-        result = kCfaMoved;
-        break;
-      }
+      case 0x0f:  // def_cfa_expression block
+        return kCfaExpression;
       case 0x10:
       case 0x16: {  // (val_)expression reg, block
         Uleb(p, end);
@@ -226,7 +228,7 @@ Cfa ReadFde(const uint8_t* fde) {
   // The CIE's initial instructions set the CFA for every FDE of it (to
   // %rsp + 8 on x86-64: not a move).
   const Cfa initial = ReadCfa(c, cend, sz);
-  if (initial == kCfaOnRbp || initial == kCfaUnknown) return initial;
+  if (initial == kCfaOnRbp || initial == kCfaExpression || initial == kCfaUnknown) return initial;
   p += 2 * sz;  // initial location, address range
   if (aug[0] == 'z') {
     const uint64_t alen = Uleb(p, end);
@@ -372,7 +374,8 @@ bool ScanEhFrameHdr(const uint8_t* hdr, size_t* fdes, size_t* fp_fdes) {
     int32_t fde_rel;
     std::memcpy(&fde_rel, row, 4);
     const Cfa cfa = ReadFde(hdr + fde_rel);
-    if (cfa == kCfaUnknown || cfa == kCfaUntouched) continue;  // frameless leaves do not count
+    // Frameless leaves and the PLT's stubs do not count.
+    if (cfa == kCfaUnknown || cfa == kCfaUntouched || cfa == kCfaExpression) continue;
     ++*fdes;
     if (cfa == kCfaOnRbp) ++*fp_fdes;
   }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "assay/profiler.hpp"
+#include "fp_small_object.h"
 #include "profiler/fp_mappings.h"
 #include "profiler/stack_capture.h"
 
@@ -209,16 +210,44 @@ void ThisProgramKeepsFramePointers() {
   CHECK(!fm::Find(4096, &r), "a range holds page 1");
 }
 
+// A small object built with frame pointers (fp_small_object.c: one function
+// and the PLT) counts as such, though the PLT's FDE does not put the CFA on
+// %rbp: counted, it was half of the object's FDEs, and stacks through the
+// object (or through any small program) fell back to libunwind and its
+// learned roots, one per call site.
+void SmallObjectKeepsFramePointers() {
+  namespace fm = assay::profiler::fp_mappings;
+  CHECK((fm::Begin() & 1) == 0, "table being rebuilt");
+  fm::Range r;
+  const auto pc = reinterpret_cast<uintptr_t>(&SmallObjectCall);
+  CHECK(fm::Find(pc, &r), "no range holds SmallObjectCall");
+  CHECK(r.fp, "the small object counts as code without frame pointers");
+}
+
+void ThroughSmallObject() {
+  const uint64_t walks = assay::profiler::ThreadHybridWalks();
+  for (int rep = 0; rep < 12; ++rep) {
+    Observed o;
+    SmallObjectCall([](void* arg) { Recurse(2, static_cast<Observed*>(arg)); }, &o);
+    Check(o, "through the small object");
+  }
+  // Each observation samples two allocations (its vector of expected frames, then Site's).
+  CHECK(assay::profiler::ThreadHybridWalks() - walks == 24, "%lu of 24 stacks walked hybrid",
+        static_cast<unsigned long>(assay::profiler::ThreadHybridWalks() - walks));
+}
+
 }  // namespace
 
 int main() {
   ThisProgramKeepsFramePointers();
+  SmallObjectKeepsFramePointers();
   StartSession();
   const uint64_t before = assay::profiler::ThreadHybridWalks();
   MainThreadAtManyDepths();
   const uint64_t main_walks = assay::profiler::ThreadHybridWalks() - before;
   OtherThread();
   NewThreadsTakeTheLearnedShape();
+  ThroughSmallObject();  // before: walks through libc fail, and the thread backs off
   ThroughLibcWithoutFramePointers();
   ManyStacksPassTheCheck();
   ChecksBackOff();
