@@ -40,9 +40,4 @@ bool Valid(uint64_t seq);
 // dropped (its lock reset, the table emptied and rebuilt by the next Begin).
 void ResetAfterFork();
 
-// The share of an object's FDEs whose CFA is %rbp: exposed for tests.
-// eh_frame_hdr is the object's PT_GNU_EH_FRAME section in memory. Returns
-// false if the header's encodings are not the usual ones.
-bool ScanEhFrameHdr(const uint8_t* eh_frame_hdr, size_t* fdes, size_t* fp_fdes);
-
 }  // namespace assay::profiler::fp_mappings
