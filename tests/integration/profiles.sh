@@ -412,8 +412,13 @@ check "period=1: files written in seq order, ~1 s apart, each readable" test "$i
 
 prun interval 30 "prefix=$WORK/interval/p,rate=64k,interval=8m,final=0" "$PROGS/prof_modes" churn 100
 nint=$(count_files "$WORK/interval" '^p\.[0-9]+\.[0-9]+\.heap\.pb\.gz$')
-check "interval=8m over 100 MB: several heap files ($nint, want 3..14), status $RC" \
-  test "$RC" -eq 0 -a "$nint" -ge 3 -a "$nint" -le 14
+# At most one file per 8 MiB the clock passes: the churn's 100 MiB and the
+# program's own few MiB, as the sampling clock estimates them (64 KiB a point:
+# a standard deviation of 2.5% at 100 MiB), 12-14 when the dump thread keeps
+# up; requests made while it writes a dump coalesce, so fewer on a loaded
+# machine, never fewer than 3 at this pace (prof_modes.cc: Churn).
+check "interval=8m over 100 MB: several heap files ($nint, want 3..16), status $RC" \
+  test "$RC" -eq 0 -a "$nint" -ge 3 -a "$nint" -le 16
 
 wait "$nodir_job" || true
 wait "$rodir_job" || true

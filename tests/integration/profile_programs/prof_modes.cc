@@ -103,10 +103,14 @@ int Run(int ms) {
 }
 
 int Churn(int mb) {
-  // 1 MiB at a time, with a short pause: a program that allocates steadily.
+  // 1 MiB at a time, with a pause: a program that allocates steadily, at
+  // about 100 MiB/s. Interval dumps requested while the dump thread writes
+  // one coalesce, and the first dump loads the writer (~0.2 s, more on a
+  // loaded machine): at 2 ms a MiB, 100 MiB passed within two dumps there
+  // and an 8 MiB interval left 2 files where the check wants 3 or more.
   for (int i = 0; i < mb; ++i) {
     ChurnBlocks(16, 64 << 10);
-    SleepMs(2);
+    SleepMs(10);
   }
   std::printf("churn: done\n");
   return 0;
