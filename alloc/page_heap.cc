@@ -5,7 +5,9 @@
 #include <bit>
 
 #include "alloc/debug_hooks.h"
+#include "alloc/page_heap_state.h"
 #include "alloc/purge_pace.h"
+#include "alloc/slice_purge.h"
 #include "alloc/span_purge.h"
 #include "base/assert.h"
 #include "base/layout.h"
@@ -30,74 +32,20 @@ void Set(uintptr_t segment_base, bool present) {
 }
 }  // namespace segment_map
 
-void Segment::Validate() const {
-  ASSAY_CHECK(magic == kSegmentMagic);
-  ASSAY_CHECK(spans[0].kind == SpanKind::kHeader && spans[0].slices == 1);
-  ASSAY_CHECK((dirty_mask & ~free_mask) == 0);  // a dirty slice is free
-  ASSAY_CHECK((free_mask & 1) == 0);            // the header is never free
-  size_t i = 1;
-  while (i < kSlicesPerSegment) {
-    if ((free_mask >> i) & 1) {
-      ASSAY_CHECK(slice_map[i].cls == 0);
-      ASSAY_CHECK(spans[i].kind == SpanKind::kFree);
-      ++i;
-      continue;
-    }
-    const Span& s = spans[i];
-    ASSAY_CHECK(s.first == i && s.slices != 0 && i + s.slices <= kSlicesPerSegment);
-    ASSAY_CHECK(s.kind == SpanKind::kSmall || s.kind == SpanKind::kLarge ||
-                s.kind == SpanKind::kSampled);
-    // Each slice lies in exactly one span: the run is wholly in use, maps to
-    // its first slice, and only the first slice holds a Span.
-    for (size_t j = i; j < i + s.slices; ++j) {
-      ASSAY_CHECK(((free_mask >> j) & 1) == 0);
-      ASSAY_CHECK(slice_map[j].first == i);
-      ASSAY_CHECK(slice_map[j].cls == (s.kind == SpanKind::kSmall ? s.cls : 0));
-      ASSAY_CHECK(j == i || spans[j].kind == SpanKind::kFree);
-    }
-    i += s.slices;
-  }
-}
-
 namespace page_heap {
+
+constinit State g_heap;
+
 namespace {
-
-// A compact copy of every segment's masks, in the list's order (oldest
-// first), so that AllocSpan's first fit reads one array instead of a header
-// in every segment: each header sits in its own 4 MiB segment, so walking
-// them was a TLB and a cache miss per segment (the two mask loads were 90%
-// of AllocSpan's samples on fragment, with ~130 segments).
-struct MaskSlot {
-  Segment* seg;
-  uint64_t free_mask;
-  uint64_t dirty_mask;
-};
-
-// Invariants (AssertValidLocked), all under mu:
-//  - slots[k] mirrors the k-th segment of the list (nslots == stats.segments);
-//  - stats.dirty == sum of popcount(dirty_mask) * kSliceSize, stats.free_clean
-//    == sum of popcount(free_mask & ~dirty_mask) * kSliceSize, stats.mapped
-//    == segments * kSegmentSize; large_spans/large_bytes count kLarge spans.
-struct State {
-  Mutex mu;
-  Segment* head = nullptr;  // oldest first
-  Segment* tail = nullptr;
-  Stats stats{};
-  MaskSlot* slots = nullptr;  // one per segment, oldest first
-  size_t nslots = 0;
-  size_t slot_capacity = 0;
-  uint32_t hint[256] = {};  // (segment base >> 22) % 256 -> a slot index to try first
-};
-constinit State g;
 
 ASSAY_INLINE size_t HintOf(const Segment* seg) { return (seg->Base() >> kSegmentShift) % 256; }
 
 size_t SlotOf(const Segment* seg) {
-  const size_t h = g.hint[HintOf(seg)];
-  if (h < g.nslots && g.slots[h].seg == seg) return h;
-  for (size_t i = 0; i < g.nslots; ++i) {
-    if (g.slots[i].seg == seg) {
-      g.hint[HintOf(seg)] = static_cast<uint32_t>(i);
+  const size_t h = g_heap.hint[HintOf(seg)];
+  if (h < g_heap.nslots && g_heap.slots[h].seg == seg) return h;
+  for (size_t i = 0; i < g_heap.nslots; ++i) {
+    if (g_heap.slots[i].seg == seg) {
+      g_heap.hint[HintOf(seg)] = static_cast<uint32_t>(i);
       return i;
     }
   }
@@ -107,34 +55,31 @@ size_t SlotOf(const Segment* seg) {
 
 // Copies seg's masks into its slot; after every change of them.
 ASSAY_INLINE void SyncMasks(const Segment* seg) {
-  MaskSlot& slot = g.slots[SlotOf(seg)];
+  MaskSlot& slot = g_heap.slots[SlotOf(seg)];
   slot.free_mask = seg->free_mask;
   slot.dirty_mask = seg->dirty_mask;
 }
 
 bool AddSlot(Segment* seg) {
-  if (g.nslots == g.slot_capacity) {
-    const size_t cap = g.slot_capacity == 0 ? kPageSize / sizeof(MaskSlot) : g.slot_capacity * 2;
+  if (g_heap.nslots == g_heap.slot_capacity) {
+    const size_t cap =
+        g_heap.slot_capacity == 0 ? kPageSize / sizeof(MaskSlot) : g_heap.slot_capacity * 2;
     auto* slots = static_cast<MaskSlot*>(os::MapAligned(cap * sizeof(MaskSlot), kPageSize));
     if (slots == nullptr) return false;
-    for (size_t i = 0; i < g.nslots; ++i) slots[i] = g.slots[i];
-    if (g.slots != nullptr) os::Unmap(g.slots, g.slot_capacity * sizeof(MaskSlot));
-    g.slots = slots;
-    g.slot_capacity = cap;
+    for (size_t i = 0; i < g_heap.nslots; ++i) slots[i] = g_heap.slots[i];
+    if (g_heap.slots != nullptr) os::Unmap(g_heap.slots, g_heap.slot_capacity * sizeof(MaskSlot));
+    g_heap.slots = slots;
+    g_heap.slot_capacity = cap;
   }
-  g.hint[HintOf(seg)] = static_cast<uint32_t>(g.nslots);
-  g.slots[g.nslots++] = MaskSlot{seg, seg->free_mask, seg->dirty_mask};
+  g_heap.hint[HintOf(seg)] = static_cast<uint32_t>(g_heap.nslots);
+  g_heap.slots[g_heap.nslots++] = MaskSlot{seg, seg->free_mask, seg->dirty_mask};
   return true;
 }
 
 void RemoveSlot(const Segment* seg) {
   const size_t i = SlotOf(seg);
-  for (size_t j = i + 1; j < g.nslots; ++j) g.slots[j - 1] = g.slots[j];
-  g.nslots--;
-}
-
-ASSAY_INLINE uint64_t RunBits(size_t first, size_t n) {
-  return (n >= 64 ? ~uint64_t{0} : ((uint64_t{1} << n) - 1)) << first;
+  for (size_t j = i + 1; j < g_heap.nslots; ++j) g_heap.slots[j - 1] = g_heap.slots[j];
+  g_heap.nslots--;
 }
 
 // Index of the lowest (or, with highest, the highest) run of n set bits in
@@ -165,15 +110,15 @@ Segment* NewSegment() {
     return nullptr;
   }
   seg->empty_since_ms = os::NowMs();
-  seg->prev = g.tail;
-  if (g.tail != nullptr)
-    g.tail->next = seg;
+  seg->prev = g_heap.tail;
+  if (g_heap.tail != nullptr)
+    g_heap.tail->next = seg;
   else
-    g.head = seg;
-  g.tail = seg;
-  g.stats.segments++;
-  g.stats.mapped += kSegmentSize;
-  g.stats.free_clean += kSegmentSize - kSliceSize;
+    g_heap.head = seg;
+  g_heap.tail = seg;
+  g_heap.stats.segments++;
+  g_heap.stats.mapped += kSegmentSize;
+  g_heap.stats.free_clean += kSegmentSize - kSliceSize;
   segment_map::Set(seg->Base(), true);
   ASSAY_PROBE2(heap_grow, seg->Base(), kSegmentSize);
   return seg;
@@ -185,15 +130,15 @@ void UnmapSegment(Segment* seg) {
   if (seg->prev != nullptr)
     seg->prev->next = seg->next;
   else
-    g.head = seg->next;
+    g_heap.head = seg->next;
   if (seg->next != nullptr)
     seg->next->prev = seg->prev;
   else
-    g.tail = seg->prev;
-  g.stats.segments--;
-  g.stats.mapped -= kSegmentSize;
-  g.stats.free_clean -= kSegmentSize - kSliceSize;
-  g.stats.unmapped_total += kSegmentSize;
+    g_heap.tail = seg->prev;
+  g_heap.stats.segments--;
+  g_heap.stats.mapped -= kSegmentSize;
+  g_heap.stats.free_clean -= kSegmentSize - kSliceSize;
+  g_heap.stats.unmapped_total += kSegmentSize;
   ASSAY_PROBE2(heap_shrink, seg->Base(), kSegmentSize);
   os::Unmap(seg, kSegmentSize);
 }
@@ -211,68 +156,14 @@ void MarkSpan(Segment* seg, size_t first, size_t n, SpanKind kind, uint8_t cls) 
   }
 }
 
-// Purges the dirty slices of seg selected by `bits`, in runs; each keeps
-// the purge time as its stamp, with the dense bit it had (purge_pace.h).
-size_t PurgeBits(Segment* seg, uint64_t bits, uint64_t now_ms) {
-  for (uint64_t b = bits; b != 0; b &= b - 1) {
-    const size_t i = static_cast<size_t>(std::countr_zero(b));
-    const bool dense = purge_pace::IsDense(seg->freed_at_ms[i]);
-    if (dense) purge_pace::PurgedDense();
-    seg->freed_at_ms[i] = now_ms | (dense ? purge_pace::kDenseBit : 0);
-  }
-  size_t released = 0;
-  while (bits != 0) {
-    const size_t start = static_cast<size_t>(std::countr_zero(bits));
-    const size_t len = static_cast<size_t>(std::countr_one(bits >> start));
-    os::Purge(seg->SliceAddress(start), len * kSliceSize);
-    ASSAY_PROBE2(purge, seg->SliceAddress(start), len * kSliceSize);
-    released += len * kSliceSize;
-    bits &= ~RunBits(start, len);
-  }
-  return released;
-}
-
-// Of the dirty slices of seg in `bits` (old enough for a sparse slice, not
-// yet classified), returns the sparse ones and marks the dense ones, from
-// their resident pages (mincore, a call a run; each slice is classified
-// once while it waits: at 10 ms passes, ~1% of the pass on sizemix).
-uint64_t Classify(Segment* seg, uint64_t bits) {
-  constexpr size_t kPages = kSliceSize / kPageSize;
-  static_assert(kPages % 8 == 0);
-  uint64_t sparse = 0;
-  while (bits != 0) {
-    const size_t start = static_cast<size_t>(std::countr_zero(bits));
-    const size_t len = static_cast<size_t>(std::countr_one(bits >> start));
-    unsigned char resident[kSlicesPerSegment * kPages];
-    if (!os::Resident(seg->SliceAddress(start), len * kSliceSize, resident)) return bits;
-    for (size_t i = 0; i < len; ++i) {
-      // Sums the slice's 0/1 bytes eight at a time (byte sums of a word by a
-      // multiply: each is at most 8, no carry between bytes).
-      size_t n = 0;
-      for (size_t j = 0; j < kPages; j += 8) {
-        uint64_t w;
-        __builtin_memcpy(&w, &resident[i * kPages + j], 8);
-        n += static_cast<size_t>((w * 0x0101010101010101u) >> 56);
-      }
-      if (purge_pace::Dense(n)) {
-        seg->freed_at_ms[start + i] |= purge_pace::kDenseBit;
-      } else {
-        sparse |= uint64_t{1} << (start + i);
-      }
-    }
-    bits &= ~RunBits(start, len);
-  }
-  return sparse;
-}
-
 // Purges what has waited long enough: sparse slices dirty for decay_ms,
 // dense ones for the dense decay (purge_pace.h; both decay_ms 0: all).
 size_t PurgeLocked(uint64_t now_ms, uint64_t decay_ms) {
   const uint64_t dense_ms = purge_pace::DenseDecay(now_ms, decay_ms);
   size_t released = 0;
   // Through the mask index: segments with nothing free are not touched.
-  for (size_t k = 0; k < g.nslots;) {
-    const MaskSlot slot = g.slots[k];
+  for (size_t k = 0; k < g_heap.nslots;) {
+    const MaskSlot slot = g_heap.slots[k];
     Segment* seg = slot.seg;
     uint64_t old = 0;
     uint64_t unclassified = 0;
@@ -288,7 +179,7 @@ size_t PurgeLocked(uint64_t now_ms, uint64_t decay_ms) {
       }
     }
     if (unclassified != 0) {
-      const uint64_t sparse = Classify(seg, unclassified);
+      const uint64_t sparse = slice_purge::Sparse(seg, unclassified);
       old |= sparse;
       for (uint64_t d = unclassified & ~sparse; d != 0; d &= d - 1) {
         const size_t i = static_cast<size_t>(std::countr_zero(d));
@@ -296,12 +187,12 @@ size_t PurgeLocked(uint64_t now_ms, uint64_t decay_ms) {
       }
     }
     if (old != 0) {
-      const size_t n = PurgeBits(seg, old, now_ms);
+      const size_t n = slice_purge::Purge(seg, old, now_ms);
       seg->dirty_mask &= ~old;
-      g.slots[k].dirty_mask = seg->dirty_mask;
-      g.stats.dirty -= n;
-      g.stats.free_clean += n;
-      g.stats.purged_total += n;
+      g_heap.slots[k].dirty_mask = seg->dirty_mask;
+      g_heap.stats.dirty -= n;
+      g_heap.stats.free_clean += n;
+      g_heap.stats.purged_total += n;
       released += n;
     }
     if (slot.free_mask == kAllSpanSlices && seg->dirty_mask == 0 &&
@@ -318,7 +209,7 @@ size_t PurgeLocked(uint64_t now_ms, uint64_t decay_ms) {
 }  // namespace
 
 Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
-  LockGuard lock(g.mu);
+  LockGuard lock(g_heap.mu);
   Segment* found = nullptr;
   int first = -1;
   // Prefer dirty slices (resident already: no page faults, less RSS), then
@@ -336,9 +227,9 @@ Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
   // report's split of a leaked cycle follows (as valgrind's does).
   const bool high = kind == SpanKind::kSampled && !debug::g_on;
   auto first_fit = [&](auto mask) {  // in the slices mask(slot) marks
-    for (size_t i = 0; i < g.nslots && found == nullptr; ++i) {
-      first = FindRun(mask(g.slots[i]), slices, high);
-      if (first >= 0) found = g.slots[i].seg;
+    for (size_t i = 0; i < g_heap.nslots && found == nullptr; ++i) {
+      first = FindRun(mask(g_heap.slots[i]), slices, high);
+      if (first >= 0) found = g_heap.slots[i].seg;
     }
   };
   if (kind == SpanKind::kSampled)
@@ -363,12 +254,12 @@ Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
   found->dirty_mask &= ~bits;
   SyncMasks(found);
   const size_t dirty_bytes = static_cast<size_t>(std::popcount(dirty)) * kSliceSize;
-  g.stats.dirty -= dirty_bytes;
-  g.stats.free_clean -= slices * kSliceSize - dirty_bytes;
+  g_heap.stats.dirty -= dirty_bytes;
+  g_heap.stats.free_clean -= slices * kSliceSize - dirty_bytes;
   MarkSpan(found, static_cast<size_t>(first), slices, kind, cls);
   if (kind == SpanKind::kLarge) {
-    g.stats.large_spans++;
-    g.stats.large_bytes += slices * kSliceSize;
+    g_heap.stats.large_spans++;
+    g_heap.stats.large_bytes += slices * kSliceSize;
   }
   ASSAY_CHECKED_ONLY(found->Validate());
   return &found->spans[first];
@@ -377,7 +268,7 @@ Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
 void FreeSpan(Span* span) {
   Segment* seg = SegmentOfSpan(span);
   const uint64_t now = os::NowMs();
-  LockGuard lock(g.mu);
+  LockGuard lock(g_heap.mu);
   const size_t first = span->first;
   const size_t n = span->slices;
   // A span is freed once, whole, and (small ones) with no block handed out.
@@ -386,8 +277,8 @@ void FreeSpan(Span* span) {
   ASSAY_ASSERT((seg->free_mask & RunBits(first, n)) == 0);
   ASSAY_ASSERT(span->kind == SpanKind::kLarge || span->used == 0);
   if (span->kind == SpanKind::kLarge) {
-    g.stats.large_spans--;
-    g.stats.large_bytes -= n * kSliceSize;
+    g_heap.stats.large_spans--;
+    g_heap.stats.large_bytes -= n * kSliceSize;
   }
   for (size_t i = first; i < first + n; ++i) {
     __atomic_store_n(&seg->slice_map[i].cls, 0, __ATOMIC_RELAXED);
@@ -398,14 +289,14 @@ void FreeSpan(Span* span) {
   seg->free_mask |= bits;
   seg->dirty_mask |= bits;
   SyncMasks(seg);
-  g.stats.dirty += n * kSliceSize;
+  g_heap.stats.dirty += n * kSliceSize;
   if (seg->free_mask == kAllSpanSlices) seg->empty_since_ms = now;
   ASSAY_CHECKED_ONLY(seg->Validate());
 }
 
 bool ResizeLargeInPlace(Span* span, size_t slices) {
   Segment* seg = SegmentOfSpan(span);
-  LockGuard lock(g.mu);
+  LockGuard lock(g_heap.mu);
   const size_t first = span->first;
   const size_t n = span->slices;
   if (slices == n) return true;
@@ -418,8 +309,8 @@ bool ResizeLargeInPlace(Span* span, size_t slices) {
     seg->free_mask &= ~grow;
     seg->dirty_mask &= ~grow;
     SyncMasks(seg);
-    g.stats.dirty -= dirty_bytes;
-    g.stats.free_clean -= (slices - n) * kSliceSize - dirty_bytes;
+    g_heap.stats.dirty -= dirty_bytes;
+    g_heap.stats.free_clean -= (slices - n) * kSliceSize - dirty_bytes;
   } else {
     const uint64_t shrink = RunBits(first + slices, n - slices);
     const uint64_t now = os::NowMs();
@@ -427,10 +318,10 @@ bool ResizeLargeInPlace(Span* span, size_t slices) {
     seg->free_mask |= shrink;
     seg->dirty_mask |= shrink;
     SyncMasks(seg);
-    g.stats.dirty += (n - slices) * kSliceSize;
+    g_heap.stats.dirty += (n - slices) * kSliceSize;
   }
-  g.stats.large_bytes += slices * kSliceSize;
-  g.stats.large_bytes -= n * kSliceSize;
+  g_heap.stats.large_bytes += slices * kSliceSize;
+  g_heap.stats.large_bytes -= n * kSliceSize;
   span->slices = static_cast<uint8_t>(slices);
   for (size_t i = first; i < first + slices; ++i)
     seg->slice_map[i].first = static_cast<uint8_t>(first);
@@ -440,71 +331,35 @@ bool ResizeLargeInPlace(Span* span, size_t slices) {
 
 size_t Purge(uint64_t now_ms, uint64_t age_ms, bool wait) {
   if (wait) {
-    g.mu.Lock();
-  } else if (!g.mu.TryLock()) {
+    g_heap.mu.Lock();
+  } else if (!g_heap.mu.TryLock()) {
     return 0;
   }
   const size_t released = PurgeLocked(now_ms, age_ms);
-  g.mu.Unlock();
+  g_heap.mu.Unlock();
   return released;
 }
 
-bool HasDirty() { return __atomic_load_n(&g.stats.dirty, __ATOMIC_RELAXED) != 0; }
+bool HasDirty() { return __atomic_load_n(&g_heap.stats.dirty, __ATOMIC_RELAXED) != 0; }
 
-size_t MappedBytes() { return __atomic_load_n(&g.stats.mapped, __ATOMIC_RELAXED); }
+size_t MappedBytes() { return __atomic_load_n(&g_heap.stats.mapped, __ATOMIC_RELAXED); }
 
 Stats GetStats() {
-  LockGuard lock(g.mu);
-  return g.stats;
+  LockGuard lock(g_heap.mu);
+  return g_heap.stats;
 }
 
 void ForEachSegment(void (*fn)(const Segment*, void*), void* arg) {
-  LockGuard lock(g.mu);
+  LockGuard lock(g_heap.mu);
   ForEachSegmentLocked(fn, arg);
 }
 
 void ForEachSegmentLocked(void (*fn)(const Segment*, void*), void* arg) {
-  for (Segment* seg = g.head; seg != nullptr; seg = seg->next) fn(seg, arg);
-}
-
-void AssertValidLocked() {
-  size_t nseg = 0;
-  uint64_t dirty = 0, clean = 0, large_spans = 0, large_slices = 0;
-  const uint64_t now = os::NowMs();
-  const Segment* prev = nullptr;
-  for (const Segment* seg = g.head; seg != nullptr; prev = seg, seg = seg->next, ++nseg) {
-    ASSAY_CHECK(seg->prev == prev);
-    ASSAY_CHECK(segment_map::Contains(seg->Base()));
-    ASSAY_CHECK(seg->layout_version == kSegmentLayoutVersion);
-    seg->Validate();
-    // The mask index mirrors the list, in its order.
-    ASSAY_CHECK(nseg < g.nslots && g.slots[nseg].seg == seg);
-    ASSAY_CHECK(g.slots[nseg].free_mask == seg->free_mask);
-    ASSAY_CHECK(g.slots[nseg].dirty_mask == seg->dirty_mask);
-    for (uint64_t d = seg->dirty_mask; d != 0; d &= d - 1) {
-      ASSAY_CHECK(purge_pace::TimeOf(seg->freed_at_ms[std::countr_zero(d)]) <= now);
-    }
-    dirty += static_cast<uint64_t>(std::popcount(seg->dirty_mask));
-    clean += static_cast<uint64_t>(std::popcount(seg->free_mask & ~seg->dirty_mask));
-    for (size_t i = 1; i < kSlicesPerSegment; ++i) {
-      const Span& s = seg->spans[i];
-      if (s.kind != SpanKind::kLarge) continue;
-      large_spans++;
-      large_slices += s.slices;
-    }
-  }
-  ASSAY_CHECK(g.tail == prev);
-  ASSAY_CHECK(nseg == g.nslots && g.nslots <= g.slot_capacity);
-  ASSAY_CHECK(g.stats.segments == nseg);
-  ASSAY_CHECK(g.stats.mapped == nseg * kSegmentSize);
-  ASSAY_CHECK(g.stats.dirty == dirty * kSliceSize);
-  ASSAY_CHECK(g.stats.free_clean == clean * kSliceSize);
-  ASSAY_CHECK(g.stats.large_spans == large_spans);
-  ASSAY_CHECK(g.stats.large_bytes == large_slices * kSliceSize);
+  for (Segment* seg = g_heap.head; seg != nullptr; seg = seg->next) fn(seg, arg);
 }
 
 ASSAY_STARTUP void DescribeLayout(AssayLayout* l) {
-  l->segment_head_addr = reinterpret_cast<uint64_t>(&g.head);
+  l->segment_head_addr = reinterpret_cast<uint64_t>(&g_heap.head);
   l->seg_next_off = offsetof(Segment, next);
   l->seg_free_mask_off = offsetof(Segment, free_mask);
   l->seg_spans_off = offsetof(Segment, spans);
@@ -525,8 +380,8 @@ ASSAY_STARTUP void DescribeLayout(AssayLayout* l) {
   l->span_kind_sampled = static_cast<uint64_t>(SpanKind::kSampled);
 }
 
-void LockForFork() { g.mu.Lock(); }
-void UnlockAfterFork(bool child) { g.mu.UnlockAfterFork(child); }
+void LockForFork() { g_heap.mu.Lock(); }
+void UnlockAfterFork(bool child) { g_heap.mu.UnlockAfterFork(child); }
 
 }  // namespace page_heap
 }  // namespace assay::internal

@@ -12,78 +12,29 @@
 // cache itself) is malloc'ed with the profiler's thread-local cache label set
 // to the cache's interned name, so sampled blocks carry the pprof label
 // cache=NAME. Guarded objects are mapped directly, never sampled.
-#include "cache/object_cache.h"
-
-#include <errno.h>
+//
+// This file: object memory, magazines, the thread registry, fork, the slow
+// paths and reaping; the C API and its fast paths: cache_api.cc.
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <new>
-
 #include "alloc/thread_cache.h"
-#include "assay/cache.h"
 #include "base/base.h"
 #include "base/lock.h"
 #include "base/os.h"
+#include "cache/cache_types.h"
 #include "profiler/profiler.h"
 
 namespace assay::internal::object_cache {
+
+constinit Registry g_registry;
+ASSAY_TLS ThreadMagazines* tls_mags = nullptr;
+
 namespace {
 
-constexpr uint32_t kRounds = 32;     // objects per magazine
-constexpr uint32_t kMaxSlots = 256;  // caches with per-thread magazines; others use the depot
-
-struct Magazine {
-  Magazine* next;
-  uint32_t rounds;
-  void* obj[kRounds];
-};
-
-// Per thread: the magazines of each cache slot. Allocated on first use.
-struct ThreadMagazines {
-  Magazine* loaded[kMaxSlots];
-  Magazine* previous[kMaxSlots];
-  ThreadMagazines* next;  // registry of threads, for destroy and stats
-  ThreadMagazines* prev;
-};
-
-}  // namespace
-}  // namespace assay::internal::object_cache
-
-struct assay_cache {
-  char name[64];
-  const char* label;  // interned copy of name (never freed), for profile labels; may be null
-  size_t size;
-  size_t align;
-  size_t guard_buffer;  // ASSAY_CACHE_GUARD: the power-of-two buffer size, else 0
-  int (*ctor)(void*, void*);
-  void (*dtor)(void*, void*);
-  void* arg;
-  uint32_t slot;  // < kMaxSlots: per-thread magazines; kMaxSlots: depot only
-  assay::internal::Mutex mu;
-  assay::internal::object_cache::Magazine* full = nullptr;   // depot, guarded by mu
-  assay::internal::object_cache::Magazine* empty = nullptr;  // depot, guarded by mu
-  uint64_t constructed = 0;                                  // objects in existence (guarded by mu)
-  uint64_t ctor_calls = 0;
-  uint64_t dtor_calls = 0;
-  assay_cache* next = nullptr;  // registry
-};
-
-namespace assay::internal::object_cache {
-namespace {
-
-struct Registry {
-  Mutex mu;
-  assay_cache* caches = nullptr;
-  bool slot_used[kMaxSlots] = {};
-  ThreadMagazines* threads = nullptr;
-};
-constinit Registry g;
 pthread_key_t g_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
-ASSAY_TLS ThreadMagazines* tls_mags = nullptr;
 
 // ---- Object memory ----
 
@@ -151,10 +102,11 @@ Magazine* NewMagazine(assay_cache* c) {
   return m;
 }
 
-// Gives a thread's magazines of every cache back to the depots.
+}  // namespace
+
 void ReturnMagazines(ThreadMagazines* t) {
-  LockGuard lock(g.mu);
-  for (assay_cache* c = g.caches; c != nullptr; c = c->next) {
+  LockGuard lock(g_registry.mu);
+  for (assay_cache* c = g_registry.caches; c != nullptr; c = c->next) {
     if (c->slot >= kMaxSlots) continue;
     for (Magazine** slot : {&t->loaded[c->slot], &t->previous[c->slot]}) {
       Magazine* m = *slot;
@@ -168,16 +120,18 @@ void ReturnMagazines(ThreadMagazines* t) {
   }
 }
 
+namespace {
+
 void OnThreadExit(void* arg) {
   auto* t = static_cast<ThreadMagazines*>(arg);
   tls_mags = nullptr;
   ReturnMagazines(t);
   {
-    LockGuard lock(g.mu);
+    LockGuard lock(g_registry.mu);
     if (t->prev != nullptr)
       t->prev->next = t->next;
     else
-      g.threads = t->next;
+      g_registry.threads = t->next;
     if (t->next != nullptr) t->next->prev = t->prev;
   }
   free(t);
@@ -186,17 +140,19 @@ void OnThreadExit(void* arg) {
 // Fork: the registry and every depot lock are taken, so the child never
 // inherits one held by a thread that does not exist there.
 void ForkPrepare() {
-  g.mu.Lock();
-  for (assay_cache* c = g.caches; c != nullptr; c = c->next) c->mu.Lock();
+  g_registry.mu.Lock();
+  for (assay_cache* c = g_registry.caches; c != nullptr; c = c->next) c->mu.Lock();
 }
 void ForkParent() {
-  for (assay_cache* c = g.caches; c != nullptr; c = c->next) c->mu.Unlock();
-  g.mu.Unlock();
+  for (assay_cache* c = g_registry.caches; c != nullptr; c = c->next) c->mu.Unlock();
+  g_registry.mu.Unlock();
 }
 void ForkChild() {
-  for (assay_cache* c = g.caches; c != nullptr; c = c->next) c->mu.ResetAfterFork();
-  g.mu.ResetAfterFork();
+  for (assay_cache* c = g_registry.caches; c != nullptr; c = c->next) c->mu.ResetAfterFork();
+  g_registry.mu.ResetAfterFork();
 }
+
+}  // namespace
 
 void InitOnce() {
   pthread_once(&g_key_once, [] {
@@ -205,16 +161,18 @@ void InitOnce() {
   });
 }
 
+namespace {
+
 ThreadMagazines* Mine() {
   if (tls_mags != nullptr) return tls_mags;
   InitOnce();
   auto* t = static_cast<ThreadMagazines*>(calloc(1, sizeof(ThreadMagazines)));
   if (t == nullptr) return nullptr;
   {
-    LockGuard lock(g.mu);
-    t->next = g.threads;
-    if (g.threads != nullptr) g.threads->prev = t;
-    g.threads = t;
+    LockGuard lock(g_registry.mu);
+    t->next = g_registry.threads;
+    if (g_registry.threads != nullptr) g_registry.threads->prev = t;
+    g_registry.threads = t;
   }
   tls_mags = t;
   pthread_setspecific(g_key, t);
@@ -322,8 +280,6 @@ ASSAY_NOINLINE void FreeSlow(assay_cache* c, void* obj) {
   DestroyObjects(c, &obj, 1);  // no memory even for a magazine: let the object go
 }
 
-// Destroys the objects of every full magazine in c's depot; frees its
-// empty magazines. Returns objects destroyed.
 size_t ReapDepot(assay_cache* c) {
   Magazine* full;
   Magazine* empty;
@@ -347,158 +303,6 @@ size_t ReapDepot(assay_cache* c) {
     m = next;
   }
   return n;
-}
-
-}  // namespace assay::internal::object_cache
-
-using namespace assay::internal;
-using namespace assay::internal::object_cache;
-
-extern "C" {
-
-ASSAY_EXPORT assay_cache_t* assay_cache_create(const char* name, size_t size, size_t align,
-                                               int (*ctor)(void*, void*),
-                                               void (*dtor)(void*, void*), void* arg,
-                                               unsigned flags) {
-  if (size == 0 || (align != 0 && !IsPowerOfTwo(align)) || (flags & ~ASSAY_CACHE_GUARD) != 0) {
-    errno = EINVAL;
-    return nullptr;
-  }
-  InitOnce();
-  char copy[sizeof(assay_cache::name)];
-  snprintf(copy, sizeof(copy), "%s", name != nullptr ? name : "unnamed");
-  const char* label = assay::profiler::InternCacheName(copy);
-  assay_cache* c;
-  {
-    assay::profiler::ScopedCacheLabel scope(label);
-    c = static_cast<assay_cache*>(malloc(sizeof(assay_cache)));
-  }
-  if (c == nullptr) return nullptr;
-  new (c) assay_cache();
-  memcpy(c->name, copy, sizeof(copy));
-  c->label = label;
-  c->size = size < sizeof(void*) ? sizeof(void*) : size;
-  c->align = align;
-  if (flags & ASSAY_CACHE_GUARD) {
-    size_t b = kPageSize;
-    while (b < c->size) b <<= 1;
-    c->guard_buffer = b;
-  }
-  c->ctor = ctor;
-  c->dtor = dtor;
-  c->arg = arg;
-  LockGuard lock(g.mu);
-  c->slot = kMaxSlots;
-  for (uint32_t i = 0; i < kMaxSlots; ++i) {
-    if (!g.slot_used[i]) {
-      g.slot_used[i] = true;
-      c->slot = i;
-      break;
-    }
-  }
-  c->next = g.caches;
-  g.caches = c;
-  return c;
-}
-
-ASSAY_EXPORT void* assay_cache_alloc(assay_cache_t* c, unsigned) {
-  ThreadMagazines* t = tls_mags;
-  if (ASSAY_LIKELY(t != nullptr && c->slot < kMaxSlots)) {
-    Magazine* m = t->loaded[c->slot];
-    if (ASSAY_LIKELY(m != nullptr && m->rounds > 0)) return m->obj[--m->rounds];
-  }
-  return AllocSlow(c);
-}
-
-ASSAY_EXPORT void assay_cache_free(assay_cache_t* c, void* obj) {
-  if (obj == nullptr) return;
-  ThreadMagazines* t = tls_mags;
-  if (ASSAY_LIKELY(t != nullptr && c->slot < kMaxSlots)) {
-    Magazine* m = t->loaded[c->slot];
-    if (ASSAY_LIKELY(m != nullptr && m->rounds < kRounds)) {
-      m->obj[m->rounds++] = obj;
-      return;
-    }
-  }
-  FreeSlow(c, obj);
-}
-
-ASSAY_EXPORT void assay_cache_destroy(assay_cache_t* c) {
-  if (c == nullptr) return;
-  {
-    // Take the cache's magazines from every thread (none uses it any more).
-    LockGuard lock(g.mu);
-    for (assay_cache** link = &g.caches; *link != nullptr; link = &(*link)->next) {
-      if (*link == c) {
-        *link = c->next;
-        break;
-      }
-    }
-    if (c->slot < kMaxSlots) {
-      for (ThreadMagazines* t = g.threads; t != nullptr; t = t->next) {
-        for (Magazine** slot : {&t->loaded[c->slot], &t->previous[c->slot]}) {
-          Magazine* m = *slot;
-          if (m == nullptr) continue;
-          *slot = nullptr;
-          LockGuard depot(c->mu);
-          m->next = c->full;
-          c->full = m;
-        }
-      }
-      g.slot_used[c->slot] = false;
-    }
-  }
-  ReapDepot(c);
-  c->~assay_cache();
-  free(c);
-}
-
-ASSAY_EXPORT size_t assay_cache_reap(void) {
-  if (ThreadMagazines* t = tls_mags; t != nullptr) ReturnMagazines(t);
-  size_t n = 0;
-  // Caches are only destroyed by their owners, never concurrently with
-  // their use: walking the list under the registry lock and reaping outside
-  // it would race with a destroy, so reap under it (dtors must not create or
-  // destroy caches).
-  LockGuard lock(g.mu);
-  for (assay_cache* c = g.caches; c != nullptr; c = c->next) n += ReapDepot(c);
-  return n;
-}
-
-}  // extern "C"
-
-namespace assay::internal::object_cache {
-
-void PrintStats(FILE* f) {
-  LockGuard lock(g.mu);
-  for (assay_cache* c = g.caches; c != nullptr; c = c->next) {
-    uint64_t in_depot = 0;
-    uint64_t constructed, ctors, dtors;
-    {
-      LockGuard depot(c->mu);
-      for (Magazine* m = c->full; m != nullptr; m = m->next) in_depot += m->rounds;
-      constructed = c->constructed;
-      ctors = c->ctor_calls;
-      dtors = c->dtor_calls;
-    }
-    uint64_t in_threads = 0;
-    if (c->slot < kMaxSlots) {
-      for (ThreadMagazines* t = g.threads; t != nullptr; t = t->next) {
-        for (Magazine* m : {t->loaded[c->slot], t->previous[c->slot]}) {
-          if (m != nullptr) in_threads += __atomic_load_n(&m->rounds, __ATOMIC_RELAXED);
-        }
-      }
-    }
-    const uint64_t free_objs = in_depot + in_threads;
-    fprintf(f,
-            "  cache %-20s %8zu bytes * %10llu objects (%llu in use, %llu free constructed; "
-            "ctor %llu, dtor %llu)%s\n",
-            c->name, c->guard_buffer != 0 ? c->guard_buffer : c->size,
-            static_cast<unsigned long long>(constructed),
-            static_cast<unsigned long long>(constructed > free_objs ? constructed - free_objs : 0),
-            static_cast<unsigned long long>(free_objs), static_cast<unsigned long long>(ctors),
-            static_cast<unsigned long long>(dtors), c->guard_buffer != 0 ? " guarded" : "");
-  }
 }
 
 }  // namespace assay::internal::object_cache

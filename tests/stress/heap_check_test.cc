@@ -122,7 +122,7 @@ TEST(HeapCheckDeathTest, DirtyBitOnASliceInUse) {
         SegmentOf(a)->dirty_mask |= uint64_t{1} << SliceOf(a);
         assay_check_heap(0);
       },
-      Failed("\\(dirty_mask & ~free_mask\\) == 0", "alloc/page_heap.cc"));
+      Failed("\\(dirty_mask & ~free_mask\\) == 0", "alloc/page_heap_check.cc"));
 }
 
 TEST(HeapCheckDeathTest, HugeEntryLargerThanItsMapping) {
