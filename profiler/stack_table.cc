@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "base/base.h"
 #include "base/lock.h"
 #include "base/os.h"
 #include "profiler/arena.h"
@@ -24,35 +25,42 @@ uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
   return h;
 }
 
-// Holds a stack's counts_busy. Taken only for a few loads and stores, never
-// around a call: a holder stops only when preempted, and a waiter then
-// yields its time slice rather than spin through it. The word holds the
-// fork generation it was taken in: a fork child, whose copy may hold a lock
-// of a parent's thread that will never release it, takes a lock of an
-// earlier generation as free (the counts of that one sample may be half
-// raised in the child's copy).
-class CountsLock {
- public:
-  explicit CountsLock(const Stack* st) : busy_(&st->counts_busy) {
-    const uint32_t mine = (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
-    uint32_t seen = 0;
-    if (ASSAY_LIKELY(__atomic_compare_exchange_n(busy_, &seen, mine, false, __ATOMIC_ACQUIRE,
-                                                 __ATOMIC_RELAXED))) {
+// Waits for a set's busy word held by another thread (or a parent's, in a
+// fork child) and takes it with `mine`; seen is the value the first try
+// found. Out of line: inlined, its loop made every sample save and restore
+// five more registers.
+ASSAY_NOINLINE void WaitForCounts(uint32_t* busy, uint32_t seen, uint32_t mine) {
+  for (uint32_t spins = 0;; ++spins) {
+    // Free (0), or held in a generation before this process's (mine is
+    // odd: never 0).
+    if (seen != mine &&
+        __atomic_compare_exchange_n(busy, &seen, mine, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
       return;
     }
-    for (uint32_t spins = 0;; ++spins) {
-      // Free (0), or held in a generation before this process's (mine is
-      // odd: never 0).
-      if (seen != mine && __atomic_compare_exchange_n(busy_, &seen, mine, false, __ATOMIC_ACQUIRE,
-                                                      __ATOMIC_RELAXED)) {
-        return;
-      }
-      if (spins < 64) {
-        internal::CpuRelax();
-      } else {
-        internal::os::Yield();
-      }
-      seen = __atomic_load_n(busy_, __ATOMIC_RELAXED);
+    if (spins < 64) {
+      internal::CpuRelax();
+    } else {
+      internal::os::Yield();
+    }
+    seen = __atomic_load_n(busy, __ATOMIC_RELAXED);
+  }
+}
+
+// Holds a set of a stack's counts (its busy word). Taken only for a few
+// loads and stores, never around a call: a holder stops only when
+// preempted, and a waiter then yields its time slice rather than spin
+// through it. The word holds the fork generation it was taken in: a fork
+// child, whose copy may hold a lock of a parent's thread that will never
+// release it, takes a lock of an earlier generation as free (the counts of
+// that one sample may be half raised in the child's copy).
+class CountsLock {
+ public:
+  explicit CountsLock(const StackCounts& c) : busy_(&c.busy) {
+    const uint32_t mine = (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
+    uint32_t seen = 0;
+    if (ASSAY_UNLIKELY(!__atomic_compare_exchange_n(busy_, &seen, mine, false, __ATOMIC_ACQUIRE,
+                                                    __ATOMIC_RELAXED))) {
+      WaitForCounts(busy_, seen, mine);
     }
   }
   ~CountsLock() { __atomic_store_n(busy_, 0, __ATOMIC_RELEASE); }
@@ -109,26 +117,59 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   st->hash = h;
   st->depth = static_cast<uint32_t>(depth);
   st->refs = 1;
-  st->counts_busy = 0;
   st->cache = cache;
-  st->alloc_samples = 1;
-  st->alloc_objects = objects;
-  st->alloc_bytes = bytes;
+  for (StackCounts& c : st->counts) c = StackCounts{};
+  StackCounts& mine = st->counts[ThreadStripe()];
+  mine.samples = 1;
+  mine.objects = objects;
+  mine.bytes = bytes;
   std::memcpy(st->frames, frames, depth * sizeof(uintptr_t));
   Table::LinkLocked(s, h, st);
   return st;
 }
 
+size_t ThreadStripe() { return tls_reader_shard % kCountStripes; }
+
+namespace {
+
+// Adds one sample to c, whose busy word the caller holds, and lets it go.
+ASSAY_INLINE void AddAndRelease(StackCounts& c, double objects, double bytes) {
+  c.samples++;
+  c.objects += objects;
+  c.bytes += bytes;
+  __atomic_store_n(&c.busy, 0, __ATOMIC_RELEASE);
+}
+
+// AddSampleHeld when the first try found the set busy: out of line, so that
+// the uncontended path saves no registers for the wait.
+ASSAY_NOINLINE void AddSampleContended(StackCounts& c, uint32_t seen, uint32_t mine, double objects,
+                                       double bytes) {
+  WaitForCounts(&c.busy, seen, mine);
+  AddAndRelease(c, objects, bytes);
+}
+
+}  // namespace
+
 void AddSampleHeld(Stack* stack, double objects, double bytes) {
-  CountsLock lock(stack);
-  stack->alloc_samples++;
-  stack->alloc_objects += objects;
-  stack->alloc_bytes += bytes;
+  StackCounts& c = stack->counts[ThreadStripe()];
+  const uint32_t mine = (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
+  uint32_t seen = 0;
+  if (ASSAY_UNLIKELY(!__atomic_compare_exchange_n(&c.busy, &seen, mine, false, __ATOMIC_ACQUIRE,
+                                                  __ATOMIC_RELAXED))) {
+    return AddSampleContended(c, seen, mine, objects, bytes);
+  }
+  AddAndRelease(c, objects, bytes);  // CountsLock's protocol, unrolled
 }
 
 CumulativeCounts ReadCounts(const Stack* stack) {
-  CountsLock lock(stack);
-  return {stack->alloc_samples, stack->alloc_objects, stack->alloc_bytes};
+  CumulativeCounts sum{0, 0, 0};
+  for (const StackCounts& c : stack->counts) {
+    CountsLock lock(c);
+    sum.samples += c.samples;
+    sum.objects += c.objects;
+    sum.bytes += c.bytes;
+  }
+  return sum;
 }
 
 void Unref(Stack* stack) { UnrefN(stack, 1); }
@@ -153,11 +194,11 @@ void UnrefN(Stack* stack, uint32_t n) {
 
 void ResetCumulative() {
   g_table.ForEach([](Shard& s, Stack* st) {
-    {
-      CountsLock lock(st);
-      st->alloc_samples = 0;
-      st->alloc_objects = 0;
-      st->alloc_bytes = 0;
+    for (StackCounts& c : st->counts) {
+      CountsLock lock(c);
+      c.samples = 0;
+      c.objects = 0;
+      c.bytes = 0;
     }
     if (__atomic_load_n(&st->refs, __ATOMIC_ACQUIRE) == 0) RemoveLocked(s, st);
   });

@@ -9,31 +9,43 @@
 
 namespace assay::profiler {
 
-// 64-byte aligned (the arena's blocks of 64 bytes and more are). The first
-// cache line holds what every sample of the site writes, the rest what its
-// lookups read: a stack cache hit compares the frames, and with the counters
-// on the same line every other core's sample at the site turned that read
-// into a miss (at rate=1, 4.6% of the server workload's time on two cores).
+// A stack's cumulative counts, one set of several (Stack::counts): each
+// thread adds its samples to the set its reader shard names (ThreadStripe),
+// under that set's spin lock, on a cache line of its own. With one set, at
+// rate=1 two threads sampling one site took turns at its line and its lock
+// (4.6% of the server workload's time on two cores; with them apart, the
+// line stays in the sampling core's cache). Readers sum the sets.
+struct alignas(64) StackCounts {
+  // Nonzero while a thread adds a sample to the counts below, reads or zeroes
+  // them (2 * fork generation + 1: stack_table.cc's CountsLock): a spin lock
+  // held for three stores.
+  mutable uint32_t busy;
+  // Cumulative since start or the last reset, under busy: raised without the
+  // shard lock by cache hits (AddSampleHeld), zeroed by ResetCumulative, read
+  // by ReadCounts.
+  uint64_t samples;  // sampled blocks
+  double objects;    // unbiased estimate of blocks allocated here
+  double bytes;      // unbiased estimate of requested bytes allocated here
+};
+// Sets of counts per stack: threads sampling one site at once take
+// different ones while there are no more such threads than sets (their
+// reader shards are handed out in turn). Each costs a stack 64 bytes.
+constexpr size_t kCountStripes = 4;
+
+// 64-byte aligned (the arena's blocks of 64 bytes and more are). The count
+// sets come first, each on its line; then what a stack cache hit reads (the
+// frames, compared) and the reference count, raised and dropped in
+// bundles of 64 (stack_cache) so that hits rarely find that line changed.
 struct alignas(64) Stack {
+  StackCounts counts[kCountStripes];
   // Atomic: live entries and thread caches (stack_cache) pointing here.
   // Raised without the lock only by a holder of a reference, so it reaches 0
   // only under the shard lock (Unref), where it is stable.
   uint32_t refs;
-  // Nonzero while a thread adds a sample to the counts below, reads or zeroes
-  // them (2 * fork generation + 1: stack_table.cc's CountsLock): a spin lock
-  // held for three stores. One locked operation a sample, where
-  // an atomic add and two compare-exchange loops of doubles took three.
-  mutable uint32_t counts_busy;
-  // Cumulative since start or the last reset, under counts_busy: raised
-  // without the shard lock by cache hits (AddSampleHeld), zeroed by
-  // ResetCumulative, read by ReadCounts:
-  uint64_t alloc_samples;  // sampled blocks
-  double alloc_objects;    // unbiased estimate of blocks allocated here
-  double alloc_bytes;      // unbiased estimate of requested bytes allocated here
-  // Fixed once interned (next: under the shard lock):
-  alignas(64) Stack* next;  // chain in its hash bucket
-  uint64_t hash;
   uint32_t depth;  // frames[0..depth), innermost first (return addresses)
+  // Fixed once interned (next: under the shard lock):
+  Stack* next;  // chain in its hash bucket
+  uint64_t hash;
   // The object cache the blocks were allocated for (an interned name, see
   // profiler::InternCacheName; never freed), or nullptr. Part of the stack's
   // identity: one call path serving two caches makes two stacks.
@@ -60,13 +72,16 @@ inline void RefHeldN(Stack* stack, uint32_t n) {
 }
 
 // For a caller that holds a reference to stack: one more sample of (objects,
-// bytes) in its cumulative counts, under the stack's counts lock, without
-// the shard lock. Intern's found path without the lookup.
+// bytes) in its cumulative counts (the calling thread's set, under its
+// lock), without the shard lock. Intern's found path without the lookup.
 void AddSampleHeld(Stack* stack, double objects, double bytes);
 
+// The set of counts (Stack::counts) the calling thread adds its samples to.
+size_t ThreadStripe();
+
 // The cumulative counts of a stack the caller keeps alive (a reference, or
-// its shard's lock), read together: never one sample's count without its
-// estimates.
+// its shard's lock), summed over its sets, each read under its lock: never
+// one sample's count without its estimates.
 struct CumulativeCounts {
   uint64_t samples;
   double objects;

@@ -160,9 +160,9 @@ Stack* MakeStack(std::vector<uintptr_t> frames, const char* cache, double object
   auto* s = new (mem) Stack{};
   s->depth = static_cast<uint32_t>(frames.size());
   s->cache = cache;
-  s->alloc_samples = objects > 0 ? 1 : 0;
-  s->alloc_objects = objects;
-  s->alloc_bytes = bytes;
+  s->counts[0].samples = objects > 0 ? 1 : 0;
+  s->counts[0].objects = objects;
+  s->counts[0].bytes = bytes;
   std::memcpy(s->frames, frames.data(), frames.size() * sizeof(uintptr_t));
   return s;
 }

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -42,8 +43,8 @@ TEST(StackTable, InternDeduplicatesAcrossGrowthAndResetFreesUnreferenced) {
     const auto f = FramesOf(i);
     ASSERT_EQ(stack_table::Intern(f.data(), f.size(), 1.0, 100.0), first[i]) << i;
     EXPECT_EQ(first[i]->refs, 2u);
-    EXPECT_EQ(first[i]->alloc_samples, 2u);
-    EXPECT_DOUBLE_EQ(first[i]->alloc_bytes, 200.0);
+    EXPECT_EQ(stack_table::ReadCounts(first[i]).samples, 2u);
+    EXPECT_DOUBLE_EQ(stack_table::ReadCounts(first[i]).bytes, 200.0);
   }
   // Drop both references of the even stacks; the odd ones keep one.
   for (uintptr_t i = 0; i < kStacks; ++i) {
@@ -57,7 +58,7 @@ TEST(StackTable, InternDeduplicatesAcrossGrowthAndResetFreesUnreferenced) {
   EXPECT_EQ(stack_table::Count(), before + kStacks / 2);
   stack_table::AssertValid();
   for (uintptr_t i = 1; i < kStacks; i += 2) {
-    EXPECT_EQ(first[i]->alloc_samples, 0u);
+    EXPECT_EQ(stack_table::ReadCounts(first[i]).samples, 0u);
     const auto f = FramesOf(i);
     ASSERT_EQ(stack_table::Intern(f.data(), f.size(), 1.0, 1.0), first[i]);
     stack_table::Unref(first[i]);
@@ -114,7 +115,8 @@ TEST(StackTable, AForkChildTakesACountsLockItsParentHeld) {
   ASSERT_NE(st, nullptr);
   // As a parent's thread holding it leaves it (this thread's generation).
   const uint32_t held = (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
-  __atomic_store_n(&st->counts_busy, held, __ATOMIC_RELEASE);
+  uint32_t* busy = &st->counts[stack_table::ThreadStripe()].busy;
+  __atomic_store_n(busy, held, __ATOMIC_RELEASE);
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -135,7 +137,42 @@ TEST(StackTable, AForkChildTakesACountsLockItsParentHeld) {
   } else {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   }
-  __atomic_store_n(&st->counts_busy, 0, __ATOMIC_RELEASE);  // the "holder" lets go
+  __atomic_store_n(busy, 0, __ATOMIC_RELEASE);  // the "holder" lets go
+  stack_table::Unref(st);
+}
+
+// Two threads sampling one site at once add to different sets of its counts
+// (each on its own cache line, under its own lock), and the stack's counts
+// are their sum. Their reader shards, handed out in turn, pick the sets.
+TEST(StackTable, ThreadsSamplingOneSiteCountInSetsOfTheirOwn) {
+  const auto f = FramesOf(900003);
+  Stack* st = stack_table::Intern(f.data(), f.size(), 1.0, 8.0);
+  ASSERT_NE(st, nullptr);
+  constexpr int kSamples = 20000;
+  size_t stripe[2];
+  std::atomic<int> ready{0};
+  auto sample = [&](int k) {
+    AssignShard();
+    stripe[k] = stack_table::ThreadStripe();
+    ready.fetch_add(1);
+    while (ready.load() < 2) {
+    }
+    for (int i = 0; i < kSamples; ++i) stack_table::AddSampleHeld(st, 2.0, 16.0);
+    ReleaseShard();
+  };
+  std::thread a(sample, 0), b(sample, 1);
+  a.join();
+  b.join();
+  ASSERT_NE(stripe[0], stripe[1]) << "both threads counted in one set";
+  const size_t mine = stack_table::ThreadStripe();
+  for (int k = 0; k < 2; ++k) {
+    const StackCounts& c = st->counts[stripe[k]];
+    EXPECT_EQ(c.samples, uint64_t{kSamples} + (stripe[k] == mine ? 1 : 0)) << "set " << stripe[k];
+  }
+  const stack_table::CumulativeCounts sum = stack_table::ReadCounts(st);
+  EXPECT_EQ(sum.samples, 2 * uint64_t{kSamples} + 1);
+  EXPECT_DOUBLE_EQ(sum.objects, 4.0 * kSamples + 1.0);
+  EXPECT_DOUBLE_EQ(sum.bytes, 32.0 * kSamples + 8.0);
   stack_table::Unref(st);
 }
 
