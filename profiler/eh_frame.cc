@@ -189,48 +189,61 @@ Cfa ReadFde(const uint8_t* fde) {
   return ReadCfa(p, end, sz);
 }
 
+// The search table of an .eh_frame_hdr: count rows of (initial location,
+// FDE), each two datarel sdata4 offsets from the header, sorted by location.
+struct SearchTable {
+  const uint8_t* rows;
+  uint32_t count;
+};
+
+// The table of hdr, if the header has the usual encodings (version 1,
+// eh_frame_ptr of a known size, count udata4, table datarel sdata4).
+bool OpenTable(const uint8_t* hdr, SearchTable* t) {
+  if (hdr[0] != 1 || hdr[2] != 0x03 || hdr[3] != 0x3b) return false;
+  const int ptr_size = EncodedSize(hdr[1]);
+  if (ptr_size == 0) return false;
+  const uint8_t* p = hdr + 4 + ptr_size;
+  t->count = static_cast<uint32_t>(ReadU(p, 4));
+  t->rows = p;
+  return true;
+}
+
+int32_t RowField(const SearchTable& t, size_t row, size_t field) {
+  int32_t v;
+  std::memcpy(&v, t.rows + row * 8 + field * 4, 4);
+  return v;
+}
+
+// The CFA rule of row's FDE.
+Cfa RowCfa(const uint8_t* hdr, const SearchTable& t, size_t row) {
+  return ReadFde(hdr + RowField(t, row, 1));
+}
+
 }  // namespace
 
-// The CFA rule of the FDE covering pc, from the object's binary search
-// table (version 1, table datarel sdata4, as Scan checks).
 Cfa CfaAt(const uint8_t* hdr, uintptr_t pc) {
-  if (hdr[0] != 1 || hdr[2] != 0x03 || hdr[3] != 0x3b) return kCfaUnknown;
-  const int ptr_size = EncodedSize(hdr[1]);
-  if (ptr_size == 0) return kCfaUnknown;
-  const uint8_t* p = hdr + 4 + ptr_size;
-  const uint32_t count = static_cast<uint32_t>(ReadU(p, 4));
+  SearchTable t;
+  if (!OpenTable(hdr, &t) || t.count == 0) return kCfaUnknown;
   const auto base = reinterpret_cast<uintptr_t>(hdr);
-  size_t lo = 0, hi = count;  // the last row whose start is <= pc
+  size_t lo = 0, hi = t.count;  // the last row whose start is <= pc
   while (hi - lo > 1) {
     const size_t mid = (lo + hi) / 2;
-    int32_t start;
-    std::memcpy(&start, p + mid * 8, 4);
-    if (base + start <= pc) {
+    if (base + RowField(t, mid, 0) <= pc) {
       lo = mid;
     } else {
       hi = mid;
     }
   }
-  if (count == 0) return kCfaUnknown;
-  int32_t fde_rel;
-  std::memcpy(&fde_rel, p + lo * 8 + 4, 4);
-  return ReadFde(hdr + fde_rel);
+  return RowCfa(hdr, t, lo);
 }
 
 bool Scan(const uint8_t* hdr, size_t* fdes, size_t* fp_fdes) {
   *fdes = *fp_fdes = 0;
-  // version 1; eh_frame_ptr encoding; count udata4; table datarel sdata4.
-  if (hdr[0] != 1 || hdr[2] != 0x03 || hdr[3] != 0x3b) return false;
-  const int ptr_size = EncodedSize(hdr[1]);
-  if (ptr_size == 0) return false;
-  const uint8_t* p = hdr + 4 + ptr_size;
-  const uint32_t count = static_cast<uint32_t>(ReadU(p, 4));
-  const size_t step = count > kMaxScanned ? count / kMaxScanned : 1;
-  for (size_t i = 0; i < count; i += step) {
-    const uint8_t* row = p + i * 8 + 4;
-    int32_t fde_rel;
-    std::memcpy(&fde_rel, row, 4);
-    const Cfa cfa = ReadFde(hdr + fde_rel);
+  SearchTable t;
+  if (!OpenTable(hdr, &t)) return false;
+  const size_t step = t.count > kMaxScanned ? t.count / kMaxScanned : 1;
+  for (size_t i = 0; i < t.count; i += step) {
+    const Cfa cfa = RowCfa(hdr, t, i);
     // Frameless leaves and the PLT's stubs do not count.
     if (cfa == kCfaUnknown || cfa == kCfaUntouched || cfa == kCfaExpression) continue;
     ++*fdes;

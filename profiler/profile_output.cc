@@ -93,12 +93,7 @@ void RestartFileNumbers() { __atomic_store_n(&g_seq, 0, __ATOMIC_RELAXED); }
 int WriteProfile(const char* kind, const char* path) {
   if (!ValidKind(kind)) return EINVAL;
   if (GetClockState().since_ns == 0) return ENOENT;  // nothing was ever profiled
-  if (path == nullptr || *path == '\0') {
-    if (!g_cfg.enabled) {
-      // No MALLOC_PROF prefix: the default one.
-      return Dump(kind, NextPath(kind).c_str(), nullptr);
-    }
-  }
+  // No path: the next MALLOC_PROF name (the default prefix without MALLOC_PROF).
   return Dump(kind, path, nullptr);
 }
 

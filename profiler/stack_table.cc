@@ -25,6 +25,19 @@ uint64_t HashFrames(const uintptr_t* frames, size_t depth, const char* cache) {
   return h;
 }
 
+// The busy word a thread of this process writes into a set it takes: its
+// fork generation, odd (never 0, the free word).
+ASSAY_INLINE uint32_t CountsOwnerWord() {
+  return (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
+}
+
+// Takes a free set's busy word with `mine`; false, with the holder's word
+// in *seen, if it is held.
+ASSAY_INLINE bool TryTakeCounts(uint32_t* busy, uint32_t* seen, uint32_t mine) {
+  *seen = 0;
+  return __atomic_compare_exchange_n(busy, seen, mine, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
 // Waits for a set's busy word held by another thread (or a parent's, in a
 // fork child) and takes it with `mine`; seen is the value the first try
 // found. Out of line: inlined, its loop made every sample save and restore
@@ -56,12 +69,9 @@ ASSAY_NOINLINE void WaitForCounts(uint32_t* busy, uint32_t seen, uint32_t mine) 
 class CountsLock {
  public:
   explicit CountsLock(const StackCounts& c) : busy_(&c.busy) {
-    const uint32_t mine = (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
-    uint32_t seen = 0;
-    if (ASSAY_UNLIKELY(!__atomic_compare_exchange_n(busy_, &seen, mine, false, __ATOMIC_ACQUIRE,
-                                                    __ATOMIC_RELAXED))) {
-      WaitForCounts(busy_, seen, mine);
-    }
+    const uint32_t mine = CountsOwnerWord();
+    uint32_t seen;
+    if (ASSAY_UNLIKELY(!TryTakeCounts(busy_, &seen, mine))) WaitForCounts(busy_, seen, mine);
   }
   ~CountsLock() { __atomic_store_n(busy_, 0, __ATOMIC_RELEASE); }
   CountsLock(const CountsLock&) = delete;
@@ -151,14 +161,15 @@ ASSAY_NOINLINE void AddSampleContended(StackCounts& c, uint32_t seen, uint32_t m
 }  // namespace
 
 void AddSampleHeld(Stack* stack, double objects, double bytes) {
+  // CountsLock's protocol, with the wait and what follows it in one call
+  // out of line.
   StackCounts& c = stack->counts[ThreadStripe()];
-  const uint32_t mine = (__atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) << 1) | 1;
-  uint32_t seen = 0;
-  if (ASSAY_UNLIKELY(!__atomic_compare_exchange_n(&c.busy, &seen, mine, false, __ATOMIC_ACQUIRE,
-                                                  __ATOMIC_RELAXED))) {
+  const uint32_t mine = CountsOwnerWord();
+  uint32_t seen;
+  if (ASSAY_UNLIKELY(!TryTakeCounts(&c.busy, &seen, mine))) {
     return AddSampleContended(c, seen, mine, objects, bytes);
   }
-  AddAndRelease(c, objects, bytes);  // CountsLock's protocol, unrolled
+  AddAndRelease(c, objects, bytes);
 }
 
 CumulativeCounts ReadCounts(const Stack* stack) {

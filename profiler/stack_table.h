@@ -13,8 +13,8 @@ namespace assay::profiler {
 // thread adds its samples to the set its reader shard names (ThreadStripe),
 // under that set's spin lock, on a cache line of its own. With one set, at
 // rate=1 two threads sampling one site took turns at its line and its lock
-// (4.6% of the server workload's time on two cores; with them apart, the
-// line stays in the sampling core's cache). Readers sum the sets.
+// (7-9% of audit mode's time on two cores; with them apart, the line stays
+// in the sampling core's cache). Readers sum the sets.
 struct alignas(64) StackCounts {
   // Nonzero while a thread adds a sample to the counts below, reads or zeroes
   // them (2 * fork generation + 1: stack_table.cc's CountsLock): a spin lock

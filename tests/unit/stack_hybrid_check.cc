@@ -198,16 +198,22 @@ void ChecksBackOff() {
   t.join();
 }
 
-void ThisProgramKeepsFramePointers() {
+// The code at pc (named what) lies in a range of the table that holds it
+// and counts as code with frame pointers.
+void CheckFramePointerCode(uintptr_t pc, const char* what) {
   namespace fm = assay::profiler::fp_mappings;
-  // This program is built like the library, with -fno-omit-frame-pointer.
   CHECK((fm::Begin() & 1) == 0, "table being rebuilt");
   fm::Range r;
-  const auto pc = reinterpret_cast<uintptr_t>(&Recurse);
-  CHECK(fm::Find(pc, &r), "no range holds Recurse");
-  CHECK(r.fp, "this program counts as code without frame pointers");
-  CHECK(r.lo <= pc && pc < r.hi, "range [%#lx, %#lx)", r.lo, r.hi);
-  CHECK(!fm::Find(4096, &r), "a range holds page 1");
+  CHECK(fm::Find(pc, &r), "no range holds %s", what);
+  CHECK(r.fp, "%s counts as code without frame pointers", what);
+  CHECK(r.lo <= pc && pc < r.hi, "%s: range [%#lx, %#lx)", what, r.lo, r.hi);
+}
+
+void ThisProgramKeepsFramePointers() {
+  // This program is built like the library, with -fno-omit-frame-pointer.
+  CheckFramePointerCode(reinterpret_cast<uintptr_t>(&Recurse), "this program (Recurse)");
+  assay::profiler::fp_mappings::Range r;
+  CHECK(!assay::profiler::fp_mappings::Find(4096, &r), "a range holds page 1");
 }
 
 // A small object built with frame pointers (fp_small_object.c: one function
@@ -216,12 +222,8 @@ void ThisProgramKeepsFramePointers() {
 // object (or through any small program) fell back to libunwind and its
 // learned roots, one per call site.
 void SmallObjectKeepsFramePointers() {
-  namespace fm = assay::profiler::fp_mappings;
-  CHECK((fm::Begin() & 1) == 0, "table being rebuilt");
-  fm::Range r;
-  const auto pc = reinterpret_cast<uintptr_t>(&SmallObjectCall);
-  CHECK(fm::Find(pc, &r), "no range holds SmallObjectCall");
-  CHECK(r.fp, "the small object counts as code without frame pointers");
+  CheckFramePointerCode(reinterpret_cast<uintptr_t>(&SmallObjectCall),
+                        "the small object (SmallObjectCall)");
 }
 
 void ThroughSmallObject() {
