@@ -178,9 +178,12 @@ void ResetAfterFork() {
 
 uint64_t Current() { return __atomic_load_n(&g_seq, __ATOMIC_ACQUIRE); }
 
-bool Find(uintptr_t pc, Range* out) {
+namespace {
+
+// The index of the slot whose range holds pc, or kMaxRanges.
+size_t SlotOf(uintptr_t pc) {
   size_t lo = 0, hi = __atomic_load_n(&g_count, __ATOMIC_RELAXED);
-  if (hi > kMaxRanges) return false;
+  if (hi > kMaxRanges) return kMaxRanges;
   const size_t n = hi;
   while (lo < hi) {
     const size_t mid = (lo + hi) / 2;
@@ -189,17 +192,33 @@ bool Find(uintptr_t pc, Range* out) {
     else
       hi = mid;
   }
-  if (lo == n) return false;
+  if (lo == n) return kMaxRanges;
   const Slot sl = Get(lo);
-  if (sl.lo > pc || pc >= sl.hi) return false;
-  uint8_t state = __atomic_load_n(&g_ranges[lo].state, __ATOMIC_ACQUIRE);
+  return sl.lo <= pc && pc < sl.hi ? lo : kMaxRanges;
+}
+
+}  // namespace
+
+bool Find(uintptr_t pc, Range* out) {
+  const size_t i = SlotOf(pc);
+  if (i == kMaxRanges) return false;
+  const Slot sl = Get(i);
+  uint8_t state = __atomic_load_n(&g_ranges[i].state, __ATOMIC_ACQUIRE);
   if (state == kUnknown) {
     // Never waits (see Begin): unknown for now, so this walk uses libunwind.
     if (!g_build_mu.TryLock()) return false;
-    state = ClassifyLocked(lo);
+    state = ClassifyLocked(i);
     g_build_mu.Unlock();
   }
   *out = Range{sl.lo, sl.hi, sl.eh_frame_hdr, state == kFp, sl.pinned != 0};
+  return true;
+}
+
+bool FindUnclassified(uintptr_t pc, Range* out) {
+  const size_t i = SlotOf(pc);
+  if (i == kMaxRanges) return false;
+  const Slot sl = Get(i);
+  *out = Range{sl.lo, sl.hi, sl.eh_frame_hdr, sl.state == kFp, sl.pinned != 0};
   return true;
 }
 

@@ -33,7 +33,13 @@ uint64_t Current();
 // 2.35; without it, false: the walk uses libunwind).
 bool StillLoaded(const Range& r, uintptr_t pc);
 // Copies the range holding pc into *out; false if no loaded code holds it.
+// Classifies its object if no walk met it before (reads 64 of its FDEs:
+// ~30 000 instructions).
 bool Find(uintptr_t pc, Range* out);
+// The same without classifying: out->fp is true only for an object
+// classified already as keeping frame pointers (for reading its unwind
+// tables, which do not need the answer).
+bool FindUnclassified(uintptr_t pc, Range* out);
 bool Valid(uint64_t seq);
 
 // In a fork child: a rebuild another thread of the parent had under way is

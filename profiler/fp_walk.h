@@ -55,6 +55,18 @@ struct Root {
 };
 extern ASSAY_TLS Root tls_root;
 
+// Learns the thread's root from where a hybrid walk stopped (the frame
+// record `record`, whose return address root_pc lies in code without frame
+// pointers) by stepping with the unwind tables (eh_frame.h: RowAt) as
+// libunwind steps, until a frame whose return address is undefined (_start,
+// clone3) or zero, each return address's slot inside the stack [lo, hi).
+// Installs it as tls_root and publishes its shape; false (nothing changed)
+// where a rule cannot be followed, an object is not (or no longer) known, a
+// slot lies outside the stack, the root would pass kMaxRoot frames, or the
+// table (as of seq) was rebuilt meanwhile: libunwind learns it then.
+bool LearnRootFromTables(uintptr_t record, uintptr_t root_pc, uint64_t seq, uintptr_t lo,
+                         uintptr_t hi);
+
 // Offers a root learned with libunwind (LearnRoot) as the shape of other
 // threads' roots (fp_walk.cc): threads whose walk stops at the same return
 // address then take their root from it.

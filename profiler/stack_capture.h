@@ -39,5 +39,8 @@ uint32_t ThreadSteppedStacks();
 // Hybrid stacks of the calling thread taken again with libunwind to check
 // the walk (its 256th, then 512, 1024, 2048 and 4096 stacks apart): for tests.
 uint32_t ThreadHybridChecks();
+// Roots the calling thread learned from the unwind tables (not from another
+// thread's shape, nor with libunwind): for tests.
+uint32_t ThreadRootsFromTables();
 
 }  // namespace assay::profiler

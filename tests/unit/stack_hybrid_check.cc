@@ -3,8 +3,8 @@
 // libunwind otherwise. Every sampled stack must equal what libunwind gives at
 // the allocation site: on the main thread and another, shallow and deeper
 // than max_depth, through libc code without frame pointers (qsort calling
-// back), after the root is learned (more than the 8 stepped stacks), and on
-// new threads that take their root from another thread's (its shape).
+// back), with the root learned from the unwind tables, and on new threads
+// that take their root from another thread's (its shape).
 // A plain program, not a GoogleTest binary: Debian's libgtest.a is built
 // without frame pointers, and linked in it would make this program's code
 // count as code without them (fp_mappings), so the fast walk never ran.
@@ -120,35 +120,48 @@ void CheckStacks(int n, int depths, const char* what) {
   }
 }
 
+// A thread's root (libc's frames below main, or below the thread's start
+// routine) is learned from the unwind tables: no stack of the thread is
+// stepped with libunwind, and the stacks are still libunwind's.
+void RootFromTables(const char* what) {
+  CHECK(assay::profiler::ThreadRootsFromTables() >= 1, "%s: root not learned from the tables",
+        what);
+  CHECK(assay::profiler::ThreadSteppedStacks() == 0, "%s: %u stacks stepped with libunwind", what,
+        assay::profiler::ThreadSteppedStacks());
+}
+
 void MainThreadAtManyDepths() {
-  for (int rep = 0; rep < 3; ++rep) {  // the first stacks step; later ones use the root
+  for (int rep = 0; rep < 3; ++rep) {
     for (int depth : {0, 1, 2, 5, 10, 20, 40, 61, 62, 63, 80}) {
       Observed o;
       Recurse(depth, &o);
       Check(o, "main thread");
     }
   }
+  RootFromTables("main thread");
 }
 
 void OtherThread() {
   std::thread th([] {
     CheckStacks(20, 7, "other thread");
-    // After the first stacks the walk is the hybrid one, root included.
-    CHECK(assay::profiler::ThreadHybridWalks() >= 10, "%lu hybrid walks",
+    CHECK(assay::profiler::ThreadHybridWalks() >= 20, "%lu hybrid walks",
           static_cast<unsigned long>(assay::profiler::ThreadHybridWalks()));
+    RootFromTables("other thread");
   });
   th.join();
 }
 
 // Threads started like one whose root was learned (OtherThread) take their
 // root from its shape (fp_walk.cc): their stacks are hybrid walks from the
-// first, none stepped with libunwind, and still libunwind's.
+// first, no root learned again, and still libunwind's.
 void NewThreadsTakeTheLearnedShape() {
   for (int t = 0; t < 4; ++t) {
     std::thread th([] {
       CheckStacks(6, 4, "new thread");
       CHECK(assay::profiler::ThreadSteppedStacks() == 0, "%u stacks stepped with libunwind",
             assay::profiler::ThreadSteppedStacks());
+      CHECK(assay::profiler::ThreadRootsFromTables() == 0, "%u roots learned from the tables",
+            assay::profiler::ThreadRootsFromTables());
       CHECK(assay::profiler::ThreadHybridWalks() >= 6, "%lu hybrid walks",
             static_cast<unsigned long>(assay::profiler::ThreadHybridWalks()));
     });
