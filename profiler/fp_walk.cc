@@ -225,7 +225,7 @@ void PublishRoot(const Root& root) {
 
 __attribute__((noinline)) Result FramePointers(uintptr_t* out, size_t max, uintptr_t lo,
                                                uintptr_t hi) {
-  Result r{0, Walk::kFail, 0, 0, 0};
+  Result r{0, Walk::kFail, 0, 0, 0, 0};
   const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
   // Every return address counts as assay's own until the entry frames.
   const uintptr_t* fp = SkipOwnFrames(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo,
@@ -247,7 +247,7 @@ __attribute__((noinline)) Result FramePointers(uintptr_t* out, size_t max, uintp
 
 __attribute__((noinline)) Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo, uintptr_t hi,
                                         uint64_t seq) {
-  Result r{0, Walk::kFail, 0, 0, seq};
+  Result r{0, Walk::kFail, 0, 0, seq, 0};
   if ((seq & 1) != 0) return r;
   const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
   OwnCode own{__atomic_load_n(&g_own.lo, __ATOMIC_RELAXED),
@@ -257,6 +257,7 @@ __attribute__((noinline)) Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo
   const uintptr_t* fp = SkipOwnFrames(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo,
                                       room, own, &r.walk);
   if (fp == nullptr) return r;
+  r.first = reinterpret_cast<uintptr_t>(fp);
   // cur is always a range of code with frame pointers (empty at first).
   CodeRange cur{0, 0};
   size_t n = 0;

@@ -30,7 +30,8 @@ struct Result {
   Walk walk;
   uintptr_t record;  // where the walk stopped (for learning the root)
   uintptr_t root_pc;
-  uint64_t seq;  // the table the walk used
+  uint64_t seq;     // the table the walk used
+  uintptr_t first;  // the entry frame's record: its return address is out[0] (kOk)
 };
 
 // The thread's root, for the hybrid walk. Below the program's outermost
@@ -55,15 +56,27 @@ struct Root {
 };
 extern ASSAY_TLS Root tls_root;
 
+// Steps from the frame record `record` (of a frame that keeps frame
+// pointers; its return address is pcs[0]) with the unwind tables
+// (eh_frame.h: RowAt), as libunwind steps: up to max return addresses into
+// pcs and, if slots is not null, the stack slot of each, inside the stack
+// [lo, hi). ok: the stack ended (a frame whose return address is undefined,
+// _start or clone3, or zero) or filled max; not ok: a rule it cannot
+// follow, code of an object it does not know (or no longer loaded), or a
+// slot outside the stack (the caller asks libunwind then).
+struct TableSteps {
+  size_t n;
+  bool ok;
+};
+TableSteps StepTables(uintptr_t record, uintptr_t lo, uintptr_t hi, uintptr_t* pcs,
+                      uintptr_t* slots, size_t max);
+
 // Learns the thread's root from where a hybrid walk stopped (the frame
 // record `record`, whose return address root_pc lies in code without frame
-// pointers) by stepping with the unwind tables (eh_frame.h: RowAt) as
-// libunwind steps, until a frame whose return address is undefined (_start,
-// clone3) or zero, each return address's slot inside the stack [lo, hi).
-// Installs it as tls_root and publishes its shape; false (nothing changed)
-// where a rule cannot be followed, an object is not (or no longer) known, a
-// slot lies outside the stack, the root would pass kMaxRoot frames, or the
-// table (as of seq) was rebuilt meanwhile: libunwind learns it then.
+// pointers) with StepTables. Installs it as tls_root and publishes its
+// shape; false (nothing changed) where StepTables is not ok, the root would
+// pass kMaxRoot frames, or the table (as of seq) was rebuilt meanwhile:
+// libunwind learns it then.
 bool LearnRootFromTables(uintptr_t record, uintptr_t root_pc, uint64_t seq, uintptr_t lo,
                          uintptr_t hi);
 

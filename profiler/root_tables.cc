@@ -1,6 +1,7 @@
-// Learning a thread's root from the unwind tables (fp_walk.h:
-// LearnRootFromTables): the steps libunwind would take out of the root's
-// frames, each by the CFA row of its code (eh_frame.h: RowAt).
+// Stepping with the unwind tables (fp_walk.h: StepTables, LearnRootFromTables):
+// the steps libunwind would take, each by the CFA row of its code
+// (eh_frame.h: RowAt), for the frames a hybrid walk cannot follow by frame
+// pointers (its root) and for checking the frames it followed.
 #include "base/base.h"
 #include "profiler/eh_frame.h"
 #include "profiler/fp_mappings.h"
@@ -18,40 +19,54 @@ bool StackWord(uintptr_t addr, uintptr_t lo, uintptr_t hi, uintptr_t* out) {
 
 }  // namespace
 
-bool LearnRootFromTables(uintptr_t record, uintptr_t root_pc, uint64_t seq, uintptr_t lo,
-                         uintptr_t hi) {
-  uintptr_t rbp;
-  if (!StackWord(record, lo, hi, &rbp)) return false;
-  Root root{record, rbp, seq, 0, 0, {}, {}};
-  // The frame that returns to root_pc kept frame pointers: its CFA is its
-  // record + 16, the caller's %rsp once it returned, and the caller's %rbp
-  // is the record's first word.
-  uintptr_t pc = root_pc, sp = record + 2 * sizeof(uintptr_t), slot = record + sizeof(uintptr_t);
-  for (;;) {
-    if (root.n == kMaxRoot) return false;
-    root.pcs[root.n] = pc;
-    root.slots[root.n] = slot;
-    ++root.n;
+TableSteps StepTables(uintptr_t record, uintptr_t lo, uintptr_t hi, uintptr_t* pcs,
+                      uintptr_t* slots, size_t max) {
+  TableSteps t{0, false};
+  uintptr_t rbp, pc;
+  if (!StackWord(record, lo, hi, &rbp) || !StackWord(record + sizeof(uintptr_t), lo, hi, &pc))
+    return t;
+  // The frame that owns record kept frame pointers: its CFA is record + 16,
+  // the caller's %rsp once it returned, and the caller's %rbp is the
+  // record's first word.
+  uintptr_t sp = record + 2 * sizeof(uintptr_t), slot = record + sizeof(uintptr_t);
+  while (t.n < max) {
+    pcs[t.n] = pc;
+    if (slots != nullptr) slots[t.n] = slot;
+    ++t.n;
     fp_mappings::Range m;
-    if (!fp_mappings::FindUnclassified(pc, &m) || m.eh_frame_hdr == nullptr) return false;
-    if (!m.pinned && !fp_mappings::StillLoaded(m, pc)) return false;
+    if (!fp_mappings::FindUnclassified(pc, &m) || m.eh_frame_hdr == nullptr) return t;
+    if (!m.pinned && !fp_mappings::StillLoaded(m, pc)) return t;
     eh_frame::Row row;
     // pc is a return address: the row of the call before it.
-    if (!eh_frame::RowAt(static_cast<const uint8_t*>(m.eh_frame_hdr), pc - 1, &row)) return false;
+    if (!eh_frame::RowAt(static_cast<const uint8_t*>(m.eh_frame_hdr), pc - 1, &row)) return t;
     if (row.ra_undefined) break;  // the outermost frame
     const uintptr_t cfa = (row.cfa_reg == 7 ? sp : rbp) + static_cast<uintptr_t>(row.cfa_offset);
     // The caller's frame lies above this one.
-    if (cfa <= sp) return false;
+    if (cfa <= sp) return t;
     slot = cfa + static_cast<uintptr_t>(row.ra_offset);
-    uintptr_t next_pc;
-    if (!StackWord(slot, lo, hi, &next_pc)) return false;
+    if (!StackWord(slot, lo, hi, &pc)) return t;
     if (row.rbp_saved && !StackWord(cfa + static_cast<uintptr_t>(row.rbp_offset), lo, hi, &rbp))
-      return false;
-    if (next_pc == 0) break;  // libunwind ends the stack at a zero return address too
-    pc = next_pc;
+      return t;
+    if (pc == 0) break;  // libunwind ends the stack at a zero return address too
     sp = cfa;
   }
-  if (!fp_mappings::Valid(seq)) return false;
+  t.ok = true;
+  return t;
+}
+
+bool LearnRootFromTables(uintptr_t record, uintptr_t root_pc, uint64_t seq, uintptr_t lo,
+                         uintptr_t hi) {
+  Root root{record, 0, seq, 0, 0, {}, {}};
+  // One more than a root may hold: a longer one is refused.
+  uintptr_t pcs[kMaxRoot + 1], slots[kMaxRoot + 1];
+  const TableSteps t = StepTables(record, lo, hi, pcs, slots, kMaxRoot + 1);
+  if (!t.ok || t.n > kMaxRoot || pcs[0] != root_pc || !fp_mappings::Valid(seq)) return false;
+  root.saved_rbp = *reinterpret_cast<const uintptr_t*>(record);
+  root.n = static_cast<uint32_t>(t.n);
+  for (size_t i = 0; i < t.n; ++i) {
+    root.pcs[i] = pcs[i];
+    root.slots[i] = slots[i];
+  }
   tls_root = root;
   PublishRoot(root);
   return true;

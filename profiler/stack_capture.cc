@@ -123,8 +123,10 @@ __attribute__((noinline)) size_t LearnRoot(unw_context_t* context, uintptr_t* bu
 // A safety net for objects classified wrongly (fp_mappings decides per
 // object: a mostly frame-pointer object may still hold a function without
 // them that calls malloc, and the walk would skip its caller): a
-// thread's 256th hybrid stack is taken again with libunwind (about 7 000
-// instructions), and then stacks further apart each time the check passes,
+// thread's 256th hybrid stack is taken again with the unwind tables (and
+// with libunwind, about 7 000 instructions warm and 50 000 at a thread's
+// first use, where they disagree), and then stacks further apart each time
+// the check passes,
 // the gap doubling up to 4096 (a check costs a long-running thread under 2
 // instructions a stack where a fixed 256 cost 27, and 6 checks have passed
 // by its 16 000th stack); if the program frames differ, the process walks
@@ -147,11 +149,22 @@ ASSAY_INLINE bool VerifyDue(uint64_t walks) {
   return true;
 }
 
-// Checks the walk's n program frames in out (at most max) against
-// libunwind's stack, taken into buf (room for want frames). Returns true if
-// they agree; else libunwind's stack is in buf[0, *m).
-__attribute__((noinline)) bool Verify(const uintptr_t* out, size_t n, size_t max, uintptr_t* buf,
-                                      size_t want, size_t* m) {
+ASSAY_TLS uint32_t tls_table_checks;
+
+// Checks the walk's n program frames in out (at most max; first: the entry
+// frame's record, the walk's start) against the unwind tables (StepTables,
+// no libunwind), and where they disagree or cannot be followed against
+// libunwind's stack, taken into buf (room for want frames), whose answer
+// counts. Returns true if they agree; else libunwind's stack is in
+// buf[0, *m).
+__attribute__((noinline)) bool Verify(const uintptr_t* out, size_t n, size_t max, uintptr_t first,
+                                      uintptr_t lo, uintptr_t hi, uintptr_t* buf, size_t want,
+                                      size_t* m) {
+  const fp_walk::TableSteps t = fp_walk::StepTables(first, lo, hi, buf, nullptr, max);
+  if (t.ok && t.n == n && std::memcmp(out, buf, n * sizeof(uintptr_t)) == 0) {
+    ++tls_table_checks;
+    return true;
+  }
   *m = StepLoop(buf, want);
   const size_t b = ProgramStart(buf, *m), got = *m - b;
   // Either stack may be cut by its bound where the other was not: compare
@@ -213,7 +226,8 @@ __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, 
   if (r.walk == Walk::kOk) {
     tls_misses = 0;
     size_t m;
-    if (VerifyDue(++tls_hybrid_walks) && !Verify(out, r.n, max, buf, want, &m)) return m;
+    if (VerifyDue(++tls_hybrid_walks) && !Verify(out, r.n, max, r.first, lo, hi, buf, want, &m))
+      return m;
     *full = false;
     return r.n;
   }
@@ -238,6 +252,7 @@ uint64_t ThreadHybridWalks() { return tls_hybrid_walks; }
 uint32_t ThreadSteppedStacks() { return tls_unwound_stacks; }
 uint32_t ThreadHybridChecks() { return tls_verify_count; }
 uint32_t ThreadRootsFromTables() { return tls_table_roots; }
+uint32_t ThreadTableChecks() { return tls_table_checks; }
 
 size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t stack_lo,
                     uintptr_t stack_hi) {

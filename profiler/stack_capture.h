@@ -42,5 +42,7 @@ uint32_t ThreadHybridChecks();
 // Roots the calling thread learned from the unwind tables (not from another
 // thread's shape, nor with libunwind): for tests.
 uint32_t ThreadRootsFromTables();
+// Of ThreadHybridChecks, those the unwind tables passed (no libunwind).
+uint32_t ThreadTableChecks();
 
 }  // namespace assay::profiler

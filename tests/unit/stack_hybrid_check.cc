@@ -207,6 +207,11 @@ void ChecksBackOff() {
     CHECK(walks >= 10000, "%lu hybrid walks for 10000 stacks", static_cast<unsigned long>(walks));
     CHECK(checks == want, "%u checks in %lu hybrid walks, want %u", checks,
           static_cast<unsigned long>(walks), want);
+    // The unwind tables passed every check: libunwind never ran.
+    CHECK(assay::profiler::ThreadTableChecks() == checks, "%u of %u checks passed by the tables",
+          assay::profiler::ThreadTableChecks(), checks);
+    CHECK(assay::profiler::ThreadSteppedStacks() == 0, "%u stacks stepped with libunwind",
+          assay::profiler::ThreadSteppedStacks());
   });
   t.join();
 }
@@ -251,6 +256,59 @@ void ThroughSmallObject() {
         static_cast<unsigned long>(assay::profiler::ThreadHybridWalks() - walks));
 }
 
+// A function without frame pointers in this frame-pointer program
+// (fp_mappings judges whole objects): NoFramePointer(o, fn) calls fn(o) from
+// a frame of its own that keeps %rbp as its caller left it (assembly, so no
+// compiler or sanitizer can add a frame pointer), with its CFI. The walk
+// follows %rbp past it and skips the frame of its caller. The check at the
+// thread's 256th stack catches it (the tables, then libunwind, disagree with
+// the walk), and from then on the process takes its stacks with libunwind:
+// right again. Last: the hybrid walk stays off for the process.
+extern "C" void NoFramePointer(Observed* o, void (*fn)(Observed*));
+asm(R"(
+  .text
+  .globl NoFramePointer
+  .type NoFramePointer, @function
+NoFramePointer:
+  .cfi_startproc
+  sub $24, %rsp
+  .cfi_def_cfa_offset 32
+  call *%rsi
+  add $24, %rsp
+  .cfi_def_cfa_offset 8
+  ret
+  .cfi_endproc
+  .size NoFramePointer, .-NoFramePointer
+)");
+
+__attribute__((noinline, noclone)) void CallsNoFramePointer(Observed* o) {
+  NoFramePointer(o, &Site);
+  g_sink = g_sink + 1;  // not a tail call
+}
+
+void WrongFrameCaughtByCheck() {
+  std::thread t([] {
+    int wrong_before = 0;
+    for (int i = 0; i < 200; ++i) {
+      Observed o;
+      CallsNoFramePointer(&o);
+      // Each observation samples twice (its vector, then Site's block): the
+      // 256th stack comes at the 128th.
+      if (i < 100) {
+        wrong_before += o.got.size() < 3 || o.expected.size() < 3 || o.got[2] != o.expected[2];
+      } else if (i >= 150) {
+        Check(o, "after the check");
+      }
+    }
+    CHECK(wrong_before == 100, "%d of the first 100 stacks skipped the caller's frame",
+          wrong_before);
+    CHECK(assay::profiler::ThreadHybridChecks() == 1, "%u checks",
+          assay::profiler::ThreadHybridChecks());
+    CHECK(assay::profiler::ThreadTableChecks() == 0, "the tables passed the wrong walk");
+  });
+  t.join();
+}
+
 }  // namespace
 
 int main() {
@@ -266,6 +324,7 @@ int main() {
   ThroughLibcWithoutFramePointers();
   ManyStacksPassTheCheck();
   ChecksBackOff();
+  WrongFrameCaughtByCheck();
   assay::Stop();
   if (main_walks < 20) {
     fprintf(stderr, "only %lu hybrid walks on the main thread\n",
