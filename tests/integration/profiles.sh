@@ -404,11 +404,14 @@ increasing=1
 for s in $seqs; do
   f=$(ls "$WORK"/period/p.*."$s".heap.pb.gz)
   t=$(date -r "$f" +%s%N)
-  ((t > prev)) || increasing=0
+  # Not strictly: file times come from the kernel's coarse clock (a tick of
+  # 1-10 ms), and a dump that falls due while a slow first one (the writer's
+  # load) is still writing follows it at once, within the same tick.
+  ((t >= prev)) || increasing=0
   prev=$t
   raw "$f" || increasing=0
 done
-check "period=1: files written in seq order, ~1 s apart, each readable" test "$increasing" -eq 1
+check "period=1: files written in seq order, each readable" test "$increasing" -eq 1
 
 prun interval 30 "prefix=$WORK/interval/p,rate=64k,interval=8m,final=0" "$PROGS/prof_modes" churn 100
 nint=$(count_files "$WORK/interval" '^p\.[0-9]+\.[0-9]+\.heap\.pb\.gz$')
