@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <iterator>
 
 #include "alloc/central.h"
@@ -128,13 +129,11 @@ size_t BytesOf(const ThreadCache* tc) {
   return bytes;
 }
 
-// Bytes in tc's sampled-pool magazines: free bytes of the thread's too (the
-// statistics), but outside the budget PushOverflow checks with BytesOf (a
-// magazine is bounded on its own, and summing it there cost the free-heavy
-// path's overflows 20% more).
+// Bytes in tc's sampled-pool magazines: free bytes of the thread's too (the stats),
+// outside the budget PushOverflow checks (a magazine is bounded on its own).
 size_t SampledBytesOf(const ThreadCache* tc) {
-  size_t bytes = 0;
   if (tc->sampled == nullptr) return 0;
+  size_t bytes = 0;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     bytes += size_t{__atomic_load_n(&tc->sampled->lists[cls].count, __ATOMIC_RELAXED)} *
              kClasses[cls].size;
@@ -189,11 +188,13 @@ void* Refill(ThreadCache* tc, size_t cls) {
   FreeList& l = tc->lists[cls];
   void* head;
   // A span's whole free list, when it fits the list's bound, comes without
-  // being walked (central::Take); so does a chain of the transfer cache
-  // (up to max_cached blocks: the whole list of a thread that only frees
-  // the class, HandOver): the list's bound grows to hold it.
+  // being walked (central::Take); so does a transfer cache chain (HandOver).
+  // A thread's first refill of a class takes what fits in 4 KiB: carving links
+  // a batch through its blocks, a page each from 4 KiB up (32 KiB a class).
   const SizeClassInfo& c = kClasses[cls];
-  const size_t n = central::Take(cls, c.batch, &head, central::kNormal, l.max);
+  size_t want = c.batch;
+  if (ASSAY_UNLIKELY(!tls_allocates[cls])) want = std::clamp<size_t>(4096 / c.size, 1, want);
+  const size_t n = central::Take(cls, want, &head, central::kNormal, l.max);
   if (n == 0) return nullptr;
   tls_allocates[cls] = 1;
   l.head = link::Load(head);
