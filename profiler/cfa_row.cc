@@ -32,118 +32,60 @@ class Interpreter {
  public:
   Interpreter(const Fde& f, uintptr_t pc) : f_(f), pc_(pc) {}
 
-  // Runs [p, end); false on an instruction it does not know. Stops, true,
-  // once the location passes pc (the row for pc is then the state).
+  // Runs [p, end); false on an instruction it does not know, or one it does
+  // not follow (set_loc). Stops, true, once the location passes pc (the row
+  // for pc is then the state).
   bool Run(const uint8_t* p, const uint8_t* end) {
+    CfaOp op;
     while (p < end) {
-      const uint8_t op = *p++;
-      const uint8_t low = op & 0x3f;
-      switch (op >> 6) {
-        case 1:  // advance_loc
-          if (Advance(low)) return true;
-          continue;
-        case 2:  // offset reg, factored offset
-          Set(low, Rule{kOffset, static_cast<int64_t>(Uleb(p, end)) * f_.data_align});
-          continue;
-        case 3:  // restore reg
-          Set(low, InitialRule(low));
-          continue;
-        default:
+      if (!NextCfaOp(p, end, f_, &op)) return false;
+      switch (op.kind) {
+        case CfaOpKind::kNop:
           break;
-      }
-      switch (op) {
-        case 0x00:  // nop
+        case CfaOpKind::kAdvance:
+          loc_ += static_cast<uintptr_t>(op.value);
+          if (loc_ > pc_) return true;
           break;
-        case 0x01:  // set_loc: not followed
+        case CfaOpKind::kSetLoc:
           return false;
-        case 0x02:
-          if (Advance(ReadU(p, 1))) return true;
+        case CfaOpKind::kOffset:
+          Set(op.reg, Rule{kOffset, op.value});
           break;
-        case 0x03:
-          if (Advance(ReadU(p, 2))) return true;
+        case CfaOpKind::kRestore:
+          Set(op.reg, InitialRule(op.reg));
           break;
-        case 0x04:
-          if (Advance(ReadU(p, 4))) return true;
+        case CfaOpKind::kUndefined:
+          Set(op.reg, Rule{kUndefined, 0});
           break;
-        case 0x05: {  // offset_extended reg, factored offset
-          const uint64_t reg = Uleb(p, end);
-          Set(reg, Rule{kOffset, static_cast<int64_t>(Uleb(p, end)) * f_.data_align});
+        case CfaOpKind::kSameValue:
+          Set(op.reg, Rule{kSame, 0});
           break;
-        }
-        case 0x11: {  // offset_extended_sf reg, signed factored offset
-          const uint64_t reg = Uleb(p, end);
-          Set(reg, Rule{kOffset, Sleb(p, end) * f_.data_align});
+        case CfaOpKind::kOtherRule:
+          Set(op.reg, Rule{kUnfollowed, 0});
           break;
-        }
-        case 0x2f: {  // GNU_negative_offset_extended
-          const uint64_t reg = Uleb(p, end);
-          Set(reg, Rule{kOffset, -static_cast<int64_t>(Uleb(p, end)) * f_.data_align});
-          break;
-        }
-        case 0x06: {  // restore_extended
-          const uint64_t reg = Uleb(p, end);
-          Set(reg, InitialRule(reg));
-          break;
-        }
-        case 0x07:  // undefined
-          Set(Uleb(p, end), Rule{kUndefined, 0});
-          break;
-        case 0x08:  // same_value
-          Set(Uleb(p, end), Rule{kSame, 0});
-          break;
-        case 0x09:    // register reg, reg2
-        case 0x14:    // val_offset
-        case 0x15: {  // val_offset_sf
-          Set(Uleb(p, end), Rule{kUnfollowed, 0});
-          Uleb(p, end);
-          break;
-        }
-        case 0x0a:  // remember_state
+        case CfaOpKind::kRemember:
           if (depth_ == kStates) return false;
           saved_[depth_++] = s_;
           break;
-        case 0x0b:  // restore_state
+        case CfaOpKind::kRestoreState:
           if (depth_ == 0) return false;
           s_ = saved_[--depth_];
           break;
-        case 0x0c:  // def_cfa reg, offset
-          s_.cfa_reg = Uleb(p, end);
-          s_.cfa_offset = static_cast<int64_t>(Uleb(p, end));
+        case CfaOpKind::kDefCfa:
+          s_.cfa_reg = op.reg;
+          s_.cfa_offset = op.value;
           s_.cfa_unfollowed = false;
           break;
-        case 0x12:  // def_cfa_sf reg, signed factored offset
-          s_.cfa_reg = Uleb(p, end);
-          s_.cfa_offset = Sleb(p, end) * f_.data_align;
+        case CfaOpKind::kDefCfaRegister:
+          s_.cfa_reg = op.reg;
           s_.cfa_unfollowed = false;
           break;
-        case 0x0d:  // def_cfa_register
-          s_.cfa_reg = Uleb(p, end);
-          s_.cfa_unfollowed = false;
+        case CfaOpKind::kDefCfaOffset:
+          s_.cfa_offset = op.value;
           break;
-        case 0x0e:  // def_cfa_offset
-          s_.cfa_offset = static_cast<int64_t>(Uleb(p, end));
-          break;
-        case 0x13:  // def_cfa_offset_sf
-          s_.cfa_offset = Sleb(p, end) * f_.data_align;
-          break;
-        case 0x0f: {  // def_cfa_expression block
+        case CfaOpKind::kDefCfaExpression:
           s_.cfa_unfollowed = true;
-          const uint64_t n = Uleb(p, end);
-          p += n;
           break;
-        }
-        case 0x10:    // expression reg, block
-        case 0x16: {  // val_expression reg, block
-          Set(Uleb(p, end), Rule{kUnfollowed, 0});
-          const uint64_t n = Uleb(p, end);
-          p += n;
-          break;
-        }
-        case 0x2e:  // GNU_args_size
-          Uleb(p, end);
-          break;
-        default:
-          return false;
       }
     }
     return true;
@@ -155,12 +97,6 @@ class Interpreter {
   const State& state() const { return s_; }
 
  private:
-  // Moves the location by delta code units: true once it passes pc.
-  bool Advance(uint64_t delta) {
-    loc_ += delta * f_.code_align;
-    return loc_ > pc_;
-  }
-
   void Set(uint64_t reg, Rule rule) {
     if (reg == f_.ra_reg) s_.ra = rule;
     if (reg == kRbp) s_.rbp = rule;

@@ -12,80 +12,25 @@ namespace {
 // instructions at the first sample; 64 of each, about 30 000 each).
 constexpr size_t kMaxScanned = 64;
 
-// What the CFA instructions in [p, end) do with the CFA (eh_frame.h: Cfa).
-Cfa ReadCfa(const uint8_t* p, const uint8_t* end, int addr_size) {
+// What the CFA instructions in [p, end) of f do with the CFA (eh_frame.h: Cfa).
+Cfa ReadCfa(const uint8_t* p, const uint8_t* end, const Fde& f) {
   Cfa result = kCfaUntouched;
+  CfaOp op;
   while (p < end) {
-    const uint8_t op = *p++;
-    switch (op >> 6) {
-      case 1:
-        continue;  // advance_loc
-      case 2:
-        Uleb(p, end);
-        continue;  // offset
-      case 3:
-        continue;  // restore
-      default:
-        break;
-    }
-    switch (op) {
-      case 0x00:
-      case 0x0a:
-      case 0x0b:
-        break;  // nop, remember, restore_state
-      case 0x01:
-        p += addr_size;
-        break;  // set_loc
-      case 0x02:
-        p += 1;
-        break;
-      case 0x03:
-        p += 2;
-        break;
-      case 0x04:
-        p += 4;
-        break;
-      case 0x06:  // restore_extended, undefined, same_value, GNU_args_size
-      case 0x07:
-      case 0x08:
-      case 0x2e:
-        Uleb(p, end);
-        break;
-      case 0x0e:  // def_cfa_offset(_sf): a push or a stack adjustment
-      case 0x13:
-        Uleb(p, end);
+    if (!NextCfaOp(p, end, f, &op)) return kCfaUnknown;
+    switch (op.kind) {
+      case CfaOpKind::kDefCfa:
+      case CfaOpKind::kDefCfaRegister:
+        if (op.reg == 6) return kCfaOnRbp;
         result = kCfaMoved;
         break;
-      case 0x05:
-      case 0x09:
-      case 0x11:
-      case 0x14:
-      case 0x15:
-      case 0x2f:
-        Uleb(p, end);
-        Uleb(p, end);
-        break;
-      case 0x0c:
-      case 0x12:  // def_cfa(_sf) reg, offset
-        if (Uleb(p, end) == 6) return kCfaOnRbp;
-        Uleb(p, end);
+      case CfaOpKind::kDefCfaOffset:  // a push or a stack adjustment
         result = kCfaMoved;
         break;
-      case 0x0d:  // def_cfa_register
-        if (Uleb(p, end) == 6) return kCfaOnRbp;
-        result = kCfaMoved;
-        break;
-      case 0x0f:  // def_cfa_expression block
+      case CfaOpKind::kDefCfaExpression:
         return kCfaExpression;
-      case 0x10:
-      case 0x16: {  // (val_)expression reg, block
-        Uleb(p, end);
-        const uint64_t n = Uleb(p, end);
-        p += n;
-        break;
-      }
       default:
-        return kCfaUnknown;
+        break;
     }
   }
   return result;
@@ -97,9 +42,9 @@ Cfa ReadFde(const uint8_t* fde) {
   if (!ParseFde(fde, &f)) return kCfaUnknown;
   // The CIE's initial instructions set the CFA for every FDE of it (to
   // %rsp + 8 on x86-64: not a move).
-  const Cfa initial = ReadCfa(f.cie_insns, f.cie_end, f.addr_size);
+  const Cfa initial = ReadCfa(f.cie_insns, f.cie_end, f);
   if (initial == kCfaOnRbp || initial == kCfaExpression || initial == kCfaUnknown) return initial;
-  return ReadCfa(f.insns, f.end, f.addr_size);
+  return ReadCfa(f.insns, f.end, f);
 }
 
 }  // namespace

@@ -82,6 +82,144 @@ struct Fde {
 // lengths or augmentations this reader does not know.
 bool ParseFde(const uint8_t* fde, Fde* out);
 
+// One CFA instruction, decoded: the primary opcodes (advance_loc, offset,
+// restore) folded into their extended forms, factored offsets scaled by the
+// CIE's data alignment and advances by its code alignment. What a reader does
+// with each is its own (eh_frame.cc classifies, cfa_row.cc runs them).
+enum class CfaOpKind : uint8_t {
+  kNop,              // nop, GNU_args_size
+  kAdvance,          // advance_loc*: value bytes of code
+  kSetLoc,           // set_loc (its address skipped)
+  kOffset,           // reg saved at CFA + value
+  kRestore,          // reg back to the CIE's rule
+  kUndefined,        // reg
+  kSameValue,        // reg
+  kOtherRule,        // reg kept by register, val_offset or (val_)expression
+  kRemember,         // remember_state
+  kRestoreState,     // restore_state
+  kDefCfa,           // CFA = reg + value
+  kDefCfaRegister,   // CFA on reg, offset kept
+  kDefCfaOffset,     // CFA offset = value, register kept
+  kDefCfaExpression  // CFA by an expression
+};
+struct CfaOp {
+  CfaOpKind kind;
+  uint64_t reg;
+  int64_t value;
+};
+
+// Decodes the instruction at p, of f's CIE or FDE, and moves p past it; false
+// for an opcode this reader does not know. Always inlined: classifying an
+// object decodes ~64 FDEs' instructions, and called it cost twice as much
+// (fragment's three objects: 48 000 -> 107 000 instructions; 51 000 inlined).
+__attribute__((always_inline)) inline bool NextCfaOp(const uint8_t*& p, const uint8_t* end,
+                                                     const Fde& f, CfaOp* op) {
+  const uint8_t code = *p++;
+  const uint8_t low = code & 0x3f;
+  *op = CfaOp{CfaOpKind::kNop, 0, 0};
+  switch (code >> 6) {
+    case 1:
+      *op = CfaOp{CfaOpKind::kAdvance, 0, static_cast<int64_t>(low * f.code_align)};
+      return true;
+    case 2:
+      *op = CfaOp{CfaOpKind::kOffset, low, static_cast<int64_t>(Uleb(p, end)) * f.data_align};
+      return true;
+    case 3:
+      *op = CfaOp{CfaOpKind::kRestore, low, 0};
+      return true;
+    default:
+      break;
+  }
+  switch (code) {
+    case 0x00:  // nop
+      return true;
+    case 0x01:  // set_loc
+      p += f.addr_size;
+      op->kind = CfaOpKind::kSetLoc;
+      return true;
+    case 0x02:  // advance_loc1, 2, 4
+    case 0x03:
+    case 0x04: {
+      const int bytes = code == 0x02 ? 1 : (code == 0x03 ? 2 : 4);
+      *op = CfaOp{CfaOpKind::kAdvance, 0, static_cast<int64_t>(ReadU(p, bytes) * f.code_align)};
+      return true;
+    }
+    case 0x05:  // offset_extended reg, factored offset
+      op->kind = CfaOpKind::kOffset;
+      op->reg = Uleb(p, end);
+      op->value = static_cast<int64_t>(Uleb(p, end)) * f.data_align;
+      return true;
+    case 0x11:  // offset_extended_sf reg, signed factored offset
+      op->kind = CfaOpKind::kOffset;
+      op->reg = Uleb(p, end);
+      op->value = Sleb(p, end) * f.data_align;
+      return true;
+    case 0x2f:  // GNU_negative_offset_extended
+      op->kind = CfaOpKind::kOffset;
+      op->reg = Uleb(p, end);
+      op->value = -static_cast<int64_t>(Uleb(p, end)) * f.data_align;
+      return true;
+    case 0x06:  // restore_extended
+      *op = CfaOp{CfaOpKind::kRestore, Uleb(p, end), 0};
+      return true;
+    case 0x07:
+      *op = CfaOp{CfaOpKind::kUndefined, Uleb(p, end), 0};
+      return true;
+    case 0x08:
+      *op = CfaOp{CfaOpKind::kSameValue, Uleb(p, end), 0};
+      return true;
+    case 0x09:  // register reg, reg2
+    case 0x14:  // val_offset reg, offset
+    case 0x15:  // val_offset_sf
+      *op = CfaOp{CfaOpKind::kOtherRule, Uleb(p, end), 0};
+      Uleb(p, end);
+      return true;
+    case 0x10:    // expression reg, block
+    case 0x16: {  // val_expression reg, block
+      *op = CfaOp{CfaOpKind::kOtherRule, Uleb(p, end), 0};
+      const uint64_t n = Uleb(p, end);
+      p += n;
+      return true;
+    }
+    case 0x0a:
+      op->kind = CfaOpKind::kRemember;
+      return true;
+    case 0x0b:
+      op->kind = CfaOpKind::kRestoreState;
+      return true;
+    case 0x0c:  // def_cfa reg, offset
+      op->kind = CfaOpKind::kDefCfa;
+      op->reg = Uleb(p, end);
+      op->value = static_cast<int64_t>(Uleb(p, end));
+      return true;
+    case 0x12:  // def_cfa_sf reg, signed factored offset
+      op->kind = CfaOpKind::kDefCfa;
+      op->reg = Uleb(p, end);
+      op->value = Sleb(p, end) * f.data_align;
+      return true;
+    case 0x0d:
+      *op = CfaOp{CfaOpKind::kDefCfaRegister, Uleb(p, end), 0};
+      return true;
+    case 0x0e:
+      *op = CfaOp{CfaOpKind::kDefCfaOffset, 0, static_cast<int64_t>(Uleb(p, end))};
+      return true;
+    case 0x13:
+      *op = CfaOp{CfaOpKind::kDefCfaOffset, 0, Sleb(p, end) * f.data_align};
+      return true;
+    case 0x0f: {  // def_cfa_expression block
+      op->kind = CfaOpKind::kDefCfaExpression;
+      const uint64_t n = Uleb(p, end);
+      p += n;
+      return true;
+    }
+    case 0x2e:  // GNU_args_size
+      Uleb(p, end);
+      return true;
+    default:
+      return false;
+  }
+}
+
 // The search table of an .eh_frame_hdr: count rows of (initial location,
 // FDE), each two datarel sdata4 offsets from the header, sorted by location.
 struct SearchTable {
