@@ -21,15 +21,15 @@ size_t ThreadCached() {
 }
 
 // On a new thread (its lists empty; the main thread waits in join): the
-// free bytes its cache holds after one malloc, and after a second refill.
-void FirstAndSecondRefill(size_t size, size_t* first, size_t* second) {
+// free bytes its cache holds after one malloc, and after `fits` more (which
+// empty the first refill's list and take a second).
+void FirstAndSecondRefill(size_t size, size_t fits, size_t* first, size_t* second) {
   std::thread t([&] {
     const size_t before = ThreadCached();
     void* p = malloc(size);
     *first = ThreadCached() - before;
     void* q[64];
-    const size_t fits = 4096 / size < 1 ? 1 : 4096 / size;
-    for (size_t i = 0; i < fits; ++i) q[i] = malloc(size);  // empties the list, refills
+    for (size_t i = 0; i < fits; ++i) q[i] = malloc(size);
     *second = ThreadCached() - before;
     for (size_t i = 0; i < fits; ++i) free(q[i]);
     free(p);
@@ -45,7 +45,7 @@ TEST(FirstRefill, TakesOnePageOfBlocks) {
     const size_t fits = 4096 / block < 1 ? 1 : 4096 / block;
     ASSERT_LT(fits, batch) << size;
     size_t first = 0, second = 0;
-    FirstAndSecondRefill(size, &first, &second);
+    FirstAndSecondRefill(size, fits, &first, &second);
     // The first refill took `fits` blocks, one of them returned.
     EXPECT_EQ(first, (fits - 1) * block) << size;
     // The next took a whole batch, one of them returned.
