@@ -11,6 +11,7 @@
 #include "profiler/arena.h"
 #include "profiler/profiler_state.h"
 #include "profiler/stack_cache.h"
+#include "profiler/stack_memo.h"
 #include "profiler/stack_table.h"
 
 namespace assay::profiler {
@@ -210,6 +211,7 @@ void OnThreadExit() {
   if (tls.clock_owed != 0) AdvanceClock(tls, 0, /*exact=*/true);  // what it owes the clock
   ReleaseShard();                                                 // for the next thread to own
   stack_cache::FlushThread();  // before the arena's: a stack freed here goes to its lists
+  stack_memo::FlushThread();
   arena::FlushThread();
 }
 

@@ -8,6 +8,7 @@
 namespace assay::profiler::fp_walk {
 
 ASSAY_TLS Root tls_root;
+ASSAY_TLS uint32_t tls_root_gen;
 
 namespace {
 
@@ -60,6 +61,10 @@ struct LastRange {
 };
 ASSAY_TLS LastRange tls_last_range;
 
+// Set when the walk entered a range that is not pinned (an object that may
+// be unloaded: checked with StillLoaded on every walk, so never memoized).
+ASSAY_TLS bool tls_entered_unpinned;
+
 __attribute__((noinline)) CodeRange EnterRange(uintptr_t ret, uint64_t seq) {
   const LastRange& last = tls_last_range;
   if (last.seq == seq && ret - last.r.lo < last.r.size) return last.r;
@@ -68,7 +73,11 @@ __attribute__((noinline)) CodeRange EnterRange(uintptr_t ret, uint64_t seq) {
   if (!m.fp) return {0, kNoFpRange};
   if (!m.pinned && !fp_mappings::StillLoaded(m, ret)) return {0, kStaleRange};
   const CodeRange r{m.lo, m.hi - m.lo};
-  if (m.pinned) tls_last_range = LastRange{seq, r};
+  if (m.pinned) {
+    tls_last_range = LastRange{seq, r};
+  } else {
+    tls_entered_unpinned = true;
+  }
   return r;
 }
 
@@ -143,6 +152,7 @@ __attribute__((noinline)) size_t AppendShape(const uintptr_t* fp, uintptr_t ret,
     const size_t with_root = AppendIfInPlace(root, out, n, max);
     if (with_root == 0) continue;
     tls_root = root;
+    ++tls_root_gen;
     return with_root;
   }
   return 0;
@@ -225,7 +235,7 @@ void PublishRoot(const Root& root) {
 
 __attribute__((noinline)) Result FramePointers(uintptr_t* out, size_t max, uintptr_t lo,
                                                uintptr_t hi) {
-  Result r{0, Walk::kFail, 0, 0, 0, 0};
+  Result r{0, Walk::kFail, false, 0, 0, 0, 0};
   const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
   // Every return address counts as assay's own until the entry frames.
   const uintptr_t* fp = SkipOwnFrames(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo,
@@ -247,7 +257,7 @@ __attribute__((noinline)) Result FramePointers(uintptr_t* out, size_t max, uintp
 
 __attribute__((noinline)) Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo, uintptr_t hi,
                                         uint64_t seq) {
-  Result r{0, Walk::kFail, 0, 0, seq, 0};
+  Result r{0, Walk::kFail, false, 0, 0, seq, 0};
   if ((seq & 1) != 0) return r;
   const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
   OwnCode own{__atomic_load_n(&g_own.lo, __ATOMIC_RELAXED),
@@ -258,6 +268,7 @@ __attribute__((noinline)) Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo
                                       room, own, &r.walk);
   if (fp == nullptr) return r;
   r.first = reinterpret_cast<uintptr_t>(fp);
+  tls_entered_unpinned = false;
   // cur is always a range of code with frame pointers (empty at first).
   CodeRange cur{0, 0};
   size_t n = 0;
@@ -306,8 +317,36 @@ __attribute__((noinline)) Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo
     fp = next;
   }
   r.n = n;
+  r.pinned_only = !tls_entered_unpinned;
   if (fp_mappings::Valid(seq)) r.walk = Walk::kOk;
   return r;
+}
+
+const uintptr_t* EntryRecord(uintptr_t lo, uintptr_t hi, uint64_t seq) {
+  OwnCode own{__atomic_load_n(&g_own.lo, __ATOMIC_RELAXED),
+              __atomic_load_n(&g_own.size, __ATOMIC_RELAXED)};
+  if (own.size == 0) own = LearnOwnCode(seq);
+  if (own.size <= 1) return nullptr;
+  // SkipOwnFrames' steps and answer, without its bound on the first record:
+  // this function's own frame.
+  const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
+  const EntryRanges entry;
+  const uintptr_t* fp = static_cast<const uintptr_t*>(__builtin_frame_address(0));
+  bool seen = false;
+  for (size_t k = 0; k <= kOwnFrames; ++k) {
+    const uintptr_t ret = fp[1];
+    if (entry.Holds(ret)) {
+      seen = true;
+    } else if (seen) {
+      return fp;
+    } else if (ret - own.lo >= own.size) {
+      return nullptr;
+    }
+    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
+    if (next <= fp || reinterpret_cast<uintptr_t>(next) - lo > room) return nullptr;
+    fp = next;
+  }
+  return nullptr;
 }
 
 }  // namespace assay::profiler::fp_walk

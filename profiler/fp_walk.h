@@ -28,6 +28,7 @@ enum class Walk : uint8_t {
 struct Result {
   size_t n;  // program frames written; also kept on failure (LearnRoot compares them)
   Walk walk;
+  bool pinned_only;  // (Hybrid) every frame-pointer frame in the program or assay itself
   uintptr_t record;  // where the walk stopped (for learning the root)
   uintptr_t root_pc;
   uint64_t seq;     // the table the walk used
@@ -55,6 +56,8 @@ struct Root {
   uintptr_t slots[kMaxRoot];
 };
 extern ASSAY_TLS Root tls_root;
+// Raised each time the thread's root is installed (stack_memo.h).
+extern ASSAY_TLS uint32_t tls_root_gen;
 
 // Steps from the frame record `record` (of a frame that keeps frame
 // pointers; its return address is pcs[0]) with the unwind tables
@@ -95,5 +98,25 @@ Result FramePointers(uintptr_t* out, size_t max, uintptr_t lo, uintptr_t hi);
 // where it stopped for LearnRoot) at code without frame pointers that is not
 // the thread's root, kStale at a pc the table does not know.
 Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo, uintptr_t hi, uint64_t seq);
+
+// The record of the entry frame (Result::first) of a stack taken from the
+// caller, as Hybrid finds it (the own frames stepped over the same way,
+// inside the stack [lo, hi)); nullptr where Hybrid would not walk.
+// Noinline: its own frame is one of the own frames.
+__attribute__((noinline)) const uintptr_t* EntryRecord(uintptr_t lo, uintptr_t hi, uint64_t seq);
+
+// Whether Hybrid, stopping at `record` with the table as of seq, would
+// append the thread's root there (AppendRoot's checks; nothing written).
+inline bool RootHolds(const uintptr_t* record, uint64_t seq) {
+  const Root& root = tls_root;
+  if (root.n == 0 || root.record != reinterpret_cast<uintptr_t>(record) ||
+      root.pcs[0] != record[1] || root.saved_rbp != record[0] || root.seq != seq) {
+    return false;
+  }
+  for (uint32_t i = 1; i < root.n; ++i) {
+    if (*reinterpret_cast<const uintptr_t*>(root.slots[i]) != root.pcs[i]) return false;
+  }
+  return true;
+}
 
 }  // namespace assay::profiler::fp_walk

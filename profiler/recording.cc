@@ -9,6 +9,7 @@
 #include "profiler/dumper.h"
 #include "profiler/profiler_state.h"
 #include "profiler/stack_cache.h"
+#include "profiler/stack_memo.h"
 #include "profiler/stack_table.h"
 
 extern "C" void* __libc_stack_end;  // glibc (ld.so): the stack pointer at process start
@@ -143,13 +144,26 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   ts.suspended++;  // the profiler's own work is never sampled
   const uint64_t tid = CurrentTid(ts);
   if (!ts.stack_known) LearnStackBounds(ts);  // both walks stay inside the stack
-  uintptr_t frames[kMaxStackDepth];
-  const size_t depth = CaptureStack(frames, g_depth, g_method, ts.stack_lo, ts.stack_hi);
   const double q = g_rate.SampledProbability(requested == 0 ? 1 : requested);
   const double objects = q > 0 ? 1.0 / q : 0;
   const double bytes = objects * static_cast<double>(requested);
   uint8_t stack_slot;
-  Stack* stack = stack_cache::Intern(frames, depth, objects, bytes, tls_cache_label, &stack_slot);
+  // A stack this thread walked before, through the same frame records, is
+  // taken from the memo: no walk, no interning.
+  const bool memo = g_method == StackMethod::kUnwind && ts.stack_hi > ts.stack_lo;
+  const size_t max = g_depth < kMaxStackDepth ? g_depth : kMaxStackDepth;
+  Stack* stack = memo ? stack_memo::Find(ts.stack_lo, ts.stack_hi, max, tls_cache_label, objects,
+                                         bytes, &stack_slot)
+                      : nullptr;
+  if (stack == nullptr) {
+    uintptr_t frames[kMaxStackDepth];
+    const size_t depth = CaptureStack(frames, max, g_method, ts.stack_lo, ts.stack_hi);
+    stack = stack_cache::Intern(frames, depth, objects, bytes, tls_cache_label, &stack_slot);
+    if (memo && stack != nullptr) {
+      stack_memo::Remember(frames, depth, max, tls_cache_label, stack, stack_slot, ts.stack_lo,
+                           ts.stack_hi);
+    }
+  }
   // Uninitialised: every field is written below (no 256-byte memset).
   Entry* e = stack != nullptr ? static_cast<Entry*>(arena::AllocUninit(sizeof(Entry))) : nullptr;
   if (e == nullptr) {

@@ -68,6 +68,7 @@ bool LearnRootFromTables(uintptr_t record, uintptr_t root_pc, uint64_t seq, uint
     root.slots[i] = slots[i];
   }
   tls_root = root;
+  ++tls_root_gen;
   PublishRoot(root);
   return true;
 }

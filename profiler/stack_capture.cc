@@ -116,6 +116,7 @@ __attribute__((noinline)) size_t LearnRoot(unw_context_t* context, uintptr_t* bu
     ++root.n;
   }
   tls_root = root;
+  ++fp_walk::tls_root_gen;
   fp_walk::PublishRoot(root);
   return n;
 }
@@ -187,6 +188,15 @@ ASSAY_TLS uint32_t tls_backoff;
 constexpr uint32_t kStaleProbeEvery = 64;
 ASSAY_TLS uint32_t tls_stale;
 
+// The hybrid walk that gave CaptureStack's last stack, if it went only
+// through the program and assay itself (stack_memo.h): its entry frame's
+// record and table. first 0: none.
+struct MemoSource {
+  uintptr_t first;
+  uint64_t seq;
+};
+ASSAY_TLS MemoSource tls_memo_source;
+
 // The hybrid walk with its fallbacks: the program's frames in out (at most
 // max; returns how many, *full false), or the whole stack, own frames
 // included, in buf (room for want; *full true). Inlined into CaptureStack
@@ -228,6 +238,7 @@ __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, 
     size_t m;
     if (VerifyDue(++tls_hybrid_walks) && !Verify(out, r.n, max, r.first, lo, hi, buf, want, &m))
       return m;
+    if (r.pinned_only) tls_memo_source = {r.first, r.seq};
     *full = false;
     return r.n;
   }
@@ -254,9 +265,28 @@ uint32_t ThreadHybridChecks() { return tls_verify_count; }
 uint32_t ThreadRootsFromTables() { return tls_table_roots; }
 uint32_t ThreadTableChecks() { return tls_table_checks; }
 
+bool LastStackWalked(uintptr_t* first, uint64_t* seq) {
+  const MemoSource m = tls_memo_source;
+  *first = m.first;
+  *seq = m.seq;
+  return m.first != 0;
+}
+
+bool CountRepeatedStack() {
+  if (tls_root.disabled || __atomic_load_n(&g_hybrid_broken, __ATOMIC_RELAXED) != 0 ||
+      tls_backoff != 0) {
+    return false;
+  }
+  // A check is due: the stack is walked (and checked) instead.
+  if (tls_hybrid_walks + 1 >= kFirstVerify + tls_verify_after) return false;
+  ++tls_hybrid_walks;
+  return true;
+}
+
 size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t stack_lo,
                     uintptr_t stack_hi) {
   if (max > kMaxStackDepth) max = kMaxStackDepth;
+  tls_memo_source.first = 0;
   uintptr_t buf[kMaxStackDepth + kOwnFrames];
   const size_t want = max + kOwnFrames;
   size_t n;

@@ -30,6 +30,18 @@ inline constexpr size_t kMaxStackDepth = 256;
 size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t stack_lo,
                     uintptr_t stack_hi);
 
+// Whether the calling thread's last CaptureStack (kUnwind) took its stack
+// with the hybrid walk alone, through frame-pointer code of the program and
+// assay itself only (objects never unloaded), and passed any check: then
+// *first is the walk's entry frame record (fp_walk::Result::first) and *seq
+// its table (stack_memo.h remembers such stacks).
+bool LastStackWalked(uintptr_t* first, uint64_t* seq);
+
+// A stack the thread walked before is taken again without a walk
+// (stack_memo.h): counts it as a hybrid walk, true; false (walk it) where
+// the walk is off for the thread or the process, or its check is due.
+bool CountRepeatedStack();
+
 // Stacks the calling thread took with the hybrid walk alone (no libunwind):
 // for tests and benchmarks.
 uint64_t ThreadHybridWalks();

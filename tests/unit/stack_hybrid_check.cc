@@ -23,6 +23,7 @@
 #include "fp_small_object.h"
 #include "profiler/fp_mappings.h"
 #include "profiler/stack_capture.h"
+#include "profiler/stack_memo.h"
 
 namespace {
 
@@ -256,6 +257,82 @@ void ThroughSmallObject() {
         static_cast<unsigned long>(assay::profiler::ThreadHybridWalks() - walks));
 }
 
+// The stack memo (profiler/stack_memo.h): a stack repeated through the same
+// frame records is taken without a walk, and is the walked stack. MemoSite
+// is called from two callers with the same frame layout: the records up to
+// MemoSite's are the same for both, only the return address into the
+// caller differs, and each caller's stack must keep its own frame.
+__attribute__((noinline, noclone)) void MemoSite(Observed* o, bool expect) {
+  if (expect) {
+    uintptr_t buf[512];
+    const int n = unw_backtrace(reinterpret_cast<void**>(buf), 512);
+    o->expected.assign(buf, buf + (n > 0 ? n : 0));
+  }
+  t_pending = o;
+  void* p = malloc(64);
+  t_pending = nullptr;
+  g_sink = reinterpret_cast<uintptr_t>(p);
+  free(p);
+}
+
+__attribute__((noinline, noclone)) void MemoCallerA(Observed* o, bool expect) {
+  MemoSite(o, expect);
+  g_sink = g_sink + 1;  // not a tail call
+}
+
+__attribute__((noinline, noclone)) void MemoCallerB(Observed* o, bool expect) {
+  MemoSite(o, expect);
+  g_sink = g_sink + 1;  // not a tail call
+}
+
+// One call site for both callers: their stacks differ in the caller's frame only.
+__attribute__((noinline, noclone)) void CallMemo(bool b, Observed* o, bool expect) {
+  void (*const caller)(Observed*, bool) = b ? MemoCallerB : MemoCallerA;
+  caller(o, expect);
+  g_sink = g_sink + 1;  // not a tail call
+}
+
+void RepeatedStacksFromTheMemo() {
+  std::thread t([] {
+    constexpr int kRepeats = 400;
+    Observed first[2];
+    uint64_t hits = 0, walks = 0;
+    // One loop, one call site: the first two stacks (A, then B) are checked
+    // against libunwind, every later one must equal its caller's first.
+    for (int i = 0; i < kRepeats + 2; ++i) {
+      if (i == 2) {
+        Check(first[0], "memo: caller A");
+        Check(first[1], "memo: caller B");
+        CHECK(first[0].got.size() > 2 && first[0].got.size() == first[1].got.size() &&
+                  first[0].got[1] != first[1].got[1],
+              "memo: the two callers' stacks do not differ in the caller's frame");
+        hits = assay::profiler::stack_memo::ThreadHits();
+        walks = assay::profiler::ThreadHybridWalks();
+      }
+      const int b = i < 2 ? i : (i % 3) == 1;
+      Observed o;
+      CallMemo(b, &o, i < 2);
+      if (i < 2) {
+        first[b] = o;
+      } else {
+        CHECK(o.got == first[b].got, "memo: repeat %d (caller %c) differs", i - 2, b ? 'B' : 'A');
+      }
+    }
+    // Each repeat is one sample. The memo misses at most: each caller's
+    // first repeat (the expected frames' vectors were sampled between them)
+    // and the check at the thread's 256th stack, which walks.
+    const uint64_t got = assay::profiler::stack_memo::ThreadHits() - hits;
+    CHECK(got >= kRepeats - 4, "memo: %lu hits in %d repeated stacks",
+          static_cast<unsigned long>(got), kRepeats);
+    // Hits count as hybrid walks: the checks keep their schedule.
+    CHECK(assay::profiler::ThreadHybridWalks() - walks == kRepeats, "memo: %lu walks for %d",
+          static_cast<unsigned long>(assay::profiler::ThreadHybridWalks() - walks), kRepeats);
+    CHECK(assay::profiler::ThreadHybridChecks() == 1, "memo: %u checks",
+          assay::profiler::ThreadHybridChecks());
+  });
+  t.join();
+}
+
 // A function without frame pointers in this frame-pointer program
 // (fp_mappings judges whole objects): NoFramePointer(o, fn) calls fn(o) from
 // a frame of its own that keeps %rbp as its caller left it (assembly, so no
@@ -324,6 +401,7 @@ int main() {
   ThroughLibcWithoutFramePointers();
   ManyStacksPassTheCheck();
   ChecksBackOff();
+  RepeatedStacksFromTheMemo();
   WrongFrameCaughtByCheck();
   assay::Stop();
   if (main_walks < 20) {

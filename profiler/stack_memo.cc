@@ -1,0 +1,229 @@
+// The stack memo (stack_memo.h).
+#include "profiler/stack_memo.h"
+
+#include "base/base.h"
+#include "profiler/arena.h"
+#include "profiler/fp_mappings.h"
+#include "profiler/fp_walk.h"
+#include "profiler/stack_cache.h"
+#include "profiler/stack_capture.h"
+
+namespace assay::profiler::stack_memo {
+namespace {
+
+// Chains of up to kFrames records (a 512-byte memo); kSets sets of two a
+// thread, chosen by the entry frame's record and return address (two call
+// sites in one function, at one depth, share both: two ways hold them).
+// 4 KiB from the profiler arena, taken at the thread's first remembered
+// stack.
+constexpr size_t kFrames = 29;
+constexpr size_t kSets = 4;
+
+enum End : uint8_t {
+  kEndMax,    // the walk filled max frames
+  kEndOuter,  // the last record's saved %rbp is 0 (_start cleared it)
+  kEndRoot,   // the thread's root follows, at root_record
+};
+
+struct Memo {
+  uint64_t seq;  // the fp_mappings table; 0: empty
+  Stack* stack;  // held by the thread's stack cache slot `slot` at generation `gen`
+  const char* label;
+  uint32_t gen;
+  uint8_t slot;
+  uint8_t end;
+  uint16_t n;      // records[0, n): records[0] is the entry frame's
+  uint16_t depth;  // the stack's frames: n, plus the root's
+  uint16_t max;
+  uint32_t root_gen;      // kEndRoot: fp_walk::tls_root_gen of the root it ends with
+  uintptr_t root_record;  // kEndRoot: the record whose return address starts the root
+  uintptr_t records[kFrames];
+  uintptr_t rets[kFrames];  // records[i][1]: the stack's frames[i]
+};
+static_assert(sizeof(Memo) == 512);  // kFrames fills it
+
+struct Memos {
+  Memo way[kSets][2];
+  uint8_t last_hit[kSets];  // the way Remember keeps
+};
+
+ASSAY_TLS Memos* tls_memos;
+
+// The own frames Find last climbed to the entry frame's record: from Find's
+// own record, each record's address and return address. The same chain
+// leads fp_walk::EntryRecord to the same record: compared, it costs half
+// the climb.
+constexpr size_t kOwnChain = 10;
+struct OwnChain {
+  uint32_t n;  // 0: none
+  uintptr_t records[kOwnChain];
+  uintptr_t rets[kOwnChain];
+  uintptr_t entry;  // the entry frame's record the chain leads to
+};
+ASSAY_TLS OwnChain tls_own;
+
+// The entry frame's record above Find's record `fp`, as EntryRecord finds
+// it; remembered as the thread's own chain.
+__attribute__((noinline)) const uintptr_t* ClimbToEntry(const uintptr_t* fp, uintptr_t lo,
+                                                        uintptr_t hi, uint64_t seq) {
+  const uintptr_t* entry = fp_walk::EntryRecord(lo, hi, seq);
+  OwnChain& c = tls_own;
+  c.n = 0;
+  if (entry == nullptr) return nullptr;
+  uint32_t n = 0;
+  for (const uintptr_t* f = fp; f != entry; f = reinterpret_cast<const uintptr_t*>(f[0])) {
+    if (n == kOwnChain || f > entry) return entry;  // (records below entry, each above the last)
+    c.records[n] = reinterpret_cast<uintptr_t>(f);
+    c.rets[n] = f[1];
+    ++n;
+  }
+  c.entry = reinterpret_cast<uintptr_t>(entry);
+  c.n = n;
+  return entry;
+}
+ASSAY_TLS bool tls_off;  // flushed at thread exit
+ASSAY_TLS uint64_t tls_hits;
+
+size_t SetOf(uintptr_t record, uintptr_t ret) {
+  return ((record ^ (ret * 0x9E3779B97F4A7C15ull)) * 0xff51afd7ed558ccdull) >> (64 - 2);
+}
+static_assert(kSets == 4);
+
+// Whether memo m holds the chain from the entry frame's record f, for
+// this table, depth limit and cache label, and its stack is still in its
+// stack-cache slot: the stack Hybrid would walk.
+bool Matches(const Memo& m, const uintptr_t* f, uint64_t seq, size_t max, const char* label) {
+  if (m.seq != seq || m.records[0] != reinterpret_cast<uintptr_t>(f) || m.rets[0] != f[1] ||
+      m.max != max || m.label != label) {
+    return false;
+  }
+  // Each record is read only once its address equals the memo's, which the
+  // walk found inside this thread's stack.
+  for (size_t i = 1; i < m.n; ++i) {
+    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(f[0]);
+    if (reinterpret_cast<uintptr_t>(next) != m.records[i] || next[1] != m.rets[i]) return false;
+    f = next;
+  }
+  const uintptr_t after = f[0];
+  if (m.end == kEndOuter && after != 0) return false;
+  // The root the stack ends with is still the thread's (not learned again
+  // since), and the walk would append it here (fp_walk::RootHolds).
+  if (m.end == kEndRoot && (after != m.root_record || m.root_gen != fp_walk::tls_root_gen ||
+                            !fp_walk::RootHolds(reinterpret_cast<const uintptr_t*>(after), seq))) {
+    return false;
+  }
+  uint32_t gen;
+  return stack_cache::Cached(m.slot, &gen) == m.stack && gen == m.gen;
+}
+
+}  // namespace
+
+Stack* Find(uintptr_t lo, uintptr_t hi, size_t max, const char* label, double objects, double bytes,
+            uint8_t* slot) {
+  Memos* ms = tls_memos;
+  if (ms == nullptr) return nullptr;
+  const uint64_t seq = fp_mappings::Current();
+  if (seq == 0 || (seq & 1) != 0) return nullptr;
+  const uintptr_t* f = static_cast<const uintptr_t*>(__builtin_frame_address(0));
+  const OwnChain& own = tls_own;
+  uint32_t i = 0;
+  if (own.n != 0 && reinterpret_cast<uintptr_t>(f) == own.records[0]) {
+    while (i < own.n && reinterpret_cast<uintptr_t>(f) == own.records[i] && f[1] == own.rets[i]) {
+      f = reinterpret_cast<const uintptr_t*>(f[0]);
+      ++i;
+    }
+  }
+  if (i != 0 && i == own.n && reinterpret_cast<uintptr_t>(f) == own.entry) {
+    // the chain led to the same entry record
+  } else {
+    f = ClimbToEntry(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo, hi, seq);
+    if (f == nullptr) return nullptr;
+  }
+  const size_t set = SetOf(reinterpret_cast<uintptr_t>(f), f[1]);
+  size_t w = ms->last_hit[set];
+  if (!Matches(ms->way[set][w], f, seq, max, label)) {
+    w ^= 1;
+    if (!Matches(ms->way[set][w], f, seq, max, label)) return nullptr;
+  }
+  const Memo& m = ms->way[set][w];
+  if (!CountRepeatedStack()) return nullptr;
+  stack_cache::TakeCached(m.slot, objects, bytes);
+  *slot = m.slot;
+  ms->last_hit[set] = static_cast<uint8_t>(w);
+  ++tls_hits;
+  return m.stack;
+}
+
+void Remember(const uintptr_t* frames, size_t depth, size_t max, const char* label, Stack* stack,
+              uint8_t slot, uintptr_t lo, uintptr_t hi) {
+  uintptr_t first;
+  uint64_t seq;
+  if (!LastStackWalked(&first, &seq) || depth == 0 || tls_off) return;
+  if (tls_memos == nullptr) {
+    tls_memos = static_cast<Memos*>(arena::Alloc(sizeof(Memos)));
+    if (tls_memos == nullptr) return;
+  }
+  const uintptr_t* f = reinterpret_cast<const uintptr_t*>(first);
+  if (f[1] != frames[0]) return;
+  // The way not hit last: the other keeps the stack the thread repeats.
+  const size_t set = SetOf(first, frames[0]);
+  Memo& m = tls_memos->way[set][tls_memos->last_hit[set] ^ 1];
+  m.seq = 0;  // empty until complete
+  m.records[0] = first;
+  m.rets[0] = frames[0];
+  const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
+  const fp_walk::Root& root = fp_walk::tls_root;
+  size_t n = 1;
+  for (;;) {
+    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(f[0]);
+    if (n == depth) {
+      if (depth == max) {
+        m.end = kEndMax;
+      } else if (next == nullptr) {
+        m.end = kEndOuter;
+      } else {
+        return;
+      }
+      break;
+    }
+    if (root.n != 0 && reinterpret_cast<uintptr_t>(next) == root.record) {
+      // The walk appended the root here: all of it, or what max left room for.
+      const size_t take = root.n < max - n ? root.n : max - n;
+      if (n + take != depth) return;
+      for (size_t i = 0; i < take; ++i) {
+        if (frames[n + i] != root.pcs[i]) return;
+      }
+      m.end = kEndRoot;
+      m.root_record = root.record;
+      m.root_gen = fp_walk::tls_root_gen;
+      break;
+    }
+    // The walk's own bounds: a record inside the stack, above the last.
+    if (n == kFrames || next <= f || reinterpret_cast<uintptr_t>(next) - lo > room) return;
+    if (next[1] != frames[n]) return;
+    m.records[n] = reinterpret_cast<uintptr_t>(next);
+    m.rets[n] = frames[n];
+    ++n;
+    f = next;
+  }
+  uint32_t gen;
+  if (stack_cache::Cached(slot, &gen) != stack) return;
+  m.stack = stack;
+  m.label = label;
+  m.gen = gen;
+  m.slot = slot;
+  m.n = static_cast<uint16_t>(n);
+  m.depth = static_cast<uint16_t>(depth);
+  m.max = static_cast<uint16_t>(max);
+  m.seq = seq;
+}
+
+void FlushThread() {
+  tls_off = true;
+  if (tls_memos != nullptr) arena::Free(tls_memos, sizeof(Memos));
+  tls_memos = nullptr;
+}
+
+uint64_t ThreadHits() { return tls_hits; }
+
+}  // namespace assay::profiler::stack_memo
