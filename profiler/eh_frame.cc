@@ -56,17 +56,26 @@ Cfa CfaAt(const uint8_t* hdr, uintptr_t pc) {
   return fde == nullptr ? kCfaUnknown : ReadFde(fde);
 }
 
-bool Scan(const uint8_t* hdr, size_t* fdes, size_t* fp_fdes) {
+bool Scan(const uint8_t* hdr, size_t permille, size_t* fdes, size_t* fp_fdes) {
   *fdes = *fp_fdes = 0;
   SearchTable t;
   if (!OpenTable(hdr, &t)) return false;
   const size_t step = t.count > kMaxScanned ? t.count / kMaxScanned : 1;
-  for (size_t i = 0; i < t.count; i += step) {
+  const size_t rows = (t.count + step - 1) / step;
+  for (size_t i = 0, left = rows; i < t.count; i += step) {
     const Cfa cfa = ReadFde(FdeOfRow(t, i));
+    --left;
     // Frameless leaves and the PLT's stubs do not count.
     if (cfa == kCfaUnknown || cfa == kCfaUntouched || cfa == kCfaExpression) continue;
     ++*fdes;
     if (cfa == kCfaOnRbp) ++*fp_fdes;
+    // Decided whatever the rows left hold: their FDEs all on %rbp would not
+    // reach the share, or none of them would bring it below (libc, 0-13%,
+    // is decided after about 20 of its 64).
+    if ((*fp_fdes + left) * 1000 < (*fdes + left) * permille ||
+        *fp_fdes * 1000 >= (*fdes + left) * permille) {
+      break;
+    }
   }
   return true;
 }

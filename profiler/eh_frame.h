@@ -27,9 +27,11 @@ Cfa CfaAt(const uint8_t* hdr, uintptr_t pc);
 // Reads up to 64 of the object's FDEs, evenly spaced over its search table:
 // *fdes counts those that move the stack pointer, *fp_fdes those of them
 // that put the CFA on %rbp (frameless leaves and the PLT's stubs count for
-// neither). False if the header's encodings are not the usual ones
-// (version 1, count udata4, table datarel sdata4).
-bool Scan(const uint8_t* hdr, size_t* fdes, size_t* fp_fdes);
+// neither). It stops once whether fp_fdes reach `permille` thousandths of
+// fdes is decided whatever the unread ones hold: the counts then give the
+// answer all 64 would. False if the header's encodings are not the usual
+// ones (version 1, count udata4, table datarel sdata4).
+bool Scan(const uint8_t* hdr, size_t permille, size_t* fdes, size_t* fp_fdes);
 
 // How to step out of a function at one pc: the row of its FDE's CFA table
 // there, for the columns a step needs (DWARF registers 6, %rbp; 7, %rsp;

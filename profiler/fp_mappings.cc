@@ -98,10 +98,10 @@ uint8_t ClassifyLocked(size_t i) {
   size_t fdes = 0, fp_fdes = 0;
   const auto self = reinterpret_cast<uintptr_t>(&ClassifyLocked);
   const bool own = sl.lo <= self && self < sl.hi;
-  const bool fp =
-      sl.eh_frame_hdr != nullptr && (own ? OwnCodeKeepsFramePointers(sl.eh_frame_hdr)
-                                         : eh_frame::Scan(sl.eh_frame_hdr, &fdes, &fp_fdes) &&
-                                               fdes > 0 && fp_fdes * 1000 >= fdes * kFpPermille);
+  const bool fp = sl.eh_frame_hdr != nullptr &&
+                  (own ? OwnCodeKeepsFramePointers(sl.eh_frame_hdr)
+                       : eh_frame::Scan(sl.eh_frame_hdr, kFpPermille, &fdes, &fp_fdes) &&
+                             fdes > 0 && fp_fdes * 1000 >= fdes * kFpPermille);
   const uint8_t state = fp ? kFp : kNoFp;
   __atomic_store_n(&g_ranges[i].state, state, __ATOMIC_RELEASE);
   return state;
