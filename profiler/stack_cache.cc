@@ -20,7 +20,6 @@ constexpr uint32_t kBundle = 64;
 struct Cache {
   Stack* slot[kSlots];
   uint32_t spare[kSlots];  // references slot[i] holds beyond its own, to hand out
-  uint32_t gen[kSlots];    // raised each time slot[i] changes (Cached's check)
   bool off;                // flushed at thread exit
 };
 __thread Cache tls_stacks __attribute__((tls_model("initial-exec")));
@@ -41,25 +40,6 @@ bool Same(const Stack* st, const uintptr_t* frames, size_t depth, const char* ca
 
 }  // namespace
 
-Stack* Cached(uint8_t slot, uint32_t* gen) {
-  const Cache& c = tls_stacks;
-  const size_t i = slot % kSlots;
-  *gen = c.gen[i];
-  return c.off ? nullptr : c.slot[i];
-}
-
-void TakeCached(uint8_t slot, double objects, double bytes) {
-  Cache& c = tls_stacks;
-  const size_t i = slot % kSlots;
-  Stack* st = c.slot[i];
-  if (ASSAY_UNLIKELY(c.spare[i] == 0)) {
-    stack_table::RefHeldN(st, kBundle);  // the slot holds one: no lock
-    c.spare[i] = kBundle;
-  }
-  c.spare[i]--;  // the caller's
-  stack_table::AddSampleHeld(st, objects, bytes);
-}
-
 Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
               const char* cache, uint8_t* slot) {
   Cache& c = tls_stacks;
@@ -68,7 +48,12 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   if (c.off) return stack_table::Intern(frames, depth, objects, bytes, cache);
   Stack* st = c.slot[i];
   if (st != nullptr && Same(st, frames, depth, cache)) {
-    TakeCached(static_cast<uint8_t>(i), objects, bytes);
+    if (ASSAY_UNLIKELY(c.spare[i] == 0)) {
+      stack_table::RefHeldN(st, kBundle);  // the slot holds one: no lock
+      c.spare[i] = kBundle;
+    }
+    c.spare[i]--;  // the caller's
+    stack_table::AddSampleHeld(st, objects, bytes);
     return st;
   }
   st = stack_table::Intern(frames, depth, objects, bytes, cache);  // with the caller's reference
@@ -78,7 +63,6 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   const uint32_t old_spare = c.spare[i];
   c.slot[i] = st;
   c.spare[i] = 0;
-  c.gen[i]++;
   if (old != nullptr) stack_table::UnrefN(old, 1 + old_spare);
   return st;
 }
@@ -105,7 +89,6 @@ void FlushThread() {
     if (c.slot[i] != nullptr) stack_table::UnrefN(c.slot[i], 1 + c.spare[i]);
     c.slot[i] = nullptr;
     c.spare[i] = 0;
-    c.gen[i]++;
   }
 }
 

@@ -21,16 +21,6 @@ namespace assay::profiler::stack_cache {
 Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double bytes,
               const char* cache, uint8_t* slot);
 
-// The stack slot `slot` of the thread's cache holds (nullptr: none, or the
-// cache is off), and in *gen the slot's generation, which changes whenever
-// the slot does: a caller that kept (slot, generation, stack) from an
-// earlier Intern knows the slot still holds that stack, alive.
-Stack* Cached(uint8_t slot, uint32_t* gen);
-
-// Intern's hit for the stack the thread's slot `slot` holds (Cached not
-// nullptr): one more reference to it, cumulative counts raised.
-void TakeCached(uint8_t slot, double objects, double bytes);
-
 // Drops a reference Intern gave (an entry's, at its free): back to this
 // thread's slot when it caches the stack, else stack_table::Unref. slot is
 // Intern's: the stack's own frames are not read again.

@@ -5,7 +5,6 @@
 #include "profiler/arena.h"
 #include "profiler/fp_mappings.h"
 #include "profiler/fp_walk.h"
-#include "profiler/stack_cache.h"
 #include "profiler/stack_capture.h"
 
 namespace assay::profiler::stack_memo {
@@ -27,10 +26,10 @@ enum End : uint8_t {
 
 struct Memo {
   uint64_t seq;  // the fp_mappings table; 0: empty
-  Stack* stack;  // held by the thread's stack cache slot `slot` at generation `gen`
+  Stack* stack;  // the memo holds 1 + spare references to it
   const char* label;
-  uint32_t gen;
-  uint8_t slot;
+  uint32_t spare;  // references to hand out, as a stack cache slot's
+  uint8_t slot;    // the stack's stack-cache slot (stack_cache::Release)
   uint8_t end;
   uint16_t n;      // records[0, n): records[0] is the entry frame's
   uint16_t depth;  // the stack's frames: n, plus the root's
@@ -90,8 +89,7 @@ size_t SetOf(uintptr_t record, uintptr_t ret) {
 static_assert(kSets == 4);
 
 // Whether memo m holds the chain from the entry frame's record f, for
-// this table, depth limit and cache label, and its stack is still in its
-// stack-cache slot: the stack Hybrid would walk.
+// this table, depth limit and cache label: the stack Hybrid would walk.
 bool Matches(const Memo& m, const uintptr_t* f, uint64_t seq, size_t max, const char* label) {
   if (m.seq != seq || m.records[0] != reinterpret_cast<uintptr_t>(f) || m.rets[0] != f[1] ||
       m.max != max || m.label != label) {
@@ -112,8 +110,18 @@ bool Matches(const Memo& m, const uintptr_t* f, uint64_t seq, size_t max, const 
                             !fp_walk::RootHolds(reinterpret_cast<const uintptr_t*>(after), seq))) {
     return false;
   }
-  uint32_t gen;
-  return stack_cache::Cached(m.slot, &gen) == m.stack && gen == m.gen;
+  return true;
+}
+
+// References a memo takes from its stack at once (as the stack cache does).
+constexpr uint32_t kBundle = 64;
+
+// Drops what memo m holds; m is empty after.
+void Drop(Memo& m) {
+  if (m.seq != 0 && m.stack != nullptr) stack_table::UnrefN(m.stack, 1 + m.spare);
+  m.seq = 0;
+  m.stack = nullptr;
+  m.spare = 0;
 }
 
 }  // namespace
@@ -145,9 +153,14 @@ Stack* Find(uintptr_t lo, uintptr_t hi, size_t max, const char* label, double ob
     w ^= 1;
     if (!Matches(ms->way[set][w], f, seq, max, label)) return nullptr;
   }
-  const Memo& m = ms->way[set][w];
+  Memo& m = ms->way[set][w];
   if (!CountRepeatedStack()) return nullptr;
-  stack_cache::TakeCached(m.slot, objects, bytes);
+  if (ASSAY_UNLIKELY(m.spare == 0)) {
+    stack_table::RefHeldN(m.stack, kBundle);  // the memo holds one: no lock
+    m.spare = kBundle;
+  }
+  m.spare--;  // the caller's
+  stack_table::AddSampleHeld(m.stack, objects, bytes);
   *slot = m.slot;
   ms->last_hit[set] = static_cast<uint8_t>(w);
   ++tls_hits;
@@ -168,7 +181,7 @@ void Remember(const uintptr_t* frames, size_t depth, size_t max, const char* lab
   // The way not hit last: the other keeps the stack the thread repeats.
   const size_t set = SetOf(first, frames[0]);
   Memo& m = tls_memos->way[set][tls_memos->last_hit[set] ^ 1];
-  m.seq = 0;  // empty until complete
+  Drop(m);  // empty until complete
   m.records[0] = first;
   m.rets[0] = frames[0];
   const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
@@ -206,11 +219,10 @@ void Remember(const uintptr_t* frames, size_t depth, size_t max, const char* lab
     ++n;
     f = next;
   }
-  uint32_t gen;
-  if (stack_cache::Cached(slot, &gen) != stack) return;
+  stack_table::RefHeld(stack);  // the memo's own (the caller holds one: no lock)
   m.stack = stack;
+  m.spare = 0;
   m.label = label;
-  m.gen = gen;
   m.slot = slot;
   m.n = static_cast<uint16_t>(n);
   m.depth = static_cast<uint16_t>(depth);
@@ -220,7 +232,11 @@ void Remember(const uintptr_t* frames, size_t depth, size_t max, const char* lab
 
 void FlushThread() {
   tls_off = true;
-  if (tls_memos != nullptr) arena::Free(tls_memos, sizeof(Memos));
+  if (tls_memos == nullptr) return;
+  for (auto& set : tls_memos->way) {
+    for (Memo& m : set) Drop(m);
+  }
+  arena::Free(tls_memos, sizeof(Memos));
   tls_memos = nullptr;
 }
 

@@ -7,10 +7,11 @@
 // limit). When a later sample's chain is the same record for record, so is
 // its stack: the walk would read the same return addresses from the same
 // places, in code it classifies the same way (same table), and end the same
-// way. Comparing the chain costs about half a walk, and the memo names the
-// stack already interned (its slot in the thread's stack cache, checked by
-// generation), so neither the walk nor the interning runs again: the server
-// workload's samples come from a few call sites at fixed depths.
+// way. Comparing the chain costs about half a walk, and the memo holds
+// references to the stack already interned (a bundle, handed out one a
+// sample, as a stack cache slot does), so neither the walk nor the interning
+// runs again: the server workload's samples come from a few call sites at
+// fixed depths.
 #pragma once
 
 #include <cstddef>
@@ -33,8 +34,8 @@ Stack* Find(uintptr_t lo, uintptr_t hi, size_t max, const char* label, double ob
 void Remember(const uintptr_t* frames, size_t depth, size_t max, const char* label, Stack* stack,
               uint8_t slot, uintptr_t lo, uintptr_t hi);
 
-// The thread is exiting: the memo's memory goes back; later calls find
-// nothing and remember nothing.
+// The thread is exiting: the memos' references and memory go back; later
+// calls find nothing and remember nothing.
 void FlushThread();
 
 // Stacks the calling thread took from the memo: for tests.
