@@ -10,12 +10,13 @@
 namespace assay::profiler::stack_memo {
 namespace {
 
-// Chains of up to kFrames records (a 512-byte memo); kSets sets of two a
-// thread, chosen by the entry frame's record and return address (two call
-// sites in one function, at one depth, share both: two ways hold them).
-// 4 KiB from the profiler arena, taken at the thread's first remembered
-// stack.
-constexpr size_t kFrames = 29;
+// Chains of up to kFrames records; kSets sets of two a thread, chosen by
+// the entry frame's record and return address (two call sites in one
+// function, at one depth, share both: two ways hold them). 4 KiB from the
+// profiler arena, taken at the thread's second stack it could remember: a
+// thread that samples once (larson's ~1 000 short-lived threads sample two
+// or three times) never pays for them.
+constexpr size_t kFrames = 28;
 constexpr size_t kSets = 4;
 
 enum End : uint8_t {
@@ -39,12 +40,12 @@ struct Memo {
   uintptr_t records[kFrames];
   uintptr_t rets[kFrames];  // records[i][1]: the stack's frames[i]
 };
-static_assert(sizeof(Memo) == 512);  // kFrames fills it
 
 struct Memos {
   Memo way[kSets][2];
   uint8_t last_hit[kSets];  // the way Remember keeps
 };
+static_assert(sizeof(Memos) <= 4096);  // one arena block of 4 KiB
 
 ASSAY_TLS Memos* tls_memos;
 
@@ -82,6 +83,26 @@ __attribute__((noinline)) const uintptr_t* ClimbToEntry(const uintptr_t* fp, uin
 }
 ASSAY_TLS bool tls_off;  // flushed at thread exit
 ASSAY_TLS uint64_t tls_hits;
+ASSAY_TLS uint64_t tls_lookups;
+
+// A thread whose stacks do not repeat (kMisses lookups running without a
+// hit) rests the memo for kRest samples, then looks up and remembers one
+// stack again: a miss costs the lookup and remembering the chain (about
+// 300 instructions for 20 frames), a rest one in 32 of that.
+constexpr uint32_t kMisses = 32;
+constexpr uint32_t kRest = 31;
+ASSAY_TLS uint32_t tls_misses;
+ASSAY_TLS uint32_t tls_rest;
+ASSAY_TLS bool tls_remember;  // Find looked up: Remember keeps what the walk gives
+ASSAY_TLS bool tls_one_walk;  // a stack could have been remembered once (no memos yet)
+
+Stack* Miss() {
+  if (++tls_misses >= kMisses) {
+    tls_misses = kMisses - 1;  // after the rest, one more miss rests again
+    tls_rest = kRest;
+  }
+  return nullptr;
+}
 
 size_t SetOf(uintptr_t record, uintptr_t ret) {
   return ((record ^ (ret * 0x9E3779B97F4A7C15ull)) * 0xff51afd7ed558ccdull) >> (64 - 2);
@@ -118,7 +139,7 @@ constexpr uint32_t kBundle = 64;
 
 // Drops what memo m holds; m is empty after.
 void Drop(Memo& m) {
-  if (m.seq != 0 && m.stack != nullptr) stack_table::UnrefN(m.stack, 1 + m.spare);
+  if (m.seq != 0) stack_table::UnrefN(m.stack, 1 + m.spare);
   m.seq = 0;
   m.stack = nullptr;
   m.spare = 0;
@@ -128,10 +149,17 @@ void Drop(Memo& m) {
 
 Stack* Find(uintptr_t lo, uintptr_t hi, size_t max, const char* label, double objects, double bytes,
             uint8_t* slot) {
+  if (tls_rest != 0) {
+    --tls_rest;
+    tls_remember = false;
+    return nullptr;
+  }
+  tls_remember = true;
   Memos* ms = tls_memos;
   if (ms == nullptr) return nullptr;
   const uint64_t seq = fp_mappings::Current();
   if (seq == 0 || (seq & 1) != 0) return nullptr;
+  ++tls_lookups;
   const uintptr_t* f = static_cast<const uintptr_t*>(__builtin_frame_address(0));
   const OwnChain& own = tls_own;
   uint32_t i = 0;
@@ -145,16 +173,17 @@ Stack* Find(uintptr_t lo, uintptr_t hi, size_t max, const char* label, double ob
     // the chain led to the same entry record
   } else {
     f = ClimbToEntry(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo, hi, seq);
-    if (f == nullptr) return nullptr;
+    if (f == nullptr) return Miss();
   }
   const size_t set = SetOf(reinterpret_cast<uintptr_t>(f), f[1]);
   size_t w = ms->last_hit[set];
   if (!Matches(ms->way[set][w], f, seq, max, label)) {
     w ^= 1;
-    if (!Matches(ms->way[set][w], f, seq, max, label)) return nullptr;
+    if (!Matches(ms->way[set][w], f, seq, max, label)) return Miss();
   }
   Memo& m = ms->way[set][w];
   if (!CountRepeatedStack()) return nullptr;
+  tls_misses = 0;
   if (ASSAY_UNLIKELY(m.spare == 0)) {
     stack_table::RefHeldN(m.stack, kBundle);  // the memo holds one: no lock
     m.spare = kBundle;
@@ -171,10 +200,21 @@ void Remember(const uintptr_t* frames, size_t depth, size_t max, const char* lab
               uint8_t slot, uintptr_t lo, uintptr_t hi) {
   uintptr_t first;
   uint64_t seq;
-  if (!LastStackWalked(&first, &seq) || depth == 0 || tls_off) return;
+  if (!tls_remember || !LastStackWalked(&first, &seq) || depth == 0 || tls_off) return;
   if (tls_memos == nullptr) {
-    tls_memos = static_cast<Memos*>(arena::Alloc(sizeof(Memos)));
-    if (tls_memos == nullptr) return;
+    if (!tls_one_walk) {
+      tls_one_walk = true;
+      return;
+    }
+    // Uninitialised (a zeroed 4 KiB cost each short-lived thread ~1 000
+    // instructions): a memo is empty while its seq is 0.
+    Memos* ms = static_cast<Memos*>(arena::AllocUninit(sizeof(Memos)));
+    if (ms == nullptr) return;
+    for (auto& set : ms->way) {
+      for (Memo& m : set) m.seq = 0;
+    }
+    for (uint8_t& w : ms->last_hit) w = 0;
+    tls_memos = ms;
   }
   const uintptr_t* f = reinterpret_cast<const uintptr_t*>(first);
   if (f[1] != frames[0]) return;
@@ -241,5 +281,6 @@ void FlushThread() {
 }
 
 uint64_t ThreadHits() { return tls_hits; }
+uint64_t ThreadLookups() { return tls_lookups; }
 
 }  // namespace assay::profiler::stack_memo

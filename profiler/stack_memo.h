@@ -25,7 +25,8 @@ namespace assay::profiler::stack_memo {
 // (max frames at most, cache label `label`, inside the stack [lo, hi)): one
 // more reference to it and its cumulative counts raised by (objects,
 // bytes), as stack_cache::Intern; *slot its stack-cache slot. nullptr: take
-// the stack (CaptureStack, Intern) and Remember it.
+// the stack (CaptureStack, Intern) and Remember it (which keeps it only if
+// this lookup was made: after kMisses lookups without a hit the memo rests).
 Stack* Find(uintptr_t lo, uintptr_t hi, size_t max, const char* label, double objects, double bytes,
             uint8_t* slot);
 
@@ -38,7 +39,10 @@ void Remember(const uintptr_t* frames, size_t depth, size_t max, const char* lab
 // calls find nothing and remember nothing.
 void FlushThread();
 
-// Stacks the calling thread took from the memo: for tests.
+// Stacks the calling thread took from the memo, and the lookups it made
+// (not counting samples the memo rested for: a thread whose stacks do not
+// repeat looks up one sample in 32): for tests.
 uint64_t ThreadHits();
+uint64_t ThreadLookups();
 
 }  // namespace assay::profiler::stack_memo

@@ -333,6 +333,29 @@ void RepeatedStacksFromTheMemo() {
   t.join();
 }
 
+// Stacks that do not repeat soon enough for the memo (21 recursion depths in
+// turn, two samples each: 42 chains for its 8 memos) rest it: after 32
+// lookups without a hit it looks up one sample in 32, and every stack is
+// still libunwind's.
+void MemoRestsWhenStacksDoNotRepeat() {
+  std::thread t([] {
+    constexpr int kObservations = 640;
+    const uint64_t lookups = assay::profiler::stack_memo::ThreadLookups();
+    const uint64_t hits = assay::profiler::stack_memo::ThreadHits();
+    CheckStacks(kObservations, 21, "memo resting");
+    const uint64_t looked = assay::profiler::stack_memo::ThreadLookups() - lookups;
+    const uint64_t hit = assay::profiler::stack_memo::ThreadHits() - hits;
+    // 1 280 samples: 32 lookups, then one in 32 (each hit buys 32 more).
+    const uint64_t bound = 32 + 2 * kObservations / 32 + 32 * hit;
+    CHECK(looked <= bound, "memo: %lu lookups (%lu hits) in %d samples, want <= %lu",
+          static_cast<unsigned long>(looked), static_cast<unsigned long>(hit), 2 * kObservations,
+          static_cast<unsigned long>(bound));
+    CHECK(hit < 64, "memo: %lu hits for stacks that do not repeat",
+          static_cast<unsigned long>(hit));
+  });
+  t.join();
+}
+
 // A function without frame pointers in this frame-pointer program
 // (fp_mappings judges whole objects): NoFramePointer(o, fn) calls fn(o) from
 // a frame of its own that keeps %rbp as its caller left it (assembly, so no
@@ -402,6 +425,7 @@ int main() {
   ManyStacksPassTheCheck();
   ChecksBackOff();
   RepeatedStacksFromTheMemo();
+  MemoRestsWhenStacksDoNotRepeat();
   WrongFrameCaughtByCheck();
   assay::Stop();
   if (main_walks < 20) {
