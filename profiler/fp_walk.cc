@@ -327,26 +327,9 @@ const uintptr_t* EntryRecord(uintptr_t lo, uintptr_t hi, uint64_t seq) {
               __atomic_load_n(&g_own.size, __ATOMIC_RELAXED)};
   if (own.size == 0) own = LearnOwnCode(seq);
   if (own.size <= 1) return nullptr;
-  // SkipOwnFrames' steps and answer, without its bound on the first record:
-  // this function's own frame.
-  const uintptr_t room = hi - lo - 2 * sizeof(uintptr_t);
-  const EntryRanges entry;
-  const uintptr_t* fp = static_cast<const uintptr_t*>(__builtin_frame_address(0));
-  bool seen = false;
-  for (size_t k = 0; k <= kOwnFrames; ++k) {
-    const uintptr_t ret = fp[1];
-    if (entry.Holds(ret)) {
-      seen = true;
-    } else if (seen) {
-      return fp;
-    } else if (ret - own.lo >= own.size) {
-      return nullptr;
-    }
-    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(fp[0]);
-    if (next <= fp || reinterpret_cast<uintptr_t>(next) - lo > room) return nullptr;
-    fp = next;
-  }
-  return nullptr;
+  Walk why;
+  return SkipOwnFrames(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo,
+                       hi - lo - 2 * sizeof(uintptr_t), own, &why);
 }
 
 }  // namespace assay::profiler::fp_walk

@@ -50,18 +50,29 @@ struct Observed {
 thread_local Observed* t_pending = nullptr;
 volatile uintptr_t g_sink;
 
-// Captures libunwind's stack, then allocates: the sampled stack must be the
-// same from the caller on (frame 0 differs: two call sites in this function).
-__attribute__((noinline, noclone)) void Site(Observed* o) {
+// libunwind's stack at the caller (inlined: the caller's frames).
+__attribute__((always_inline)) inline void Expect(Observed* o) {
   uintptr_t buf[512];
   const int n = unw_backtrace(reinterpret_cast<void**>(buf), 512);
   o->expected.assign(buf, buf + (n > 0 ? n : 0));
+}
+
+// A sampled block allocated and freed by the caller (inlined), its stack
+// in o->got.
+__attribute__((always_inline)) inline void AllocateObserved(Observed* o) {
   t_pending = o;
   void* p = malloc(64);
   t_pending = nullptr;
   o->address = p;
   g_sink = reinterpret_cast<uintptr_t>(p);
   free(p);
+}
+
+// Captures libunwind's stack, then allocates: the sampled stack must be the
+// same from the caller on (frame 0 differs: two call sites in this function).
+__attribute__((noinline, noclone)) void Site(Observed* o) {
+  Expect(o);
+  AllocateObserved(o);
 }
 
 __attribute__((noinline, noclone)) void Recurse(int depth, Observed* o) {
@@ -263,16 +274,8 @@ void ThroughSmallObject() {
 // MemoSite's are the same for both, only the return address into the
 // caller differs, and each caller's stack must keep its own frame.
 __attribute__((noinline, noclone)) void MemoSite(Observed* o, bool expect) {
-  if (expect) {
-    uintptr_t buf[512];
-    const int n = unw_backtrace(reinterpret_cast<void**>(buf), 512);
-    o->expected.assign(buf, buf + (n > 0 ? n : 0));
-  }
-  t_pending = o;
-  void* p = malloc(64);
-  t_pending = nullptr;
-  g_sink = reinterpret_cast<uintptr_t>(p);
-  free(p);
+  if (expect) Expect(o);
+  AllocateObserved(o);
 }
 
 __attribute__((noinline, noclone)) void MemoCallerA(Observed* o, bool expect) {
