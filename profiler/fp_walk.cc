@@ -81,30 +81,25 @@ __attribute__((noinline)) CodeRange EnterRange(uintptr_t ret, uint64_t seq) {
   return r;
 }
 
-// Appends root to out[0, n) if each of its slots still holds its address
-// (slot 0, the walk's last return address, was compared already): the new
-// length, or 0 if not.
-size_t AppendIfInPlace(const Root& root, uintptr_t* out, size_t n, size_t max) {
-  const uint32_t count = root.n;
-  for (uint32_t i = 1; i < count; ++i) {
-    if (*reinterpret_cast<const uintptr_t*>(root.slots[i]) != root.pcs[i]) return 0;
-  }
-  const size_t take = count < max - n ? count : max - n;
+// Appends root's frames to out[0, n), as many as max leaves room for: the
+// new length.
+size_t AppendPcs(const Root& root, uintptr_t* out, size_t n, size_t max) {
+  const size_t take = root.n < max - n ? root.n : max - n;
   for (size_t i = 0; i < take; ++i) out[n + i] = root.pcs[i];
   return n + take;
 }
 
+// Appends root to out[0, n) if each of its slots still holds its address
+// (slot 0, the walk's last return address, was compared already): the new
+// length, or 0 if not.
+size_t AppendIfInPlace(const Root& root, uintptr_t* out, size_t n, size_t max) {
+  return SlotsHold(root) ? AppendPcs(root, out, n, max) : 0;
+}
+
 // Appends the thread's root to out[0, n) if the walk stopped at the record
-// it was learned from, unchanged: the new length, or 0 if not.
-size_t AppendRoot(const uintptr_t* fp, uintptr_t ret, uint64_t seq, uintptr_t* out, size_t n,
-                  size_t max) {
-  const Root& root = tls_root;
-  // No root learned: record is 0, never a frame's address.
-  if (root.record != reinterpret_cast<uintptr_t>(fp) || root.pcs[0] != ret ||
-      root.saved_rbp != fp[0] || root.seq != seq) {
-    return 0;
-  }
-  return AppendIfInPlace(root, out, n, max);
+// it was learned from, unchanged (RootHolds): the new length, or 0 if not.
+size_t AppendRoot(const uintptr_t* fp, uint64_t seq, uintptr_t* out, size_t n, size_t max) {
+  return RootHolds(fp, seq) ? AppendPcs(tls_root, out, n, max) : 0;
 }
 
 // Root shapes: a root's return addresses and the offsets of their stack
@@ -278,7 +273,7 @@ __attribute__((noinline)) Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo
       // The learned root is in code without frame pointers (with this
       // table): no need to look its range up again.
       if (reinterpret_cast<uintptr_t>(fp) == tls_root.record) {
-        const size_t with_root = AppendRoot(fp, ret, seq, out, n, max);
+        const size_t with_root = AppendRoot(fp, seq, out, n, max);
         if (with_root != 0) {
           n = with_root;
           break;

@@ -105,18 +105,22 @@ Result Hybrid(uintptr_t* out, size_t max, uintptr_t lo, uintptr_t hi, uint64_t s
 // Noinline: its own frame is one of the own frames.
 __attribute__((noinline)) const uintptr_t* EntryRecord(uintptr_t lo, uintptr_t hi, uint64_t seq);
 
-// Whether Hybrid, stopping at `record` with the table as of seq, would
-// append the thread's root there (AppendRoot's checks; nothing written).
-inline bool RootHolds(const uintptr_t* record, uint64_t seq) {
-  const Root& root = tls_root;
-  if (root.n == 0 || root.record != reinterpret_cast<uintptr_t>(record) ||
-      root.pcs[0] != record[1] || root.saved_rbp != record[0] || root.seq != seq) {
-    return false;
-  }
+// Whether each of root's slots after the first still holds its return
+// address (slot 0, the stopping record's, is compared by the caller).
+inline bool SlotsHold(const Root& root) {
   for (uint32_t i = 1; i < root.n; ++i) {
     if (*reinterpret_cast<const uintptr_t*>(root.slots[i]) != root.pcs[i]) return false;
   }
   return true;
+}
+
+// Whether Hybrid, stopping at `record` with the table as of seq, would
+// append the thread's root there (nothing written).
+inline bool RootHolds(const uintptr_t* record, uint64_t seq) {
+  const Root& root = tls_root;
+  // No root learned: record is 0, never a frame's address.
+  return root.record == reinterpret_cast<uintptr_t>(record) && root.pcs[0] == record[1] &&
+         root.saved_rbp == record[0] && root.seq == seq && SlotsHold(root);
 }
 
 }  // namespace assay::profiler::fp_walk

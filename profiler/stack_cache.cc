@@ -12,9 +12,10 @@ namespace assay::profiler::stack_cache {
 namespace {
 
 constexpr size_t kSlots = 32;
-// References a slot takes from its stack at once; it gives kBundle back when
-// frees have returned more than 2 * kBundle to it.
-constexpr uint32_t kBundle = 64;
+// A slot takes references from its stack a bundle at a time
+// (stack_table::kRefBundle); it gives kBundle back when frees have returned
+// more than 2 * kBundle to it.
+constexpr uint32_t kBundle = stack_table::kRefBundle;
 
 // Plain data, zero-initialised: no constructor runs.
 struct Cache {
@@ -48,12 +49,7 @@ Stack* Intern(const uintptr_t* frames, size_t depth, double objects, double byte
   if (c.off) return stack_table::Intern(frames, depth, objects, bytes, cache);
   Stack* st = c.slot[i];
   if (st != nullptr && Same(st, frames, depth, cache)) {
-    if (ASSAY_UNLIKELY(c.spare[i] == 0)) {
-      stack_table::RefHeldN(st, kBundle);  // the slot holds one: no lock
-      c.spare[i] = kBundle;
-    }
-    c.spare[i]--;  // the caller's
-    stack_table::AddSampleHeld(st, objects, bytes);
+    stack_table::HandOutHeld(st, &c.spare[i], objects, bytes);  // the slot holds one
     return st;
   }
   st = stack_table::Intern(frames, depth, objects, bytes, cache);  // with the caller's reference

@@ -104,6 +104,20 @@ Stack* Miss() {
   return nullptr;
 }
 
+// Follows the chain from record *f while each record is records[i] holding
+// return address rets[i], i < n; true (and *f the record after the last)
+// if all n are. A record is read only once its address equals one a walk
+// found inside this thread's stack.
+bool Follow(const uintptr_t** f, const uintptr_t* records, const uintptr_t* rets, size_t n) {
+  const uintptr_t* r = *f;
+  for (size_t i = 0; i < n; ++i) {
+    if (reinterpret_cast<uintptr_t>(r) != records[i] || r[1] != rets[i]) return false;
+    r = reinterpret_cast<const uintptr_t*>(r[0]);
+  }
+  *f = r;
+  return true;
+}
+
 size_t SetOf(uintptr_t record, uintptr_t ret) {
   return ((record ^ (ret * 0x9E3779B97F4A7C15ull)) * 0xff51afd7ed558ccdull) >> (64 - 2);
 }
@@ -112,30 +126,19 @@ static_assert(kSets == 4);
 // Whether memo m holds the chain from the entry frame's record f, for
 // this table, depth limit and cache label: the stack Hybrid would walk.
 bool Matches(const Memo& m, const uintptr_t* f, uint64_t seq, size_t max, const char* label) {
-  if (m.seq != seq || m.records[0] != reinterpret_cast<uintptr_t>(f) || m.rets[0] != f[1] ||
-      m.max != max || m.label != label) {
+  if (m.seq != seq || m.max != max || m.label != label || !Follow(&f, m.records, m.rets, m.n)) {
     return false;
   }
-  // Each record is read only once its address equals the memo's, which the
-  // walk found inside this thread's stack.
-  for (size_t i = 1; i < m.n; ++i) {
-    const uintptr_t* next = reinterpret_cast<const uintptr_t*>(f[0]);
-    if (reinterpret_cast<uintptr_t>(next) != m.records[i] || next[1] != m.rets[i]) return false;
-    f = next;
-  }
-  const uintptr_t after = f[0];
+  const uintptr_t after = reinterpret_cast<uintptr_t>(f);
   if (m.end == kEndOuter && after != 0) return false;
   // The root the stack ends with is still the thread's (not learned again
   // since), and the walk would append it here (fp_walk::RootHolds).
   if (m.end == kEndRoot && (after != m.root_record || m.root_gen != fp_walk::tls_root_gen ||
-                            !fp_walk::RootHolds(reinterpret_cast<const uintptr_t*>(after), seq))) {
+                            !fp_walk::RootHolds(f, seq))) {
     return false;
   }
   return true;
 }
-
-// References a memo takes from its stack at once (as the stack cache does).
-constexpr uint32_t kBundle = 64;
 
 // Drops what memo m holds; m is empty after.
 void Drop(Memo& m) {
@@ -160,19 +163,13 @@ Stack* Find(uintptr_t lo, uintptr_t hi, size_t max, const char* label, double ob
   const uint64_t seq = fp_mappings::Current();
   if (seq == 0 || (seq & 1) != 0) return nullptr;
   ++tls_lookups;
-  const uintptr_t* f = static_cast<const uintptr_t*>(__builtin_frame_address(0));
+  const uintptr_t* const here = static_cast<const uintptr_t*>(__builtin_frame_address(0));
   const OwnChain& own = tls_own;
-  uint32_t i = 0;
-  if (own.n != 0 && reinterpret_cast<uintptr_t>(f) == own.records[0]) {
-    while (i < own.n && reinterpret_cast<uintptr_t>(f) == own.records[i] && f[1] == own.rets[i]) {
-      f = reinterpret_cast<const uintptr_t*>(f[0]);
-      ++i;
-    }
-  }
-  if (i != 0 && i == own.n && reinterpret_cast<uintptr_t>(f) == own.entry) {
-    // the chain led to the same entry record
-  } else {
-    f = ClimbToEntry(static_cast<const uintptr_t*>(__builtin_frame_address(0)), lo, hi, seq);
+  const uintptr_t* f = here;
+  // The same own frames lead to the same entry record; else climb.
+  if (own.n == 0 || !Follow(&f, own.records, own.rets, own.n) ||
+      reinterpret_cast<uintptr_t>(f) != own.entry) {
+    f = ClimbToEntry(here, lo, hi, seq);
     if (f == nullptr) return Miss();
   }
   const size_t set = SetOf(reinterpret_cast<uintptr_t>(f), f[1]);
@@ -184,12 +181,7 @@ Stack* Find(uintptr_t lo, uintptr_t hi, size_t max, const char* label, double ob
   Memo& m = ms->way[set][w];
   if (!CountRepeatedStack()) return nullptr;
   tls_misses = 0;
-  if (ASSAY_UNLIKELY(m.spare == 0)) {
-    stack_table::RefHeldN(m.stack, kBundle);  // the memo holds one: no lock
-    m.spare = kBundle;
-  }
-  m.spare--;  // the caller's
-  stack_table::AddSampleHeld(m.stack, objects, bytes);
+  stack_table::HandOutHeld(m.stack, &m.spare, objects, bytes);  // the memo holds one
   *slot = m.slot;
   ms->last_hit[set] = static_cast<uint8_t>(w);
   ++tls_hits;

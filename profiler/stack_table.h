@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/base.h"
+
 namespace assay::profiler {
 
 // A stack's cumulative counts, one set of several (Stack::counts): each
@@ -75,6 +77,22 @@ inline void RefHeldN(Stack* stack, uint32_t n) {
 // bytes) in its cumulative counts (the calling thread's set, under its
 // lock), without the shard lock. Intern's found path without the lookup.
 void AddSampleHeld(Stack* stack, double objects, double bytes);
+
+// References a holder that hands them out one a sample (a stack cache
+// slot, a stack memo) takes from its stack at once.
+inline constexpr uint32_t kRefBundle = 64;
+
+// For a holder of 1 + *spare references to stack: one of them to the
+// caller (a bundle more first, without the lock, when none is spare) and
+// one more sample of (objects, bytes), as AddSampleHeld.
+inline void HandOutHeld(Stack* stack, uint32_t* spare, double objects, double bytes) {
+  if (ASSAY_UNLIKELY(*spare == 0)) {
+    RefHeldN(stack, kRefBundle);
+    *spare = kRefBundle;
+  }
+  --*spare;
+  AddSampleHeld(stack, objects, bytes);
+}
 
 // The set of counts (Stack::counts) the calling thread adds its samples to.
 size_t ThreadStripe();
