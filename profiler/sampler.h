@@ -84,7 +84,7 @@ inline double FastLog(double x) {
       1.0 +
       t2 * (1.0 / 3 +
             t2 * (1.0 / 5 +
-                  t2 * (1.0 / 7 + t2 * (1.0 / 9 + t2 * (1.0 / 11 + t2 * (1.0 / 13 + t2 / 15))))));
+                  t2 * (1.0 / 7 + t2 * (1.0 / 9 + t2 * (1.0 / 11 + t2 * (1.0 / 13 + t2 * (1.0 / 15)))))));
   return e * 0.6931471805599453 + 2.0 * t * series;
 }
 
@@ -100,6 +100,7 @@ class SamplingRate {
     inv_log_not_p_ = rate_ == 1 ? 0.0 : 1.0 / log_not_p_;
     log_p_ = -fmath::Log(static_cast<double>(rate_));
     odds_ = rate_ == 1 ? 0.0 : 1.0 / static_cast<double>(rate_ - 1);
+    binomial_min_ = rate_ > UINT64_MAX / kBinomialMean ? UINT64_MAX : kBinomialMean * rate_;
   }
   uint64_t rate() const { return rate_; }
   const uint64_t* rate_address() const { return &rate_; }
@@ -126,30 +127,30 @@ class SamplingRate {
   // expected the gaps are drawn one by one; with kBinomialMean or more (a
   // 32 MiB block at 512 KiB expects 64) the count is drawn at once, which
   // took a third of the profiler's instructions on big blocks.
-  static constexpr double kBinomialMean = 16;
+  static constexpr uint64_t kBinomialMean = 16;
   uint64_t CountPoints(int64_t* left, uint64_t n, Rng& rng) const {
-    int64_t pos = *left;  // index in the block of the current sample point
-    uint64_t k = 0;
+    const int64_t pos = *left;  // index in the block of its first sample point
     if (rate_ == 1) {
-      k = n - static_cast<uint64_t>(pos);
       *left = 0;
-      return k;
+      return n - static_cast<uint64_t>(pos);
     }
     const uint64_t m = n - static_cast<uint64_t>(pos) - 1;
-    if (static_cast<double>(m) >= kBinomialMean * static_cast<double>(rate_)) {
-      k = 1 + DrawBinomial(m, rng);
+    if (m >= binomial_min_) {
+      const uint64_t k = 1 + DrawBinomial(m, rng);
       *left = DrawLeft(rng);
       return k;
     }
+    // Nearly always the next point lies past the block: one draw, which is
+    // also the countdown after it. The loop for more points is out of line
+    // (its registers made every sample save six and load fourteen constants).
     const int64_t end = static_cast<int64_t>(n);
-    while (pos < end) {
-      ++k;
-      pos += DrawGap(rng);
+    const int64_t next = pos + DrawGap(rng);
+    if (__builtin_expect(next >= end, 1)) {
+      *left = next - end;
+      return 1;
     }
-    *left = pos - end;
-    return k;
+    return CountFurtherPoints(left, next, end, rng);
   }
-
   // Binomial(m, p), by inversion searched outward from the mode: the mode's
   // probability from log-gamma, then the probabilities on either side by
   // their ratios, alternately, until they pass a uniform draw. Exact but for
@@ -210,6 +211,19 @@ class SamplingRate {
   double inv_log_not_p_ = 0.0;  // 1 / log_not_p_
   double log_p_ = 0.0;          // ln p
   double odds_ = 0.0;           // p / (1 - p)
+  uint64_t binomial_min_ = kBinomialMean;  // kBinomialMean * rate_, saturated
+
+  // CountPoints from the block's second point on, at pos < end.
+  __attribute__((noinline)) uint64_t CountFurtherPoints(int64_t* left, int64_t pos, int64_t end,
+                                                        Rng& rng) const {
+    uint64_t k = 1;
+    while (pos < end) {
+      ++k;
+      pos += DrawGap(rng);
+    }
+    *left = pos - end;
+    return k;
+  }
 };
 
 // The production guard (ASSAY_DEBUG=guard=N) samples small blocks with a
