@@ -10,6 +10,7 @@
 #include "alloc/page_heap.h"
 #include "alloc/span_purge.h"
 #include "base/assert.h"
+#include "base/bits.h"
 #include "base/layout.h"
 #include "base/lock.h"
 
@@ -49,7 +50,7 @@ size_t ReleaseSpan(ClassList& l, Span* span) {
   const size_t bytes = span->slices * kSliceSize;
   l.stats.span_bytes -= bytes;
   l.stats.purged_bytes -=
-      static_cast<size_t>(std::popcount(span_purge::Purged(span))) * span_purge::Unit(span);
+      static_cast<size_t>(Popcount(span_purge::Purged(span))) * span_purge::Unit(span);
   page_heap::FreeSpan(span);
   return bytes;
 }
@@ -126,7 +127,7 @@ Span* NewSpan(ClassList& l, size_t cls, Pool pool) {
 
 }  // namespace
 
-size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
+ASSAY_FIRST_USE size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
   ClassList& l = g_lists[pool][cls];
   const SizeClassInfo& c = kClasses[cls];
   LockGuard lock(l.mu);
@@ -206,7 +207,7 @@ size_t Take(size_t cls, size_t want, void** head, Pool pool, size_t whole) {
   return n;
 }
 
-void Give(size_t cls, void* head, size_t n, Pool pool) {
+ASSAY_FIRST_USE void Give(size_t cls, void* head, size_t n, Pool pool) {
   ClassList& l = g_lists[pool][cls];
   ASSAY_ASSERT(n >= 1 && cls != 0);
   ASSAY_CHECKED_ONLY(AssertBatchValid(head, n, cls, pool));

@@ -9,6 +9,7 @@
 #include "alloc/page_heap.h"
 #include "alloc/span_purge.h"
 #include "base/assert.h"
+#include "base/bits.h"
 
 namespace assay::internal::central {
 
@@ -106,7 +107,7 @@ void TallySegment(const Segment* seg, void* arg) {
       t.in_list += s.in_list;
       t.idle += s.used == 0;
       t.purged_bytes +=
-          static_cast<size_t>(std::popcount(span_purge::Purged(&s))) * span_purge::Unit(&s);
+          static_cast<size_t>(Popcount(span_purge::Purged(&s))) * span_purge::Unit(&s);
     }
     i += s.slices;  // Segment::Validate (page heap walk) checked slices != 0
   }

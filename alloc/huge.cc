@@ -268,7 +268,7 @@ size_t Release(uint64_t now_ms, uint64_t age_ms) {
   return released;
 }
 
-size_t CachedBytes() { return __atomic_load_n(&g.stats.cached, __ATOMIC_RELAXED); }
+ASSAY_FIRST_USE size_t CachedBytes() { return __atomic_load_n(&g.stats.cached, __ATOMIC_RELAXED); }
 
 size_t UsableSize(const void* p, bool* sampled) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);

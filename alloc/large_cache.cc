@@ -185,7 +185,7 @@ size_t Reclaim(uint64_t now_ms, uint64_t age_ms) {
   return bytes;
 }
 
-bool HasCached() {
+ASSAY_FIRST_USE bool HasCached() {
   if (g_registry.Count() == 0) return false;
   LockGuard lock(g_registry.mu);
   for (Cache* c = g_registry.live; c != nullptr; c = c->next) {

@@ -10,6 +10,7 @@
 #include "alloc/slice_purge.h"
 #include "alloc/span_purge.h"
 #include "base/assert.h"
+#include "base/bits.h"
 #include "base/layout.h"
 #include "base/lock.h"
 #include "base/options.h"
@@ -40,7 +41,7 @@ namespace {
 
 ASSAY_INLINE size_t HintOf(const Segment* seg) { return (seg->Base() >> kSegmentShift) % 256; }
 
-size_t SlotOf(const Segment* seg) {
+ASSAY_FIRST_USE size_t SlotOf(const Segment* seg) {
   const size_t h = g_heap.hint[HintOf(seg)];
   if (h < g_heap.nslots && g_heap.slots[h].seg == seg) return h;
   for (size_t i = 0; i < g_heap.nslots; ++i) {
@@ -109,7 +110,9 @@ Segment* NewSegment() {
     os::Unmap(mem, kSegmentSize);
     return nullptr;
   }
-  seg->empty_since_ms = os::NowMs();
+  // empty_since_ms stays 0: AllocSpan carves the new segment at once, and
+  // only FreeSpan makes a segment wholly free again, stamping it then. (The
+  // clock here cost every process a 64 KiB chunk of libc's text at start.)
   seg->prev = g_heap.tail;
   if (g_heap.tail != nullptr)
     g_heap.tail->next = seg;
@@ -208,7 +211,7 @@ size_t PurgeLocked(uint64_t now_ms, uint64_t decay_ms) {
 
 }  // namespace
 
-Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
+ASSAY_FIRST_USE Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
   LockGuard lock(g_heap.mu);
   Segment* found = nullptr;
   int first = -1;
@@ -253,7 +256,7 @@ Span* AllocSpan(size_t slices, SpanKind kind, uint8_t cls, bool* zeroed) {
   found->free_mask &= ~bits;
   found->dirty_mask &= ~bits;
   SyncMasks(found);
-  const size_t dirty_bytes = static_cast<size_t>(std::popcount(dirty)) * kSliceSize;
+  const size_t dirty_bytes = static_cast<size_t>(Popcount(dirty)) * kSliceSize;
   g_heap.stats.dirty -= dirty_bytes;
   g_heap.stats.free_clean -= slices * kSliceSize - dirty_bytes;
   MarkSpan(found, static_cast<size_t>(first), slices, kind, cls);
@@ -305,7 +308,7 @@ bool ResizeLargeInPlace(Span* span, size_t slices) {
     const uint64_t grow = RunBits(first + n, slices - n);
     if ((seg->free_mask & grow) != grow) return false;
     const size_t dirty_bytes =
-        static_cast<size_t>(std::popcount(seg->dirty_mask & grow)) * kSliceSize;
+        static_cast<size_t>(Popcount(seg->dirty_mask & grow)) * kSliceSize;
     seg->free_mask &= ~grow;
     seg->dirty_mask &= ~grow;
     SyncMasks(seg);
@@ -340,9 +343,9 @@ size_t Purge(uint64_t now_ms, uint64_t age_ms, bool wait) {
   return released;
 }
 
-bool HasDirty() { return __atomic_load_n(&g_heap.stats.dirty, __ATOMIC_RELAXED) != 0; }
+ASSAY_FIRST_USE bool HasDirty() { return __atomic_load_n(&g_heap.stats.dirty, __ATOMIC_RELAXED) != 0; }
 
-size_t MappedBytes() { return __atomic_load_n(&g_heap.stats.mapped, __ATOMIC_RELAXED); }
+ASSAY_FIRST_USE size_t MappedBytes() { return __atomic_load_n(&g_heap.stats.mapped, __ATOMIC_RELAXED); }
 
 Stats GetStats() {
   LockGuard lock(g_heap.mu);

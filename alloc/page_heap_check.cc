@@ -5,6 +5,7 @@
 #include "alloc/page_heap_state.h"
 #include "alloc/purge_pace.h"
 #include "base/assert.h"
+#include "base/bits.h"
 #include "base/os.h"
 
 namespace assay::internal {
@@ -57,8 +58,8 @@ void AssertValidLocked() {
     for (uint64_t d = seg->dirty_mask; d != 0; d &= d - 1) {
       ASSAY_CHECK(purge_pace::TimeOf(seg->freed_at_ms[std::countr_zero(d)]) <= now);
     }
-    dirty += static_cast<uint64_t>(std::popcount(seg->dirty_mask));
-    clean += static_cast<uint64_t>(std::popcount(seg->free_mask & ~seg->dirty_mask));
+    dirty += static_cast<uint64_t>(Popcount(seg->dirty_mask));
+    clean += static_cast<uint64_t>(Popcount(seg->free_mask & ~seg->dirty_mask));
     for (size_t i = 1; i < kSlicesPerSegment; ++i) {
       const Span& s = seg->spans[i];
       if (s.kind != SpanKind::kLarge) continue;

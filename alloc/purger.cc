@@ -150,7 +150,7 @@ void StartThread() {
 
 constinit uint32_t g_asleep = 1;  // no thread yet: the first free starts it
 
-void OnFreed() {
+ASSAY_FIRST_USE void OnFreed() {
   const Options& o = GetOptions();
   if (o.decay_ms < 0) return;
   if (o.decay_ms == 0) {
@@ -184,7 +184,7 @@ void OnFreed() {
   huge::Release(now, static_cast<uint64_t>(o.decay_ms));
 }
 
-void OnCached() {
+ASSAY_FIRST_USE void OnCached() {
   // The common case, the thread awake: two loads, no fence (see ThreadMain).
   if (ASSAY_LIKELY(__atomic_load_n(&g.thread_state, __ATOMIC_RELAXED) == kRunning &&
                    __atomic_load_n(&g.sleeping, __ATOMIC_RELAXED) == 0 &&

@@ -144,7 +144,7 @@ ASSAY_NOINLINE void* ReallocNotSmall(void* p, size_t n) {
 
 }  // namespace
 
-void* Realloc(void* p, size_t n) {
+ASSAY_FIRST_USE void* Realloc(void* p, size_t n) {
   // Fast path: a block of a plain small span whose class still suits n (the
   // common case of a buffer grown a little at a time): the checks of the free
   // fast path, no Location built. n == 0 fails `n - 1 < size` and goes on to

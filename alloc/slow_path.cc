@@ -166,7 +166,7 @@ ASSAY_NOINLINE void* DebugAlloc(ThreadCache* tc, size_t n, size_t align, bool gu
 
 }  // namespace
 
-void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
+ASSAY_FIRST_USE void* AllocAccounted(size_t n, size_t align, bool* zeroed) {
   ThreadCache* tc = thread_cache::Current();
   if (ASSAY_UNLIKELY(debug::g_on)) {
     *zeroed = false;
@@ -236,7 +236,7 @@ namespace {
 
 // ---- Slow paths of the fast paths in thread_cache.h ----
 
-void* MallocSlow(size_t n) {
+ASSAY_FIRST_USE void* MallocSlow(size_t n) {
   // Above the fast path's lookup table but still small (1 KiB - 256 KiB):
   // the same pop, the class by formula, without AllocAccounted's routing.
   // The debug heap and guards decide every such block themselves.
@@ -257,7 +257,7 @@ void* MallocSlow(size_t n) {
   return AllocAccounted(n, 0, &zeroed);
 }
 
-void FreeSlow(void* p) {
+ASSAY_FIRST_USE void FreeSlow(void* p) {
   if (p == nullptr) return;
   if (ASSAY_UNLIKELY(debug::g_on)) return debug::Free(p);
   // harden=1: the fast path's push, through link:: (see MallocSlow).

@@ -5,6 +5,7 @@
 
 #include "alloc/free_link.h"
 #include "base/assert.h"
+#include "base/bits.h"
 #include "base/os.h"
 
 namespace assay::internal::span_purge {
@@ -82,7 +83,7 @@ size_t PurgeFree(Span* s, uint32_t size) {
     os::Purge(start + size_t{u0} * unit, size_t{len} * unit);
     m &= len >= 64 ? 0 : ~(((uint64_t{1} << len) - 1) << u0);
   }
-  return static_cast<size_t>(std::popcount(fresh)) * unit;
+  return static_cast<size_t>(Popcount(fresh)) * unit;
 }
 
 size_t Recarve(Span* s, uint32_t size) {
@@ -104,7 +105,7 @@ size_t Recarve(Span* s, uint32_t size) {
     link::Store(last_pushed, list);
     s->free_list = first_pushed;
   }
-  const size_t bytes = static_cast<size_t>(std::popcount(Purged(s))) * Unit(s);
+  const size_t bytes = static_cast<size_t>(Popcount(Purged(s))) * Unit(s);
   s->aux = 0;
   return bytes;
 }

@@ -155,7 +155,7 @@ void OnThreadExit(void* arg) {
   g_registry.UnlinkLocked(tc);
 }
 
-ASSAY_NOINLINE ThreadCache* Create() {
+ASSAY_FIRST_USE ASSAY_NOINLINE ThreadCache* Create() {
   heap::EnsureInit();
   ThreadCache* tc = g_registry.TakeSpareOrAlloc();
   if (tc == nullptr) return nullptr;
@@ -176,7 +176,7 @@ ASSAY_NOINLINE ThreadCache* Create() {
 
 }  // namespace
 
-ThreadCache* Current() {
+ASSAY_FIRST_USE ThreadCache* Current() {
   if (ThreadCache* tc = tls_own; ASSAY_LIKELY(tc != nullptr)) return tc;
   if (tls_exited) return nullptr;
   return Create();
@@ -184,7 +184,7 @@ ThreadCache* Current() {
 
 ThreadCache* Existing() { return tls_own; }
 
-void* Refill(ThreadCache* tc, size_t cls) {
+ASSAY_FIRST_USE void* Refill(ThreadCache* tc, size_t cls) {
   FreeList& l = tc->lists[cls];
   void* head;
   // A span's whole free list, when it fits the list's bound, comes without
@@ -233,7 +233,7 @@ ASSAY_NOINLINE void HalveAll(ThreadCache* tc) {
 
 }  // namespace
 
-void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
+ASSAY_FIRST_USE void PushOverflow(ThreadCache* tc, size_t cls, void* p) {
   FreeList& l = tc->lists[cls];
   const SizeClassInfo& c = kClasses[cls];
   l.PushLinked(p);

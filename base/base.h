@@ -18,6 +18,16 @@
 // a small program keep nearly all of it resident (docs/DESIGN.md, "Start-up
 // footprint").
 #define ASSAY_STARTUP __attribute__((section(".text.startup.assay")))
+// The allocator's paths a process runs from its first allocations (the slow
+// paths of the first refills, the first span and segment, the thread
+// cache's creation; ~12 KiB): .text.hot input sections, which GNU ld's
+// default script places right after .text.startup; the entry points
+// (malloc_api.cc, new_delete.cc, first in the link) follow. Together they
+// end within libassay.so's first 64 KiB (tests/footprint/text_layout.sh);
+// spread over the text they kept a second 64 KiB window resident in every
+// process. Placement only: the code is the same (but that GCC does not
+// split a function with a section of its own into hot and cold parts).
+#define ASSAY_FIRST_USE __attribute__((section(".text.hot.assay")))
 
 namespace assay::internal {
 

@@ -19,7 +19,7 @@ constinit State g;
 
 }  // namespace
 
-void* Alloc(size_t size) {
+ASSAY_FIRST_USE void* Alloc(size_t size) {
   size = AlignUp(size, 64);
   LockGuard lock(g.mu);
   if (g.cursor == nullptr || static_cast<size_t>(g.end - g.cursor) < size) {

@@ -38,7 +38,7 @@ constexpr OptionGrammar kGrammar = {
 
 }  // namespace
 
-const Options& GetOptions() { return g_options; }
+ASSAY_FIRST_USE const Options& GetOptions() { return g_options; }
 
 ASSAY_STARTUP void InitOptions(const char* text) { ParseOptions(text, &g_options); }
 

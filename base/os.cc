@@ -60,7 +60,7 @@ void SetFaultInjector(FaultInjector injector) {
 }
 #endif
 
-void* MapAligned(size_t size, size_t align) {
+ASSAY_FIRST_USE void* MapAligned(size_t size, size_t align) {
   ErrnoKeeper keep;
   if (InjectFault(FaultOp::kMap, size)) return nullptr;
   if (align <= kPageSize) {
@@ -148,13 +148,13 @@ bool FenceAllThreads() {
   return syscall(SYS_membarrier, 8, 0, 0) == 0;
 }
 
-uint64_t NowMs() {
+ASSAY_FIRST_USE uint64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-uint64_t NowNs() {
+ASSAY_FIRST_USE uint64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
@@ -169,7 +169,7 @@ int64_t WallNs() {
 
 int ProcessId() { return static_cast<int>(getpid()); }
 
-uint64_t ThreadId() {
+ASSAY_FIRST_USE uint64_t ThreadId() {
   ErrnoKeeper keep;
   return static_cast<uint64_t>(syscall(SYS_gettid));
 }
@@ -192,7 +192,7 @@ uint64_t RandomU64() {
   return v ^ (v >> 29);
 }
 
-const char* GetEnv(const char* name) {
+ASSAY_FIRST_USE const char* GetEnv(const char* name) {
   if (SecureExecution()) return nullptr;  // silent, as glibc is
   // Walk environ directly: getenv() does not allocate in glibc either, but
   // this keeps the contract in our hands and works before libc is set up
