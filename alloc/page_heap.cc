@@ -307,8 +307,7 @@ bool ResizeLargeInPlace(Span* span, size_t slices) {
   if (slices > n) {
     const uint64_t grow = RunBits(first + n, slices - n);
     if ((seg->free_mask & grow) != grow) return false;
-    const size_t dirty_bytes =
-        static_cast<size_t>(Popcount(seg->dirty_mask & grow)) * kSliceSize;
+    const size_t dirty_bytes = static_cast<size_t>(Popcount(seg->dirty_mask & grow)) * kSliceSize;
     seg->free_mask &= ~grow;
     seg->dirty_mask &= ~grow;
     SyncMasks(seg);
@@ -343,9 +342,13 @@ size_t Purge(uint64_t now_ms, uint64_t age_ms, bool wait) {
   return released;
 }
 
-ASSAY_FIRST_USE bool HasDirty() { return __atomic_load_n(&g_heap.stats.dirty, __ATOMIC_RELAXED) != 0; }
+ASSAY_FIRST_USE bool HasDirty() {
+  return __atomic_load_n(&g_heap.stats.dirty, __ATOMIC_RELAXED) != 0;
+}
 
-ASSAY_FIRST_USE size_t MappedBytes() { return __atomic_load_n(&g_heap.stats.mapped, __ATOMIC_RELAXED); }
+ASSAY_FIRST_USE size_t MappedBytes() {
+  return __atomic_load_n(&g_heap.stats.mapped, __ATOMIC_RELAXED);
+}
 
 Stats GetStats() {
   LockGuard lock(g_heap.mu);

@@ -84,7 +84,8 @@ inline double FastLog(double x) {
       1.0 +
       t2 * (1.0 / 3 +
             t2 * (1.0 / 5 +
-                  t2 * (1.0 / 7 + t2 * (1.0 / 9 + t2 * (1.0 / 11 + t2 * (1.0 / 13 + t2 * (1.0 / 15)))))));
+                  t2 * (1.0 / 7 +
+                        t2 * (1.0 / 9 + t2 * (1.0 / 11 + t2 * (1.0 / 13 + t2 * (1.0 / 15)))))));
   return e * 0.6931471805599453 + 2.0 * t * series;
 }
 
@@ -208,9 +209,9 @@ class SamplingRate {
  private:
   uint64_t rate_ = 1;
   double log_not_p_ = -INFINITY;
-  double inv_log_not_p_ = 0.0;  // 1 / log_not_p_
-  double log_p_ = 0.0;          // ln p
-  double odds_ = 0.0;           // p / (1 - p)
+  double inv_log_not_p_ = 0.0;             // 1 / log_not_p_
+  double log_p_ = 0.0;                     // ln p
+  double odds_ = 0.0;                      // p / (1 - p)
   uint64_t binomial_min_ = kBinomialMean;  // kBinomialMean * rate_, saturated
 
   // CountPoints from the block's second point on, at pos < end.
