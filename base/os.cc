@@ -18,6 +18,8 @@
 
 #include <atomic>
 
+#include "base/vdso.h"
+
 // glibc's: what pthread_atfork (libc_nonshared.a) calls, with the calling
 // object's handle (crtbegin's, hidden).
 extern "C" int __register_atfork(void (*prepare)(), void (*parent)(), void (*child)(),
@@ -148,22 +150,33 @@ bool FenceAllThreads() {
   return syscall(SYS_membarrier, 8, 0, 0) == 0;
 }
 
+namespace {
+// The vDSO's clock when there is one (base/vdso.h), else libc's.
+ASSAY_INLINE void ReadClock(clockid_t id, struct timespec* ts) {
+  if (const vdso::ClockGettimeFn f = vdso::ClockGettime(); ASSAY_LIKELY(f != nullptr)) {
+    f(id, ts);
+  } else {
+    clock_gettime(id, ts);
+  }
+}
+}  // namespace
+
 ASSAY_FIRST_USE uint64_t NowMs() {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  ReadClock(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 ASSAY_FIRST_USE uint64_t NowNs() {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ReadClock(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 int64_t WallNs() {
   ErrnoKeeper keep;
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  ReadClock(CLOCK_REALTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
