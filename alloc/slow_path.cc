@@ -19,8 +19,8 @@ namespace assay::internal {
 // whose size is a multiple of align has aligned blocks, as spans start on a
 // slice boundary; the power-of-two classes end the search.
 size_t ClassFor(size_t n, size_t align) {
-  // Every class but 8 B is 16-aligned, and a request of align <= 16 bytes
-  // or more never gets 8 B unless align <= 8: n's own class will do.
+  // Every class but 8 B is 16-aligned, and only requests of at most 8 bytes
+  // get 8 B: for n >= align (align <= 16), n's own class is aligned enough.
   if (align <= kMinAlign && n >= align) return ClassOfSize(n);
   size_t cls = ClassOfSize(n < align ? align : n);
   while (kClasses[cls].size % align != 0) ++cls;

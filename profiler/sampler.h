@@ -152,6 +152,7 @@ class SamplingRate {
     }
     return CountFurtherPoints(left, next, end, rng);
   }
+
   // Binomial(m, p), by inversion searched outward from the mode: the mode's
   // probability from log-gamma, then the probabilities on either side by
   // their ratios, alternately, until they pass a uniform draw. Exact but for
