@@ -2,7 +2,9 @@
 // a steady live set churned by worker threads, producer/consumer queues
 // (cross-thread frees), realloc growth, thread churn and fork+exec, with
 // every block's contents checked before it is freed.
-// Usage: soak_workload --seconds S [--workers N] [--exec PATH]
+// Usage: soak_workload --seconds S [--workers N] [--exec PATH] [--grow-kib-per-s K]
+// (--grow-kib-per-s: also hold K KiB more every second, written and never
+// freed until the end: the growth the soak's flatness check must catch.)
 // Prints one line of operation counts on stdout; exits 1 on a failed check.
 #include <math.h>
 #include <pthread.h>
@@ -267,12 +269,27 @@ void Forker(const char* path) {
   }
 }
 
+// Growth on purpose (--grow-kib-per-s): every 100 ms a tenth of the rate
+// in 4 KiB blocks, every byte written so that it is resident, held to the end.
+void Grower(size_t kib_per_s, std::vector<void*>* held) {
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    for (size_t kib = 0; kib < kib_per_s / 10; kib += 4) {
+      void* p = malloc(4096);
+      if (p == nullptr) assay_test::Fail(kProgram, "grower: malloc(4096) failed");
+      memset(p, 0x5a, 4096);
+      held->push_back(p);
+    }
+    usleep(100 * 1000);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   double seconds = 10;
   int workers = 3;
   const char* exec_path = "/bin/true";
+  size_t grow_kib_per_s = 0;
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
       seconds = atof(argv[++i]);
@@ -280,8 +297,11 @@ int main(int argc, char** argv) {
       workers = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--exec") == 0 && i + 1 < argc) {
       exec_path = argv[++i];
+    } else if (strcmp(argv[i], "--grow-kib-per-s") == 0 && i + 1 < argc) {
+      grow_kib_per_s = strtoul(argv[++i], nullptr, 10);
     } else {
-      fprintf(stderr, "usage: %s [--seconds S] [--workers N] [--exec PATH]\n", kProgram);
+      fprintf(stderr, "usage: %s [--seconds S] [--workers N] [--exec PATH] [--grow-kib-per-s K]\n",
+              kProgram);
       return 2;
     }
   }
@@ -301,6 +321,8 @@ int main(int argc, char** argv) {
   std::thread consumer(Consumer, &queue);
   threads.emplace_back(Churner, NextRandom(&rng));
   threads.emplace_back(Forker, exec_path);
+  std::vector<void*> grown;
+  if (grow_kib_per_s != 0) threads.emplace_back(Grower, grow_kib_per_s, &grown);
 
   timespec ts;
   ts.tv_sec = static_cast<time_t>(seconds);
@@ -315,6 +337,7 @@ int main(int argc, char** argv) {
   for (auto& s : g_small) FreeBlock(s.exchange(nullptr), "small");
   for (auto& s : g_medium) FreeBlock(s.exchange(nullptr), "medium");
   for (auto& s : g_large) FreeBlock(s.exchange(nullptr), "large");
+  for (void* p : grown) free(p);
 
   printf(
       "soak_workload: seconds=%.1f mallocs=%llu frees=%llu reallocs=%llu queue_items=%llu "
