@@ -50,7 +50,8 @@ ASSAY_INLINE bool CountdownConsume(SampleCountdown* c, size_t n) {
 }
 
 // The registry: calls fn(countdown, arg) for every live thread's countdown,
-// with the thread registry locked (defined by alloc/thread_cache.cc).
+// with the thread registry locked (defined by alloc/thread_cache.cc). Both
+// are ASSAY_FIRST_USE: a profiling session's start (MALLOC_PROF) calls them.
 void ForEachCountdown(void (*fn)(SampleCountdown* c, void* arg), void* arg);
 // The calling thread's countdown, or nullptr while it has no thread cache.
 SampleCountdown* OwnCountdown();

@@ -31,15 +31,15 @@ namespace {
 ASSAY_TLS ThreadCache* tls_own = nullptr;
 }  // namespace
 
-SampleCountdown* OwnCountdown() { return tls_own != nullptr ? &tls_own->countdown : nullptr; }
+ASSAY_FIRST_USE SampleCountdown* OwnCountdown() { return tls_own ? &tls_own->countdown : nullptr; }
 
-void ForEachCountdown(void (*fn)(SampleCountdown* c, void* arg), void* arg) {
+ASSAY_FIRST_USE void ForEachCountdown(void (*fn)(SampleCountdown* c, void* arg), void* arg) {
   struct Call {
     void (*fn)(SampleCountdown*, void*);
     void* arg;
   } call{fn, arg};
   thread_cache::ForEachLive(
-      [](ThreadCache* tc, void* a) {
+      [](ThreadCache* tc, void* a) ASSAY_FIRST_USE {
         auto* c = static_cast<Call*>(a);
         c->fn(&tc->countdown, c->arg);
       },
@@ -333,7 +333,7 @@ size_t CachedBytes(size_t* threads) {
   return bytes;
 }
 
-void ForEachLive(void (*fn)(ThreadCache* tc, void* arg), void* arg) {
+ASSAY_FIRST_USE void ForEachLive(void (*fn)(ThreadCache* tc, void* arg), void* arg) {
   LockGuard lock(g_registry.mu);
   for (ThreadCache* tc = g_registry.live; tc != nullptr; tc = tc->next) fn(tc, arg);
 }

@@ -163,7 +163,8 @@ void EnsureThread() {
   __atomic_store_n(&g_thread_starting, 0, __ATOMIC_RELEASE);
 }
 
-void ExitDumps() {
+// First use: every process with MALLOC_PROF runs it at exit.
+ASSAY_FIRST_USE void ExitDumps() {
   if (!g_cfg.enabled) return;
   Wake(kExit);  // the dump thread serves what it was woken for, then stops
   // Wait for it (10 s at most: a first dump reading DWARF can take seconds on
