@@ -47,9 +47,9 @@ void Round(bool dense) {
 
 // Rounds 30 ms apart: longer than decay_ms (10) plus a purger interval, so
 // at the floor every emptied slice is purged before the next round needs it.
-void Churn(bool dense, int rounds) {
+void SparseChurn(int rounds) {
   for (int i = 0; i < rounds; ++i) {
-    Round(dense);
+    Round(/*dense=*/false);
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
   }
 }
@@ -78,7 +78,7 @@ TEST(PurgePace, SparseKeepsTheFloorDenseWaitsLongerWithinTheCeiling) {
   ASSERT_EQ(floor_ms, 10) << "the test assumes the default decay";
 
   // Sparse memory: purged after decay_ms and reused, yet never counted.
-  Churn(/*dense=*/false, 12);
+  SparseChurn(12);
   EXPECT_LE(purge_pace::Current(), static_cast<uint64_t>(floor_ms));
 
   // Dense memory purged at the floor and faulted in again at once: the
