@@ -419,7 +419,8 @@ nint=$(count_files "$WORK/interval" '^p\.[0-9]+\.[0-9]+\.heap\.pb\.gz$')
 # program's own few MiB, as the sampling clock estimates them (64 KiB a point:
 # a standard deviation of 2.5% at 100 MiB), 12-14 when the dump thread keeps
 # up; requests made while it writes a dump coalesce, so fewer on a loaded
-# machine, never fewer than 3 at this pace (prof_modes.cc: Churn).
+# machine, never fewer than 3 at this pace with the writer loaded before the
+# churn (prof_modes.cc: Churn).
 check "interval=8m over 100 MB: several heap files ($nint, want 3..16), status $RC" \
   test "$RC" -eq 0 -a "$nint" -ge 3 -a "$nint" -le 16
 
