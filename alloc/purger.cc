@@ -16,14 +16,8 @@
 namespace assay::internal::purger {
 namespace {
 
-enum : uint32_t { kNotStarted = 0, kStarting, kRunning, kFailed };
-// State::sleeping: how the thread waits; OnFreed wakes it unless kAwake.
-enum : uint32_t { kAwake = 0, kIndefinitely, kUntilDrain };
-
 struct State {
-  uint32_t thread_state = kNotStarted;
-  uint32_t sleeping = kAwake;  // kIndefinitely, kUntilDrain: how the thread waits
-  uint32_t wake_word = 0;      // futex word the thread sleeps on
+  uint32_t wake_word = 0;  // futex word the thread sleeps on
   uint64_t last_inline_ms = 0;
   uint64_t last_drain_ms = 0;  // the purger thread's last central::Drain
 };
@@ -83,7 +77,7 @@ void* ThreadMain(void*) {
   uint32_t word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
   for (;;) {
     os::FutexWait(&g.wake_word, word, timeout);
-    __atomic_store_n(&g.sleeping, kAwake, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_words.sleeping, kAwake, __ATOMIC_SEQ_CST);
     word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
     timeout = static_cast<int64_t>(Interval(decay));
     bool drained;
@@ -96,7 +90,7 @@ void* ThreadMain(void*) {
       // next visit, not 10 ms (blocks keep coming back while the program
       // runs), unless a free leaves dirty slices (OnFreed wakes us).
       idle_passes = 0;
-      __atomic_store_n(&g.sleeping, kUntilDrain, __ATOMIC_SEQ_CST);
+      __atomic_store_n(&g_words.sleeping, kUntilDrain, __ATOMIC_SEQ_CST);
       __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
       word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
       if (!HasDirtyWork()) {
@@ -108,7 +102,7 @@ void* ThreadMain(void*) {
     // is idle when untouched between two drains), then sleep until OnFreed
     // wakes us.
     if (!drained || ++idle_passes < 4) continue;
-    __atomic_store_n(&g.sleeping, kIndefinitely, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_words.sleeping, kIndefinitely, __ATOMIC_SEQ_CST);
     __atomic_store_n(&g_asleep, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with the fence in OnFreed
     // OnCached fences nothing (it runs on every slice-run free): a barrier
@@ -120,7 +114,7 @@ void* ThreadMain(void*) {
     central::PurgeIdleSpans(/*idle_only=*/true, &pending);
     if (!pending && !HasWork()) os::FutexWait(&g.wake_word, word, fenced ? -1 : 1000);
     __atomic_store_n(&g_asleep, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&g.sleeping, kAwake, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_words.sleeping, kAwake, __ATOMIC_SEQ_CST);
     word = __atomic_load_n(&g.wake_word, __ATOMIC_ACQUIRE);
     idle_passes = 0;
   }
@@ -129,7 +123,7 @@ void* ThreadMain(void*) {
 
 void StartThread() {
   uint32_t expected = kNotStarted;
-  if (!__atomic_compare_exchange_n(&g.thread_state, &expected, kStarting, false, __ATOMIC_ACQ_REL,
+  if (!__atomic_compare_exchange_n(&g_words.thread, &expected, kStarting, false, __ATOMIC_ACQ_REL,
                                    __ATOMIC_RELAXED)) {
     return;
   }
@@ -143,11 +137,12 @@ void StartThread() {
   const bool ok = pthread_create(&thread, &attr, ThreadMain, nullptr) == 0;
   pthread_attr_destroy(&attr);
   if (ok) pthread_setname_np(thread, "assay-purge");
-  __atomic_store_n(&g.thread_state, ok ? kRunning : kFailed, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_words.thread, ok ? kRunning : kFailed, __ATOMIC_RELEASE);
 }
 
 }  // namespace
 
+constinit ThreadWords g_words;
 constinit uint32_t g_asleep = 1;  // no thread yet: the first free starts it
 
 ASSAY_FIRST_USE void OnFreed() {
@@ -158,7 +153,7 @@ ASSAY_FIRST_USE void OnFreed() {
     page_heap::Purge(os::NowMs(), 0, /*wait=*/false);
     return;
   }
-  const uint32_t state = __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE);
+  const uint32_t state = __atomic_load_n(&g_words.thread, __ATOMIC_ACQUIRE);
   if (o.background_thread != 0 && state != kFailed) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the dirty bytes are visible before we look
     if (state == kNotStarted) {
@@ -167,7 +162,7 @@ ASSAY_FIRST_USE void OnFreed() {
       // most 4 MiB, and a thread costs a small program ~0.3 MiB of peak
       // RSS (its stack, glibc's thread start-up) when it exits.
       if (HasDirtyWork() || page_heap::MappedBytes() > kSegmentSize) StartThread();
-    } else if (state == kRunning && __atomic_load_n(&g.sleeping, __ATOMIC_SEQ_CST) != 0) {
+    } else if (state == kRunning && __atomic_load_n(&g_words.sleeping, __ATOMIC_SEQ_CST) != 0) {
       __atomic_fetch_add(&g.wake_word, 1, __ATOMIC_RELEASE);
       os::FutexWake(&g.wake_word, 1);
     }
@@ -184,22 +179,12 @@ ASSAY_FIRST_USE void OnFreed() {
   huge::Release(now, static_cast<uint64_t>(o.decay_ms));
 }
 
-ASSAY_FIRST_USE void OnCached() {
-  // The common case, the thread awake: two loads, no fence (see ThreadMain).
-  if (ASSAY_LIKELY(__atomic_load_n(&g.thread_state, __ATOMIC_RELAXED) == kRunning &&
-                   __atomic_load_n(&g.sleeping, __ATOMIC_RELAXED) == 0 &&
-                   GetOptions().background_thread != 0)) {
-    return;
-  }
-  OnFreed();
-}
-
-bool ThreadRunning() { return __atomic_load_n(&g.thread_state, __ATOMIC_ACQUIRE) == kRunning; }
+bool ThreadRunning() { return __atomic_load_n(&g_words.thread, __ATOMIC_ACQUIRE) == kRunning; }
 
 void AfterForkChild() {
   g_asleep = 1;
-  g.thread_state = kNotStarted;
-  g.sleeping = 0;
+  g_words.thread = kNotStarted;
+  g_words.sleeping = 0;
 }
 
 }  // namespace assay::internal::purger

@@ -4,9 +4,9 @@
 #include "base/option_table.h"
 
 namespace assay::internal {
-namespace {
-
 constinit Options g_options;
+
+namespace {
 
 #define F(member) ASSAY_OPTION_FIELD(Options, member)
 constexpr OptionSpec kSpecs[] = {
@@ -37,8 +37,6 @@ constexpr OptionGrammar kGrammar = {
 };
 
 }  // namespace
-
-ASSAY_FIRST_USE const Options& GetOptions() { return g_options; }
 
 ASSAY_STARTUP void InitOptions(const char* text) { ParseOptions(text, &g_options); }
 

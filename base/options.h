@@ -18,8 +18,11 @@ struct Options {
   int64_t double_free = 1;  // report a block freed while it heads its thread's free list
 };
 
-// The options in force. Valid after InitOptions(); defaults before.
-const Options& GetOptions();
+// The options in force. Valid after InitOptions(); defaults before. Read
+// inline: slow paths read them on every call (free's overflow path, the
+// purger's test).
+extern Options g_options;
+ASSAY_INLINE const Options& GetOptions() { return g_options; }
 
 // Parses `text` (the value of ASSAY_OPTIONS; may be null) into the options in
 // force. Called once from the allocator's initialisation.
