@@ -36,13 +36,22 @@ Cfa ReadCfa(const uint8_t* p, const uint8_t* end, const Fde& f) {
   return result;
 }
 
-// Reads one FDE (its CIE's initial instructions, then its own).
-Cfa ReadFde(const uint8_t* fde) {
+// The CIE last read and what its initial instructions do with the CFA.
+struct CieSeen {
+  Cie cie;
+  Cfa initial = kCfaUnknown;
+};
+
+// Reads one FDE (its CIE's initial instructions, then its own); the CIE and
+// its instructions' answer are reused from *seen while FDEs share it.
+Cfa ReadFde(const uint8_t* fde, CieSeen* seen) {
   Fde f;
-  if (!ParseFde(fde, &f)) return kCfaUnknown;
+  const uint8_t* const was = seen->cie.at;
+  if (!ParseFde(fde, &f, &seen->cie)) return kCfaUnknown;
   // The CIE's initial instructions set the CFA for every FDE of it (to
   // %rsp + 8 on x86-64: not a move).
-  const Cfa initial = ReadCfa(f.cie_insns, f.cie_end, f);
+  if (seen->cie.at != was) seen->initial = ReadCfa(f.cie_insns, f.cie_end, f);
+  const Cfa initial = seen->initial;
   if (initial == kCfaOnRbp || initial == kCfaExpression || initial == kCfaUnknown) return initial;
   return ReadCfa(f.insns, f.end, f);
 }
@@ -53,7 +62,8 @@ Cfa CfaAt(const uint8_t* hdr, uintptr_t pc) {
   SearchTable t;
   if (!OpenTable(hdr, &t)) return kCfaUnknown;
   const uint8_t* fde = FdeBefore(t, pc);
-  return fde == nullptr ? kCfaUnknown : ReadFde(fde);
+  CieSeen seen;
+  return fde == nullptr ? kCfaUnknown : ReadFde(fde, &seen);
 }
 
 bool Scan(const uint8_t* hdr, size_t permille, size_t* fdes, size_t* fp_fdes) {
@@ -62,8 +72,9 @@ bool Scan(const uint8_t* hdr, size_t permille, size_t* fdes, size_t* fp_fdes) {
   if (!OpenTable(hdr, &t)) return false;
   const size_t step = t.count > kMaxScanned ? t.count / kMaxScanned : 1;
   const size_t rows = (t.count + step - 1) / step;
+  CieSeen seen;
   for (size_t i = 0, left = rows; i < t.count; i += step) {
-    const Cfa cfa = ReadFde(FdeOfRow(t, i));
+    const Cfa cfa = ReadFde(FdeOfRow(t, i), &seen);
     --left;
     // Frameless leaves and the PLT's stubs do not count.
     if (cfa == kCfaUnknown || cfa == kCfaUntouched || cfa == kCfaExpression) continue;

@@ -14,17 +14,9 @@ int64_t ReadEncoded(const uint8_t*& p, uint8_t enc, int size) {
   return static_cast<int64_t>(v << (64 - bits)) >> (64 - bits);
 }
 
-}  // namespace
-
-bool ParseFde(const uint8_t* fde, Fde* out) {
-  const uint8_t* p = fde;
-  const uint32_t len = static_cast<uint32_t>(ReadU(p, 4));
-  if (len == 0 || len == 0xffffffffu) return false;
-  const uint8_t* end = p + len;
-  const uint8_t* id_at = p;
-  const uint32_t cie_off = static_cast<uint32_t>(ReadU(p, 4));
-  if (cie_off == 0) return false;  // a CIE, not an FDE
-  const uint8_t* c = id_at - cie_off;
+// Parses the CIE record at c into *out.
+bool ParseCie(const uint8_t* c, Cie* out) {
+  const uint8_t* const at = c;
   const uint32_t clen = static_cast<uint32_t>(ReadU(c, 4));
   if (clen == 0 || clen == 0xffffffffu) return false;
   const uint8_t* cend = c + clen;
@@ -35,13 +27,14 @@ bool ParseFde(const uint8_t* fde, Fde* out) {
   out->code_align = Uleb(c, cend);
   out->data_align = Sleb(c, cend);
   out->ra_reg = version == 1 ? *c++ : Uleb(c, cend);
-  uint8_t fde_enc = 0;  // absptr
-  if (aug[0] == 'z') {
+  out->fde_enc = 0;  // absptr
+  out->z = aug[0] == 'z';
+  if (out->z) {
     const uint64_t alen = Uleb(c, cend);
     const uint8_t* a = c;
     for (const char* q = aug + 1; *q != '\0'; ++q) {
       if (*q == 'R') {
-        fde_enc = *a++;
+        out->fde_enc = *a++;
       } else if (*q == 'L') {
         a++;
       } else if (*q == 'P') {
@@ -57,10 +50,36 @@ bool ParseFde(const uint8_t* fde, Fde* out) {
   } else if (aug[0] != '\0') {
     return false;
   }
-  const int sz = EncodedSize(fde_enc);
-  if (sz == 0 || c > cend) return false;
-  out->cie_insns = c;
-  out->cie_end = cend;
+  out->addr_size = EncodedSize(out->fde_enc);
+  if (out->addr_size == 0 || c > cend) return false;
+  out->insns = c;
+  out->end = cend;
+  out->at = at;
+  return true;
+}
+
+}  // namespace
+
+bool ParseFde(const uint8_t* fde, Fde* out, Cie* cie) {
+  const uint8_t* p = fde;
+  const uint32_t len = static_cast<uint32_t>(ReadU(p, 4));
+  if (len == 0 || len == 0xffffffffu) return false;
+  const uint8_t* end = p + len;
+  const uint8_t* id_at = p;
+  const uint32_t cie_off = static_cast<uint32_t>(ReadU(p, 4));
+  if (cie_off == 0) return false;  // a CIE, not an FDE
+  const uint8_t* c = id_at - cie_off;
+  if (cie->at != c) {
+    cie->at = nullptr;  // until parsed whole
+    if (!ParseCie(c, cie)) return false;
+  }
+  out->code_align = cie->code_align;
+  out->data_align = cie->data_align;
+  out->ra_reg = cie->ra_reg;
+  out->cie_insns = cie->insns;
+  out->cie_end = cie->end;
+  const uint8_t fde_enc = cie->fde_enc;
+  const int sz = cie->addr_size;
   out->addr_size = sz;
   const uint8_t application = fde_enc & 0x70;
   const uintptr_t start_at = reinterpret_cast<uintptr_t>(p);
@@ -74,7 +93,7 @@ bool ParseFde(const uint8_t* fde, Fde* out) {
     out->start = start_at + static_cast<uintptr_t>(start);
     out->range = static_cast<uintptr_t>(range);
   }
-  if (aug[0] == 'z') {
+  if (cie->z) {
     const uint64_t alen = Uleb(p, end);
     p += alen;
   }

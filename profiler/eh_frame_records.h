@@ -78,9 +78,30 @@ struct Fde {
   int addr_size;    // bytes of an encoded address (DW_CFA_set_loc)
 };
 
+// What a CIE says about its FDEs: kept by a reader of many FDEs (the
+// classifier reads up to 64 of an object, nearly all of one or two CIEs),
+// so that each CIE is parsed once (its augmentation string and LEB128s were
+// half of an FDE's reading).
+struct Cie {
+  const uint8_t* at = nullptr;  // the CIE record these fields are of
+  const uint8_t* insns;         // its initial instructions [insns, end)
+  const uint8_t* end;
+  uint64_t code_align;
+  int64_t data_align;
+  uint64_t ra_reg;
+  uint8_t fde_enc;  // the FDE pointer encoding ('R'), absptr without
+  int addr_size;    // bytes of an address in that encoding
+  bool z;           // augmentation data follow in each FDE
+};
+
 // Parses the FDE at fde and its CIE; false for a CIE, a terminator, 64-bit
-// lengths or augmentations this reader does not know.
-bool ParseFde(const uint8_t* fde, Fde* out);
+// lengths or augmentations this reader does not know. With cie: the CIE is
+// taken from *cie when cie->at is the FDE's, else parsed into it.
+bool ParseFde(const uint8_t* fde, Fde* out, Cie* cie);
+inline bool ParseFde(const uint8_t* fde, Fde* out) {
+  Cie cie;
+  return ParseFde(fde, out, &cie);
+}
 
 // One CFA instruction, decoded: the primary opcodes (advance_loc, offset,
 // restore) folded into their extended forms, factored offsets scaled by the
