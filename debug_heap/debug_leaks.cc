@@ -24,9 +24,6 @@
 
 #include <algorithm>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include "base/os.h"
 #include "debug_heap/debug.h"
 #include "debug_heap/leak_report.h"
@@ -34,6 +31,7 @@
 #include "debug_heap/leak_scan.h"
 #include "debug_heap/stop_world.h"
 #include "profiler/stack_table.h"
+#include "profiler/unwinder.h"
 
 namespace assay::internal::debug {
 namespace {
@@ -270,21 +268,25 @@ namespace {
 // the stack (the scan then starts at CheckLeaks' frame).
 bool ExitCaller(uintptr_t* sp, uintptr_t* regs) {
 #if defined(__x86_64__)
+  // An exit handler: the loader is not the caller (it is loaded already
+  // when the debug heap was on before main).
+  if (!profiler::unwinder::Load()) return false;
+  const profiler::unwinder::Functions& u = *profiler::unwinder::Get();
   unw_context_t context;
   unw_cursor_t cursor;
-  if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return false;
+  if (u.getcontext(&context) != 0 || u.init_local(&cursor, &context) != 0) return false;
   const auto exit_fn = reinterpret_cast<unw_word_t>(&exit);
-  for (int depth = 0; depth < 32 && unw_step(&cursor) > 0; ++depth) {
+  for (int depth = 0; depth < 32 && u.step(&cursor) > 0; ++depth) {
     unw_proc_info_t info;
-    if (unw_get_proc_info(&cursor, &info) != 0 || info.start_ip != exit_fn) continue;
-    if (unw_step(&cursor) <= 0) return false;
+    if (u.get_proc_info(&cursor, &info) != 0 || info.start_ip != exit_fn) continue;
+    if (u.step(&cursor) <= 0) return false;
     unw_word_t v = 0;
-    if (unw_get_reg(&cursor, UNW_REG_SP, &v) != 0) return false;
+    if (u.get_reg(&cursor, UNW_REG_SP, &v) != 0) return false;
     *sp = v;
     const int saved[] = {UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
                          UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15};
     size_t n = 0;
-    for (const int r : saved) regs[n++] = unw_get_reg(&cursor, r, &v) == 0 ? v : 0;
+    for (const int r : saved) regs[n++] = u.get_reg(&cursor, r, &v) == 0 ? v : 0;
     while (n < kSavedRegs) regs[n++] = 0;
     return true;
   }

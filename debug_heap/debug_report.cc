@@ -13,11 +13,13 @@
 #include <string.h>
 #include <sys/auxv.h>
 
+#include "alloc/heap.h"
 #include "base/os.h"
 #include "debug_heap/debug.h"
 #include "profiler/dumper.h"
 #include "profiler/stack_capture.h"
 #include "profiler/stack_table.h"
+#include "profiler/unwinder.h"
 
 // Defined when the static library's pprof objects are linked in
 // (pprof/describe.h).
@@ -223,10 +225,14 @@ void OnFault(int sig, siginfo_t* info, void* context) {
 
 }  // namespace
 
-// With a fault handler installed, the describer is loaded before main (not
-// from inside malloc, where the dynamic loader may be the caller), so that
-// fault reports name their frames too. Nothing depends on it having run.
-__attribute__((constructor)) void PreloadDescriberForFaults() {
+// Before main, not from inside malloc (where the dynamic loader may be the
+// caller): with the debug heap on, libunwind, which takes its stacks (until
+// then they follow frame pointers), and with a fault handler installed the
+// describer, so that fault reports name their frames too. Nothing depends
+// on it having run.
+__attribute__((constructor)) void PreloadForReports() {
+  heap::EnsureInit();  // reads ASSAY_DEBUG (no allocation may have yet)
+  if (g_on || g_guard) profiler::unwinder::Load();
   if (g_guard || GetConfig().freecheck) Describer();
 }
 

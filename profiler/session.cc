@@ -8,6 +8,7 @@
 #include "profiler/fp_mappings.h"
 #include "profiler/profiler_state.h"
 #include "profiler/stack_table.h"
+#include "profiler/unwinder.h"
 
 namespace assay::profiler {
 
@@ -217,6 +218,10 @@ void UnlockAfterFork(bool child) {
 // Starts a session; replaces a running MALLOC_PROF session, but not a
 // tracker session. Returns false if a tracker session runs.
 ASSAY_STARTUP bool StartSession(const SessionOptions& o, Tracker tracker, bool env) {
+  // Here, not at the first sample (inside malloc, where the dynamic loader
+  // may be the caller): MALLOC_PROF's session starts in a constructor, a
+  // tracker's from the program.
+  unwinder::Load();
   Session* s = new (std::nothrow) Session{};
   if (s == nullptr) return false;
   s->tracker = std::move(tracker);

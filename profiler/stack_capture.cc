@@ -1,16 +1,13 @@
 // Stack capture (stack_capture.h).
 #include "profiler/stack_capture.h"
 
-// Local unwinding only: the unw_* names bind to libunwind.so's _UL* symbols.
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include <cstring>
 
 #include "base/base.h"
 #include "base/entry_points.h"
 #include "profiler/fp_mappings.h"
 #include "profiler/fp_walk.h"
+#include "profiler/unwinder.h"
 
 namespace assay::profiler {
 namespace {
@@ -42,33 +39,39 @@ ASSAY_TLS uint32_t tls_unwound_stacks;
 // address that leads into frame i sits at sps[i] - 8. Inlined: every frame
 // between the capture and the program costs libunwind a step (about 840
 // instructions while its caches are cold).
-__attribute__((always_inline)) inline size_t StepFrom(unw_context_t* context, uintptr_t* out,
+// Callers hold u, libunwind's functions (unwinder::Get).
+__attribute__((always_inline)) inline size_t StepFrom(const unwinder::Functions& u,
+                                                      unw_context_t* context, uintptr_t* out,
                                                       size_t max, uintptr_t* sps) {
   unw_cursor_t cursor;
-  if (unw_init_local(&cursor, context) != 0) return 0;
+  if (u.init_local(&cursor, context) != 0) return 0;
   size_t n = 0;
-  while (n < max && unw_step(&cursor) > 0) {
+  while (n < max && u.step(&cursor) > 0) {
     unw_word_t ip, sp = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
-    if (sps != nullptr && unw_get_reg(&cursor, UNW_REG_SP, &sp) != 0) sp = 0;
+    if (u.get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+    if (sps != nullptr && u.get_reg(&cursor, UNW_REG_SP, &sp) != 0) sp = 0;
     if (sps != nullptr) sps[n] = sp;
     out[n++] = ip;
   }
   return n;
 }
 
-__attribute__((always_inline)) inline size_t StepLoop(uintptr_t* out, size_t max) {
+__attribute__((always_inline)) inline size_t StepLoop(const unwinder::Functions& u, uintptr_t* out,
+                                                      size_t max) {
   unw_context_t context;
-  if (unw_getcontext(&context) != 0) return 0;
-  return StepFrom(&context, out, max, nullptr);
+  if (u.getcontext(&context) != 0) return 0;
+  return StepFrom(u, &context, out, max, nullptr);
 }
 
+// The whole stack with libunwind, own frames included. Callers checked that
+// libunwind is loaded (CaptureStack).
 __attribute__((always_inline)) inline size_t Unwind(uintptr_t* out, size_t max) {
+  const unwinder::Functions& u = *unwinder::Get();
   if (tls_unwound_stacks < kSteppedStacks) {
     ++tls_unwound_stacks;
-    return StepLoop(out, max);
+    return StepLoop(u, out, max);
   }
-  const int got = unw_backtrace(reinterpret_cast<void**>(out), static_cast<int>(max));
+  const int got = u.backtrace(reinterpret_cast<void**>(out), static_cast<int>(max));
   return got > 0 ? static_cast<size_t>(got) : 0;
 }
 
@@ -92,7 +95,7 @@ __attribute__((noinline)) size_t LearnRoot(unw_context_t* context, uintptr_t* bu
                                            uintptr_t record, uintptr_t root_pc, uintptr_t lo,
                                            uintptr_t hi, uint64_t seq) {
   uintptr_t sps[kMaxStackDepth + kOwnFrames];
-  const size_t n = StepFrom(context, buf, max, sps);
+  const size_t n = StepFrom(*unwinder::Get(), context, buf, max, sps);
   size_t k = 0;
   while (k < n && !(buf[k] == root_pc && sps[k] - sizeof(uintptr_t) == record + sizeof(uintptr_t)))
     ++k;
@@ -166,7 +169,7 @@ __attribute__((noinline)) bool Verify(const uintptr_t* out, size_t n, size_t max
     ++tls_table_checks;
     return true;
   }
-  *m = StepLoop(buf, want);
+  *m = StepLoop(*unwinder::Get(), buf, want);
   const size_t b = ProgramStart(buf, *m), got = *m - b;
   // Either stack may be cut by its bound where the other was not: compare
   // what both hold.
@@ -253,7 +256,7 @@ __attribute__((always_inline)) inline size_t Hybrid(uintptr_t* out, size_t max, 
   // libunwind starts where Unwind would and steps no extra frame for
   // LearnRoot's (about 840 instructions with its caches cold).
   unw_context_t context;
-  if (unw_getcontext(&context) != 0) return 0;
+  if (unwinder::Get()->getcontext(&context) != 0) return 0;
   return LearnRoot(&context, buf, want, out, r.n, r.record, r.root_pc, lo, hi, r.seq);
 }
 
@@ -287,6 +290,13 @@ size_t CaptureStack(uintptr_t* out, size_t max, StackMethod method, uintptr_t st
                     uintptr_t stack_hi) {
   if (max > kMaxStackDepth) max = kMaxStackDepth;
   tls_memo_source.first = 0;
+  if (ASSAY_UNLIKELY(unwinder::Get() == nullptr)) {
+    // libunwind not loaded (a stack taken before the constructors ran, or
+    // none installed): the frame-pointer chain, exact where frames keep it.
+    if (stack_hi <= stack_lo) return 0;
+    const fp_walk::Result r = fp_walk::FramePointers(out, max, stack_lo, stack_hi);
+    return r.walk == Walk::kOk ? r.n : 0;
+  }
   uintptr_t buf[kMaxStackDepth + kOwnFrames];
   const size_t want = max + kOwnFrames;
   size_t n;

@@ -24,6 +24,7 @@
 #include "profiler/fp_mappings.h"
 #include "profiler/stack_capture.h"
 #include "profiler/stack_memo.h"
+#include "profiler/unwinder.h"
 
 namespace {
 
@@ -417,7 +418,18 @@ void WrongFrameCaughtByCheck() {
 int main() {
   ThisProgramKeepsFramePointers();
   SmallObjectKeepsFramePointers();
+  // libassay loads libunwind itself, only to take stacks (profiler/unwinder.h):
+  // not before a session starts (this program links libunwind, but that does
+  // not count), and by the time the session's first sample is taken.
+  if (assay::profiler::unwinder::Get() != nullptr) {
+    fprintf(stderr, "libunwind loaded before any session started\n");
+    ++g_failures;
+  }
   StartSession();
+  if (assay::profiler::unwinder::Get() == nullptr) {
+    fprintf(stderr, "libunwind not loaded by the session's start\n");
+    ++g_failures;
+  }
   const uint64_t before = assay::profiler::ThreadHybridWalks();
   MainThreadAtManyDepths();
   const uint64_t main_walks = assay::profiler::ThreadHybridWalks() - before;

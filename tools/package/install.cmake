@@ -115,6 +115,9 @@ or LD_PRELOAD it) and carries a sampling heap profiler that writes pprof
 profiles (MALLOC_PROF), a debug heap (ASSAY_DEBUG) and object caches.
 Profiles are written by the plugin libassay_pprof.so, loaded on first use.")
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)  # a shlibs file for libassay0
+# libunwind is loaded at run time (profiler/unwinder.h): not a NEEDED
+# library, so dpkg-shlibdeps cannot see it.
+set(CPACK_DEBIAN_LIB_PACKAGE_DEPENDS "libunwind8")
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libassay-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_DESCRIPTION "assay: malloc replacement with a sampling heap profiler (development)
@@ -123,7 +126,7 @@ library libassay.a, pkg-config files (assay, assay-static) and the CMake
 package (find_package(assay): assay::assay, assay::assay_static).")
 # The static library's link dependencies are the -dev packages' business.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "libassay${PROJECT_VERSION_MAJOR} (= ${ASSAY_DEB_VERSION}), libunwind-dev, libprotobuf-dev, zlib1g-dev, libdw-dev")
+  "libassay${PROJECT_VERSION_MAJOR} (= ${ASSAY_DEB_VERSION}), libprotobuf-dev, zlib1g-dev, libdw-dev")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME assay)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION "assay: malloc replacement with a sampling heap profiler (tools)
