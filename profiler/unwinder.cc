@@ -47,6 +47,7 @@ ASSAY_STARTUP bool Load() {
     internal::os::WriteStderr("assay: cannot load libunwind (");
     internal::os::WriteStderr(why != nullptr ? why : "unknown error");
     internal::os::WriteStderr("): stacks follow frame pointers only\n");
+    if (h != nullptr) dlclose(h);  // an unusable libunwind stays unmapped
     return false;
   }
   g_functions = f;
