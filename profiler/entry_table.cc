@@ -9,9 +9,17 @@
 namespace assay::profiler::entry_table {
 namespace {
 
-uint64_t Hash(uintptr_t p) { return (p >> 4) * 0x9E3779B97F4A7C15ull; }
+// The hash of a block's address: a random offset for its 64 KiB region
+// plus the block's 16-byte granule in it. The top 6 bits (the region's
+// alone, but for a carry one time in 2^15) pick the shard, the low bits the
+// bucket. A thread's sampled blocks come from its own spans, so its entries
+// fall in a few shards whose locks and counts stay in its cache: with every
+// address hashed apart, audit mode (rate=1, two threads) spent 38% of its
+// time in Insert and Remove, nearly all of it on the shard lock's cache line
+// moving between the cores. Blocks carved one after another from a span
+// also land in neighbouring buckets.
+uint64_t Hash(uintptr_t p) { return (p >> 16) * 0x9E3779B97F4A7C15ull + (p >> 4); }
 
-// The top 6 bits of the hash pick the shard, the low bits the bucket.
 struct EntryTraits {
   using Node = Entry;
   static constexpr Entry* Entry::*kNext = &Entry::table_next;

@@ -59,6 +59,8 @@ ReaderShard g_session_readers[kReaderShards];
 ASSAY_TLS uint32_t tls_reader_shard = ~0u;
 ASSAY_TLS bool tls_shard_owned;
 ASSAY_TLS uint32_t tls_reading;
+bool g_readers_fenced = false;
+ASSAY_TLS uint64_t* tls_plain_count;
 namespace {
 uint32_t g_reader_threads = 0;  // atomic: threads given a shared shard
 uint64_t g_owned_shards = 0;    // atomic: bit i set while a thread owns shard i
@@ -86,11 +88,27 @@ ASSAY_STARTUP ReaderShard& AssignShard() {
   return g_session_readers[tls_reader_shard];
 }
 
+void EnterCounted() {
+  ReaderShard& r = MyShard();
+  if (tls_shard_owned && __atomic_load_n(&g_readers_fenced, __ATOMIC_RELAXED)) {
+    tls_plain_count = &r.count;
+    __atomic_store_n(&r.count, __atomic_load_n(&r.count, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return;
+  }
+  __atomic_fetch_add(&r.count, 1, __ATOMIC_SEQ_CST);
+}
+
+void LeaveCounted() {
+  __atomic_fetch_sub(&g_session_readers[tls_reader_shard].count, 1, __ATOMIC_SEQ_CST);
+}
+
 void ReleaseShard() {
   // Inside a reader the count would be dropped from another shard than it
   // was raised in: keep the shard then (it stays owned).
   if (!tls_shard_owned || tls_reading != 0) return;
   tls_shard_owned = false;
+  tls_plain_count = nullptr;
   const uint32_t i = tls_reader_shard;
   tls_reader_shard = SharedShard();
   // Release: the next owner continues from these counters.
@@ -117,6 +135,11 @@ int64_t TotalLiveBytes() {
 }
 
 bool NoSessionReaders() {
+  // Readers on owned shards fence nothing (SessionReader): this barrier on
+  // every thread is theirs. Refused (it was granted once): assume readers.
+  if (__atomic_load_n(&g_readers_fenced, __ATOMIC_RELAXED) && !internal::os::FenceAllThreads()) {
+    return false;
+  }
   for (const ReaderShard& r : g_session_readers) {
     if (__atomic_load_n(&r.count, __ATOMIC_SEQ_CST) != 0) return false;
   }
@@ -238,6 +261,11 @@ ASSAY_STARTUP bool StartSession(const SessionOptions& o, Tracker tracker, bool e
     if (running != nullptr) {  // the MALLOC_PROF session gives way
       running->retired_next = g_retired;
       g_retired = running;
+    }
+    // Readers may count themselves without a fence from now on if every
+    // thread can be fenced for them (registered once, kept for good).
+    if (!__atomic_load_n(&g_readers_fenced, __ATOMIC_RELAXED) && internal::os::FenceAllThreads()) {
+      __atomic_store_n(&g_readers_fenced, true, __ATOMIC_RELAXED);
     }
     if (tls.in_callback == 0 && __atomic_load_n(&g_in_flight, __ATOMIC_SEQ_CST) == 0 &&
         NoSessionReaders()) {

@@ -14,6 +14,7 @@
 
 #include "alloc/sample_hooks.h"
 #include "assay/profiler.hpp"
+#include "base/os.h"
 #include "gtest/gtest.h"
 #include "profiler/profiler.h"
 #include "profiler/profiler_state.h"
@@ -52,6 +53,65 @@ TEST(SamplePathTest, ReadersNestAndCountOnce) {
     EXPECT_FALSE(prof::NoSessionReaders()) << "the inner reader ended the outer one";
   }
   EXPECT_TRUE(prof::NoSessionReaders()) << "a reader count was left behind";
+}
+
+// Once a session has started where membarrier(2) works, a thread that owns
+// its shard counts itself with plain stores; a reader held on that thread
+// is still seen by NoSessionReaders (its barrier on every thread stands in
+// for the reader's fence), and gone once the reader ends.
+TEST(SamplePathTest, APlainReaderOnAnotherThreadIsSeen) {
+  StopGuard guard;
+  ASSERT_TRUE(assay::Start(EveryByte()));
+  ASSERT_TRUE(assay::internal::os::FenceAllThreads()) << "membarrier(2) refused on this kernel";
+  ASSERT_TRUE(__atomic_load_n(&prof::g_readers_fenced, __ATOMIC_RELAXED));
+  std::atomic<int> stage{0};
+  bool plain = false;
+  std::thread t([&] {
+    {
+      prof::SessionReader reader;
+      plain = prof::tls_plain_count != nullptr;
+      stage = 1;
+      while (stage.load() != 2) std::this_thread::yield();
+    }
+    stage = 3;
+    while (stage.load() != 4) std::this_thread::yield();
+  });
+  while (stage.load() != 1) std::this_thread::yield();
+  EXPECT_TRUE(plain) << "an owned shard's reader still took an atomic add";
+  EXPECT_FALSE(prof::NoSessionReaders()) << "a plain reader on another thread went unseen";
+  stage = 2;
+  while (stage.load() != 3) std::this_thread::yield();
+  EXPECT_TRUE(prof::NoSessionReaders()) << "a plain reader's count stayed after it ended";
+  stage = 4;
+  t.join();
+}
+
+// Sessions started and stopped while other threads sample: each start frees
+// the retired sessions when it finds no reader, with the samplers counting
+// themselves without fences. A session freed under a reader is a
+// use-after-free: a crash here, a report in tsan_stress (which starts and
+// stops sessions under ThreadSanitizer).
+TEST(SamplePathTest, SessionsRestartWhileThreadsSample) {
+  StopGuard guard;
+  std::atomic<bool> done{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&done, t] {
+      size_t n = 16 + static_cast<size_t>(t);
+      while (!done.load(std::memory_order_relaxed)) {
+        free(Opaque(malloc(n)));
+        n = n % 2000 + 17;
+      }
+    });
+  }
+  for (int round = 0; round < 200; ++round) {
+    ASSERT_TRUE(assay::Start(EveryByte()));
+    for (int i = 0; i < 50; ++i) free(Opaque(malloc(64)));
+    assay::Stop();
+  }
+  done = true;
+  for (std::thread& t : threads) t.join();
+  EXPECT_TRUE(prof::NoSessionReaders());
 }
 
 TEST(SamplePathTest, SampledAllocationsLeaveNoReaderBehind) {
