@@ -13,7 +13,7 @@
 extern "C" {
 
 #define ASSAY_LAYOUT_MAGIC 0x4c59414c59415341ull /* "ASAYLAYL" */
-#define ASSAY_LAYOUT_VERSION 5
+#define ASSAY_LAYOUT_VERSION 6
 
 struct AssayLayout {
   uint64_t magic;    // ASSAY_LAYOUT_MAGIC once filled
@@ -83,9 +83,13 @@ struct AssayLayout {
   // SampledMagazine at tc_sampled_off (0: none), whose num_classes free lists
   // at sampled_lists_off have tc_lists_off's record layout (kSampled blocks).
   uint64_t tc_sampled_off, sampled_lists_off;
-  // Field widths: free_mask, huge and entry fields, addresses: 8 bytes; Span
-  // bump and used, FreeList count, Batch count, class size, stack depth,
-  // nbatches: 4; span kind, cls, first, slices, sampled, cached: 1; weights: double.
+  // Version 6: an entry is 128 bytes; its thread is 4 bytes and its
+  // alignment 1 byte at entry_alignment_off: log2 of the alignment, 0 for
+  // the default.
+  // Field widths: free_mask, huge and entry fields, addresses: 8 bytes
+  // (entry thread: 4, entry alignment: 1); Span bump and used, FreeList
+  // count, Batch count, class size, stack depth, nbatches: 4; span kind,
+  // cls, first, slices, sampled, cached: 1; weights: double.
 };
 
 extern AssayLayout assay_layout;

@@ -14,7 +14,7 @@ namespace assay::profiler::arena {
 // bytes up); nullptr on OOM.
 void* Alloc(size_t size);
 // Alloc without the zeroing (contents unspecified), for a caller that writes
-// every field: an entry is 192 bytes in a 256-byte class.
+// every field: an entry is 128 bytes, its class.
 inline void* AllocUninit(size_t size);
 // Gives back memory from Alloc(size) with the same size.
 inline void Free(void* p, size_t size);

@@ -76,14 +76,14 @@ uint32_t Run(Entry* e, Action act, bool dropped) {
   } in_flight;
   Session* s = CurrentSession();
   uint32_t result = done;
-  if (s == nullptr || s->id != e->session_id) {
+  if (s == nullptr || static_cast<uint32_t>(s->id) != e->session_id) {
     result |= kDropped;  // its session stopped: discard, never deliver to another
   } else if (act == Action::kAlloc) {
     if (s->tracker.on_alloc) {
       SampledAllocation info{reinterpret_cast<void*>(e->address),
                              e->requested,
                              e->usable,
-                             e->alignment,
+                             AlignmentOf(*e),
                              e->points,
                              std::span<const uintptr_t>(e->stack->frames, e->stack->depth),
                              e->batch_index,

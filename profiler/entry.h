@@ -26,11 +26,13 @@ enum EntryBits : uint32_t {
   kDropped = 1 << 6,  // the tracker does not follow this entry (no more callbacks)
 };
 
-// The first cache line holds what a sampled free touches (the table's
-// lookup and unlink, the live estimate, the callback state, the release of
-// the stack): at rate=1 the free of a long-lived block found the entry cold,
-// and took a miss for the address, another for the link, a third for the
-// state.
+// Two cache lines (128 bytes, the arena's 128-byte class: one entry for
+// every live block in audit mode, where 192 bytes in the 256-byte class had
+// doubled the cache misses of a table of a million entries). The first
+// holds what a sampled free touches (the table's lookup and unlink, the live
+// estimate, the callback state, the release of the stack): at rate=1 the
+// free of a long-lived block found the entry cold, and took a miss for the
+// address, another for the link, a third for the state.
 struct alignas(64) Entry {
   // Hot on free:
   uintptr_t address;
@@ -39,17 +41,19 @@ struct alignas(64) Entry {
   double weight_bytes;  // requested / q(requested): unbiased bytes estimate
   uint32_t cb;          // EntryBits, atomic
   uint32_t refs;        // atomic: table + queued events + young list
-  uint64_t session_id;  // tracker session that receives callbacks (0: none)
   uintptr_t token;      // the tracker's, from its alloc callback
+  // The tracker session that receives callbacks, by the low 32 bits of its
+  // id (never 0: StartSession skips such ids); 0: none.
+  uint32_t session_id;
   uint32_t alloc_gen;   // alloc-profile generation at birth (ResetAllocationProfile)
+  uint32_t thread_id;   // kernel thread id of the allocating thread (pid_max <= 2^22)
   bool in_young;        // written under g_young_mu; read unlocked with a relaxed atomic load
   uint8_t stack_slot;   // the stack's slot in the threads' stack caches (stack_cache::Release)
+  uint8_t align_shift;  // alignment asked for: 1 << align_shift, or 0 (the default) when 0
   // Fixed once recorded:
   uint64_t requested;     // bytes asked for
   uint64_t usable;        // bytes the block really has
-  uint64_t alignment;     // alignment asked for (0: the default)
   uint64_t points;        // sample points in the block (n_samples >= 1)
-  uint64_t thread_id;     // kernel thread id of the allocating thread
   uint64_t birth_clock;   // allocation clock (bytes) when recorded
   double weight_objects;  // 1 / q(requested): unbiased count estimate
   uint32_t batch_index;   // index in its comalloc batch (0 otherwise)
@@ -59,6 +63,16 @@ struct alignas(64) Entry {
   Entry* young_next;
 };
 static_assert(offsetof(Entry, stack_slot) < 64, "a free's fields share one cache line");
+static_assert(sizeof(Entry) == 128, "an entry fills the arena's 128-byte class");
+
+// The alignment an entry records: 0 (the default), else a power of two
+// (every aligned entry point takes or rounds to one), kept as its log2.
+inline uint8_t AlignShiftOf(uint64_t alignment) {
+  return alignment == 0 ? 0 : static_cast<uint8_t>(63 - __builtin_clzll(alignment));
+}
+inline uint64_t AlignmentOf(const Entry& e) {
+  return e.align_shift == 0 ? 0 : uint64_t{1} << e.align_shift;
+}
 
 namespace entry_table {
 

@@ -64,7 +64,7 @@ ASSAY_STARTUP void DescribeLayout(AssayLayout* l) {
   l->entry_address_off = offsetof(Entry, address);
   l->entry_requested_off = offsetof(Entry, requested);
   l->entry_usable_off = offsetof(Entry, usable);
-  l->entry_alignment_off = offsetof(Entry, alignment);
+  l->entry_alignment_off = offsetof(Entry, align_shift);
   l->entry_points_off = offsetof(Entry, points);
   l->entry_stack_off = offsetof(Entry, stack);
   l->entry_thread_off = offsetof(Entry, thread_id);

@@ -164,7 +164,7 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
                            ts.stack_hi);
     }
   }
-  // Uninitialised: every field is written below (no 256-byte memset).
+  // Uninitialised: every field is written below (no 128-byte memset).
   Entry* e = stack != nullptr ? static_cast<Entry*>(arena::AllocUninit(sizeof(Entry))) : nullptr;
   if (e == nullptr) {
     if (stack != nullptr) stack_table::Unref(stack);
@@ -174,17 +174,17 @@ Entry* RecordAlloc(void* p, size_t requested, size_t usable, size_t alignment, u
   e->address = reinterpret_cast<uintptr_t>(p);
   e->requested = requested;
   e->usable = usable;
-  e->alignment = alignment;
+  e->align_shift = AlignShiftOf(alignment);
   e->points = points;
   e->stack = stack;
-  e->thread_id = tid;
+  e->thread_id = static_cast<uint32_t>(tid);
   e->birth_clock = __atomic_load_n(&g_clock, __ATOMIC_RELAXED);
   e->batch_index = batch_index;
   e->batch_size = batch_size;
   e->alloc_gen = __atomic_load_n(&g_alloc_gen, __ATOMIC_RELAXED);
   e->weight_objects = objects;
   e->weight_bytes = bytes;
-  e->session_id = s->callbacks ? s->id : 0;
+  e->session_id = s->callbacks ? static_cast<uint32_t>(s->id) : 0;
   e->cb = s->callbacks ? 0 : (kAllocDone | kDropped);
   e->refs = 1;  // the table's
   e->token = 0;

@@ -180,7 +180,10 @@ ASSAY_STARTUP bool StartSession(const SessionOptions& o, Tracker tracker, bool e
         NoSessionReaders()) {
       FreeRetiredSessions();
     }
-    s->id = ++g_next_session_id;
+    // An entry keeps the low 32 bits of its session's id, 0 for none.
+    do {
+      s->id = ++g_next_session_id;
+    } while (static_cast<uint32_t>(s->id) == 0);
     const uint64_t rate = o.rate == 0 ? 1 : o.rate;
     g_rate.Set(rate);
     g_guard_with_session.Set(1.0 / static_cast<double>(rate), g_guard_alone.g());

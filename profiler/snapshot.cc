@@ -34,7 +34,7 @@ void AddEntry(Snapshot* s, const Entry& e0) {
   const Key key{slot.first,
                 slot.second,
                 static_cast<int64_t>(e->requested),
-                static_cast<int64_t>(e->alignment),
+                static_cast<int64_t>(AlignmentOf(*e)),
                 static_cast<int64_t>(e->thread_id),
                 e->batch_size > 1 ? static_cast<int64_t>(e->batch_index) : -1,
                 old ? 2 : 1,

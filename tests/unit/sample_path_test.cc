@@ -9,6 +9,7 @@
 #include <atomic>
 #include <barrier>
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -112,6 +113,34 @@ TEST(SamplePathTest, SessionsRestartWhileThreadsSample) {
   done = true;
   for (std::thread& t : threads) t.join();
   EXPECT_TRUE(prof::NoSessionReaders());
+}
+
+// An entry keeps its session by the low 32 bits of the id, 0 meaning none:
+// a session whose id would have low bits 0 (the 2^32nd) gets the next id,
+// and its callbacks reach it.
+TEST(SamplePathTest, ASessionIdOfLowBitsZeroIsSkippedAndCallbacksArrive) {
+  StopGuard guard;
+  prof::g_next_session_id = (uint64_t{1} << 32) - 1;  // no session runs
+  static thread_local bool mine = false;
+  std::atomic<int> allocs{0}, frees{0};
+  assay::Tracker tracker;
+  tracker.on_alloc = [&allocs](const assay::SampledAllocation&) -> std::optional<assay::Token> {
+    if (!mine) return std::nullopt;
+    allocs++;
+    return assay::Token{1};
+  };
+  tracker.on_free = [&frees](assay::Token) { frees++; };
+  ASSERT_TRUE(assay::Start(EveryByte(), tracker));
+  const prof::Session* s = prof::CurrentSession();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->id, (uint64_t{1} << 32) + 1);
+  mine = true;
+  for (int i = 0; i < 100; ++i) free(Opaque(malloc(48)));
+  mine = false;
+  assay::Poll();
+  assay::Stop();
+  EXPECT_EQ(allocs.load(), 100);
+  EXPECT_EQ(frees.load(), 100);
 }
 
 TEST(SamplePathTest, SampledAllocationsLeaveNoReaderBehind) {
