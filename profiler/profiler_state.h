@@ -157,8 +157,8 @@ inline ReaderShard& MyShard() {
 // of its own would have. A locked instruction waits for every store before
 // it to leave the store buffer; at rate=1 the two of each sampled
 // allocation waited on the stores that missed (the program's into its
-// blocks), 11% of audit mode's time. Without membarrier, and on shared
-// shards, the count is an atomic add.
+// blocks): audit mode ran 5-10% faster without them. Without membarrier,
+// and on shared shards, the count is an atomic add.
 extern ASSAY_TLS uint32_t tls_reading;  // depth of this thread's readers
 extern bool g_readers_fenced;           // atomic; false -> true once
 // The count of the shard the thread owns once it may count itself with plain

@@ -39,7 +39,7 @@ ASSAY_STARTUP ReaderShard& AssignShard() {
   return g_session_readers[tls_reader_shard];
 }
 
-void EnterCounted() {
+ASSAY_STARTUP void EnterCounted() {
   ReaderShard& r = MyShard();
   if (tls_shard_owned && __atomic_load_n(&g_readers_fenced, __ATOMIC_RELAXED)) {
     tls_plain_count = &r.count;
@@ -50,7 +50,7 @@ void EnterCounted() {
   __atomic_fetch_add(&r.count, 1, __ATOMIC_SEQ_CST);
 }
 
-void LeaveCounted() {
+ASSAY_STARTUP void LeaveCounted() {
   __atomic_fetch_sub(&g_session_readers[tls_reader_shard].count, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -85,7 +85,7 @@ int64_t TotalLiveBytes() {
   return n;
 }
 
-bool NoSessionReaders() {
+ASSAY_STARTUP bool NoSessionReaders() {
   // Readers on owned shards fence nothing (SessionReader): this barrier on
   // every thread is theirs. Refused (it was granted once): assume readers.
   if (__atomic_load_n(&g_readers_fenced, __ATOMIC_RELAXED) && !internal::os::FenceAllThreads()) {
