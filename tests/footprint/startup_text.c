@@ -10,8 +10,9 @@
 // (NoSessionReaders, moved to a file of its own without ASSAY_STARTUP, cost
 // a MALLOC_PROF process 64 KiB that way).
 // Prints the mapped pages from that offset on and exits 1 if there are any;
-// 2 if the mapping or pagemap cannot be read. No stdio and no malloc after
-// the allocations measured.
+// 2 if the mapping or pagemap cannot be read. After the allocations
+// measured: no malloc and no FILE streams (raw reads and writes; sscanf and
+// snprintf only format strings).
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
