@@ -48,16 +48,11 @@ void* AllocBig(size_t n, size_t align, bool* zeroed) {
   return huge::Alloc(n, align, zeroed);
 }
 
-// A block that carries a sample point: small ones from the sampled pool (so
-// that only their frees take the profiler's path), big ones (and, with
-// slice_run, any: see AllocGrowable) flagged.
-void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable, bool slice_run) {
-  if (!slice_run && IsSmall(n, align)) {
-    const size_t cls = ClassFor(n, align);
-    *zeroed = false;
-    *usable = kClasses[cls].size;
-    return thread_cache::TakeSampled(cls);
-  }
+namespace {
+
+// AllocSampledBlock's big blocks, out of line: the small ones' path makes
+// no call that returns.
+ASSAY_NOINLINE void* AllocSampledBig(size_t n, size_t align, bool* zeroed, size_t* usable) {
   void* p = AllocBig(n, align, zeroed);
   if (p == nullptr) return nullptr;
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -70,6 +65,21 @@ void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable, bo
     *usable = huge::UsableSize(p);
   }
   return p;
+}
+
+}  // namespace
+
+// A block that carries a sample point: small ones from the sampled pool (so
+// that only their frees take the profiler's path), big ones (and, with
+// slice_run, any: see AllocGrowable) flagged.
+void* AllocSampledBlock(size_t n, size_t align, bool* zeroed, size_t* usable, bool slice_run) {
+  if (!slice_run && IsSmall(n, align)) {
+    const size_t cls = ClassFor(n, align);
+    *zeroed = false;
+    *usable = kClasses[cls].size;
+    return thread_cache::TakeSampled(cls);
+  }
+  return AllocSampledBig(n, align, zeroed, usable);
 }
 
 namespace {

@@ -25,11 +25,7 @@ namespace assay::internal {
 
 constinit ThreadCache g_empty_cache = {};
 ASSAY_TLS ThreadCache* tls_cache = &g_empty_cache;
-namespace {
-// The thread's cache, or nullptr: equal to tls_cache except with harden=1,
-// where tls_cache stays g_empty_cache (free_link.h).
 ASSAY_TLS ThreadCache* tls_own = nullptr;
-}  // namespace
 
 ASSAY_FIRST_USE SampleCountdown* OwnCountdown() { return tls_own ? &tls_own->countdown : nullptr; }
 
@@ -182,8 +178,6 @@ ASSAY_FIRST_USE ThreadCache* Current() {
   return Create();
 }
 
-ThreadCache* Existing() { return tls_own; }
-
 ASSAY_FIRST_USE void* Refill(ThreadCache* tc, size_t cls) {
   FreeList& l = tc->lists[cls];
   void* head;
@@ -272,55 +266,6 @@ void FlushAll(ThreadCache* tc) {
     }
     m.nonempty[w] = 0;
   }
-}
-
-void* TakeSampled(size_t cls) {
-  ThreadCache* tc = Existing();
-  if (tc != nullptr && tc->sampled != nullptr && tc->sampled->lists[cls].head != nullptr) {
-    FreeList& s = tc->sampled->lists[cls];
-    void* p = s.PopLinked(s.head);
-    if (s.head == nullptr) tc->sampled->Mark(cls, false);
-    return p;
-  }
-  void* p;
-  return central::Take(cls, 1, &p, central::kSampled) == 0 ? nullptr : p;
-}
-
-void GiveSampled(size_t cls, void* p) {
-  ThreadCache* tc = Existing();
-  if (tc != nullptr && tc->sampled == nullptr) {
-    // Metadata pages, zeroed; never freed: it stays with the cache, also
-    // when a later thread reuses it.
-    auto* m = static_cast<SampledMagazine*>(meta::Alloc(sizeof(SampledMagazine)));
-    if (m != nullptr) {
-      for (size_t k = 1; k < kNumClasses; ++k) m->lists[k].max = SampledMagazineMax(k);
-      tc->sampled = m;
-    }
-  }
-  if (tc == nullptr || tc->sampled == nullptr) {  // exited (late destructors), or no memory
-    link::Store(p, nullptr);
-    central::Give(cls, p, 1, central::kSampled);
-    return;
-  }
-  FreeList& s = tc->sampled->lists[cls];
-  s.PushLinked(p);
-  tc->sampled->Mark(cls, true);
-  if (s.count <= s.max) return;
-  // Over the bound: all but the newest max / 2 go back in one list under one lock.
-  const uint32_t kept = s.max / 2;
-  if (kept == 0) {
-    central::Give(cls, s.head, s.count, central::kSampled);
-    s.head = nullptr;
-    tc->sampled->Mark(cls, false);
-  } else {
-    void* last = s.head;
-    for (uint32_t i = 1; i < kept; ++i) last = link::Load(last);
-    void* rest = link::Load(last);
-    link::Store(last, nullptr);
-    central::Give(cls, rest, s.count - kept, central::kSampled);
-  }
-  s.count = kept;
-  ASSAY_CHECKED_ONLY(AssertThreadCacheValid(tc, nullptr));
 }
 
 size_t CachedBytes(size_t* threads) {

@@ -107,6 +107,9 @@ constexpr uint32_t SampledMagazineMax(size_t cls) {
 
 extern ThreadCache g_empty_cache;
 extern ASSAY_TLS ThreadCache* tls_cache;
+// The thread's cache, or nullptr: equal to tls_cache except with harden=1,
+// where tls_cache stays g_empty_cache (free_link.h).
+extern ASSAY_TLS ThreadCache* tls_own;
 
 ASSAY_NOINLINE void* MallocSlow(size_t n);
 ASSAY_NOINLINE void FreeSlow(void* p);
@@ -177,7 +180,7 @@ namespace thread_cache {
 ThreadCache* Current();
 
 // The calling thread's cache if it has one, else nullptr; never creates one.
-ThreadCache* Existing();
+inline ThreadCache* Existing() { return tls_own; }
 
 // Takes blocks from the central list into an empty list; returns one block
 // (nullptr when out of memory).

@@ -19,8 +19,12 @@ namespace assay::profiler {
 __thread void* tls_pending __attribute__((tls_model("initial-exec"))) = nullptr;
 
 void FreeEntry(Entry* e) {
-  stack_cache::Release(e->stack, e->stack_slot);
+  // The entry's memory first, then the stack's reference, as a tail call:
+  // no registers kept across a call.
+  Stack* const stack = e->stack;
+  const uint8_t slot = e->stack_slot;
   arena::Free(e, sizeof(Entry));
+  stack_cache::Release(stack, slot);
 }
 
 void Unref(Entry* e) {

@@ -109,19 +109,27 @@ class ShardedTable {
   // ---- Taking the lock ----
 
   // Links n; false (n not linked) when the table has no memory for buckets.
+  // The common case (the lock free, the buckets with room) makes no call
+  // that returns, so it saves no registers: the others are out of line.
   bool Insert(Node* n) {
     const uint64_t h = Traits::HashOf(n);
     Shard& s = ShardFor(h);
-    internal::LockGuard lock(s.mu);
-    return InsertLocked(s, h, n);
+    if (ASSAY_UNLIKELY(!s.mu.TryLock())) return InsertWaiting(s, h, n);
+    if (ASSAY_UNLIKELY(s.count >= s.nbuckets)) return InsertGrowing(s, h, n);
+    LinkLocked(s, h, n);
+    if (ASSAY_UNLIKELY(s.mu.UnlockNeedsWake())) return WakeAndReturn(s.mu, true);
+    return true;
   }
 
   // Unlinks and returns the node of hash h that match accepts, or nullptr.
+  // Its common case makes no call that returns, as Insert's.
   template <typename Match>
   Node* Erase(uint64_t h, Match match) {
     Shard& s = ShardFor(h);
-    internal::LockGuard lock(s.mu);
-    return EraseLocked(s, h, match);
+    if (ASSAY_UNLIKELY(!s.mu.TryLock())) return EraseWaiting(s, h, match);
+    Node* x = EraseLocked(s, h, match);
+    if (ASSAY_UNLIKELY(s.mu.UnlockNeedsWake())) return WakeAndReturn(s.mu, x);
+    return x;
   }
 
   // The node of hash h that match accepts, or nullptr. The node may be
@@ -212,6 +220,27 @@ class ShardedTable {
 
  private:
   static constexpr Node* Node::*kNext = Traits::kNext;
+
+  // The out-of-line halves of Insert and Erase.
+  ASSAY_NOINLINE static bool InsertWaiting(Shard& s, uint64_t h, Node* n) {
+    internal::LockGuard lock(s.mu);
+    return InsertLocked(s, h, n);
+  }
+  ASSAY_NOINLINE static bool InsertGrowing(Shard& s, uint64_t h, Node* n) {  // lock held
+    const bool linked = InsertLocked(s, h, n);
+    s.mu.Unlock();
+    return linked;
+  }
+  template <typename Match>
+  ASSAY_NOINLINE static Node* EraseWaiting(Shard& s, uint64_t h, Match match) {
+    internal::LockGuard lock(s.mu);
+    return EraseLocked(s, h, match);
+  }
+  template <typename T>
+  ASSAY_NOINLINE static T WakeAndReturn(internal::Mutex& mu, T value) {
+    mu.WakeOne();
+    return value;
+  }
 
   // Makes kInitialBuckets buckets, or doubles them, moving every node to
   // its bucket in the new array. False (the shard unchanged) if the arena
