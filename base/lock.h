@@ -27,9 +27,7 @@ class Mutex {
                                        __ATOMIC_RELAXED);
   }
   void Unlock() {
-    if (ASSAY_UNLIKELY(__atomic_exchange_n(&state_, 0, __ATOMIC_RELEASE) == 2)) {
-      os::FutexWake(&state_, 1);
-    }
+    if (ASSAY_UNLIKELY(UnlockNeedsWake())) os::FutexWake(&state_, 1);
   }
   // Unlock in two halves, for fast paths that must not make a call that
   // returns (its saved registers would cost every pass a frame): releases

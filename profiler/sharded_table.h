@@ -62,7 +62,7 @@ class ShardedTable {
   // Growing may fail (no arena memory); a fuller shard still works, so this
   // is false only when the shard has no bucket array at all.
   static bool ReserveLocked(Shard& s) {
-    if (s.count >= s.nbuckets) Grow(s);
+    if (Full(s)) Grow(s);
     return s.nbuckets != 0;
   }
 
@@ -115,7 +115,7 @@ class ShardedTable {
     const uint64_t h = Traits::HashOf(n);
     Shard& s = ShardFor(h);
     if (ASSAY_UNLIKELY(!s.mu.TryLock())) return InsertWaiting(s, h, n);
-    if (ASSAY_UNLIKELY(s.count >= s.nbuckets)) return InsertGrowing(s, h, n);
+    if (ASSAY_UNLIKELY(Full(s))) return InsertGrowing(s, h, n);
     LinkLocked(s, h, n);
     if (ASSAY_UNLIKELY(s.mu.UnlockNeedsWake())) return WakeAndReturn(s.mu, true);
     return true;
@@ -220,6 +220,9 @@ class ShardedTable {
 
  private:
   static constexpr Node* Node::*kNext = Traits::kNext;
+
+  // The shard holds as many nodes as buckets: the next insert doubles them.
+  static bool Full(const Shard& s) { return s.count >= s.nbuckets; }
 
   // The out-of-line halves of Insert and Erase.
   ASSAY_NOINLINE static bool InsertWaiting(Shard& s, uint64_t h, Node* n) {
