@@ -27,13 +27,13 @@ class Mutex {
                                        __ATOMIC_RELAXED);
   }
   void Unlock() {
-    if (ASSAY_UNLIKELY(UnlockNeedsWake())) os::FutexWake(&state_, 1);
+    if (ASSAY_UNLIKELY(UnlockNeedsWake())) WakeOne();
   }
   // Unlock in two halves, for fast paths that must not make a call that
   // returns (its saved registers would cost every pass a frame): releases
   // the lock and returns true when a waiter is to be woken with WakeOne.
   bool UnlockNeedsWake() { return __atomic_exchange_n(&state_, 0, __ATOMIC_RELEASE) == 2; }
-  ASSAY_NOINLINE void WakeOne() { os::FutexWake(&state_, 1); }
+  void WakeOne() { os::FutexWake(&state_, 1); }
   // Only in a fork child, where the thread that held it no longer exists.
   void ResetAfterFork() { __atomic_store_n(&state_, 0, __ATOMIC_RELAXED); }
   // Releases a lock taken before fork: unlocks in the parent, resets in the child.
